@@ -1,0 +1,13 @@
+"""mtssl_mm: multi-task (detection + segmentation) learning on partially labeled data, for OpenMMLab.
+
+Importing the package registers every component in mmdet's registries (configs load it with
+``custom_imports = dict(imports=['mtssl_mm'])``) and makes mmengine load local checkpoints on torch >= 2.6.
+"""
+from .utils import patch_checkpoint_loader
+from .version import __version__
+
+patch_checkpoint_loader()
+
+from . import datasets, engine, evaluation, models, tasks  # noqa: E402,F401
+
+__all__ = ['__version__']
