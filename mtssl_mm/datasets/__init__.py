@@ -1,0 +1,4 @@
+from .multitask_dataset import MultiTaskDataset
+from .transforms import *  # noqa: F401,F403
+
+__all__ = ['MultiTaskDataset']
