@@ -1,0 +1,3 @@
+from .multitask_detseg import MultiTaskDetSeg
+
+__all__ = ['MultiTaskDetSeg']

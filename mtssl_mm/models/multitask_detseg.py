@@ -1,0 +1,89 @@
+"""The multi-task model: one backbone, one head per task."""
+from typing import Dict, Optional, Sequence
+
+import torch
+from mmdet.models.detectors import BaseDetector
+from mmdet.registry import MODELS
+from mmengine.model import ModuleDict
+
+
+@MODELS.register_module()
+class MultiTaskDetSeg(BaseDetector):
+    """Shared backbone with one head per task, trained on partially labeled batches.
+
+    Call flow (one backbone pass serves every task)::
+
+        inputs (B, 3, H, W), normalised, padded to a multiple of 32
+          │
+          ▼
+        backbone (ResNet-50) ──► feats: C2..C5, strides 4, 8, 16, 32 (see ``backbone.strides``)
+          │
+          ├──► tasks['det'] (DetectionTask):    FPN ─► RetinaHead ─► cls/box maps per level
+          └──► tasks['seg'] (SegmentationTask): ASPP(C5) + decoder(C2) ─► logits (B, K, H/4, W/4)
+
+        loss():    per task t, L_s,t over the samples whose ``labeled_tasks`` contain t (Eq. 3),
+                   total = sum_t gamma_t * L_s,t; keys ``'{t}.loss_*'`` (and ``'{t}.num_labeled'``)
+        predict(): ``pred_instances`` and ``pred_sem_seg`` in each data sample, from one backbone pass
+
+    Args:
+        backbone (dict): Backbone config (mmdet ``ResNet``; its ``out_indices`` must cover what the heads
+            read: C2..C5 for RetinaNet-FPN and DeepLabV3+).
+        tasks (dict): Task name -> task config (a registered :class:`BaseTask`), e.g.
+            ``dict(det=dict(type='DetectionTask', ...), seg=dict(type='SegmentationTask', ...))``. A task set
+            to ``None`` is left out (single-task baselines: ``model = dict(tasks=dict(seg=None))``).
+        predict_tasks (Sequence[str], optional): Tasks run by ``predict``; default all (``tools/test.py
+            --tasks det`` runs one alone).
+        data_preprocessor (dict, optional): mmdet ``DetDataPreprocessor`` config (``pad_seg=True``).
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 tasks: Dict[str, dict],
+                 predict_tasks: Optional[Sequence[str]] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        tasks = {name: cfg for name, cfg in tasks.items() if cfg is not None}
+        if not tasks:
+            raise ValueError('MultiTaskDetSeg: `tasks` is empty')
+        self.backbone = MODELS.build(backbone)
+        # mmengine's ModuleDict (not torch's) so that init_weights reaches every task's head
+        self.tasks = ModuleDict({name: MODELS.build(dict(cfg, name=name)) for name, cfg in tasks.items()})
+        self.predict_tasks = tuple(predict_tasks) if predict_tasks is not None else tuple(self.tasks)
+        unknown = set(self.predict_tasks) - set(self.tasks)
+        if unknown:
+            raise KeyError(f'MultiTaskDetSeg: predict_tasks {sorted(unknown)} not in tasks {list(self.tasks)}')
+
+    def extract_feat(self, batch_inputs: torch.Tensor):
+        """Backbone features, a tuple of (B, C_l, H/s_l, W/s_l) tensors."""
+        return self.backbone(batch_inputs)
+
+    def loss(self, batch_inputs: torch.Tensor, batch_data_samples) -> dict:
+        feats = self.extract_feat(batch_inputs)
+        losses = {}
+        for name, task in self.tasks.items():
+            task_losses = task.masked_loss(task(feats), batch_data_samples)
+            losses.update(self.weight_losses(name, task.loss_weight, task_losses))
+        return losses
+
+    @staticmethod
+    def weight_losses(name: str, weight: float, losses: dict) -> dict:
+        """Prefix a task's losses with its name and scale the ``loss*`` entries by gamma_t (Eq. 5)."""
+        out = {}
+        for key, value in losses.items():
+            if 'loss' in key:
+                value = [v * weight for v in value] if isinstance(value, (list, tuple)) else value * weight
+            out[f'{name}.{key}'] = value
+        return out
+
+    def predict(self, batch_inputs: torch.Tensor, batch_data_samples, rescale: bool = True):
+        feats = self.extract_feat(batch_inputs)
+        for name in self.predict_tasks:
+            task = self.tasks[name]
+            task.predict(task(feats), batch_data_samples, rescale=rescale)
+        return batch_data_samples
+
+    def _forward(self, batch_inputs: torch.Tensor, batch_data_samples=None) -> dict:
+        feats = self.extract_feat(batch_inputs)
+        return {name: task(feats) for name, task in self.tasks.items()}
