@@ -1,0 +1,33 @@
+default_scope = 'mmdet'
+custom_imports = dict(imports=['mtssl_mm'], allow_failed_imports=False)
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # the paper selects the checkpoint with the highest geometric mean of mAP and mIoU
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000, max_keep_ckpts=3,
+                    save_best='multitask/gmean', rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='DetVisualizationHook'))
+custom_hooks = [
+    # torch's RNG state goes into checkpoints, so that --resume repeats an uninterrupted run exactly
+    dict(type='RNGStateHook'),
+    # stop with an error when the loss becomes NaN/inf instead of training on
+    dict(type='CheckInvalidLossHook', interval=50),
+]
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'))
+# BN layers become SyncBN under DDP (BN statistics over the whole batch of 8, Table 10)
+sync_bn = 'torch'
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
+
+log_level = 'INFO'
+load_from = None
+resume = False

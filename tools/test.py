@@ -1,0 +1,74 @@
+"""Evaluate a checkpoint: both tasks, or one alone (``--tasks det``)."""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import mtssl_mm  # noqa: F401
+from mtssl_mm.utils import setup_cpu_distributed
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a multi-task model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
+    parser.add_argument('--tasks', nargs='+', help='run and evaluate only these tasks (e.g. --tasks det)')
+    parser.add_argument('--out', help='dump the predictions to this pickle file')
+    parser.add_argument('--show-dir', help='directory where painted images are saved')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value pairs')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def restrict_tasks(cfg, tasks):
+    """Run and evaluate only ``tasks``: the model predicts them, the evaluator and dataset only know them."""
+    known = [t for t, c in cfg.model.tasks.items() if c is not None]
+    unknown = set(tasks) - set(known)
+    if unknown:
+        raise KeyError(f'--tasks: {sorted(unknown)} not in the model\'s tasks {known}')
+    cfg.model.predict_tasks = list(tasks)
+    cfg.test_evaluator.tasks = list(tasks)
+    cfg.test_dataloader.dataset.tasks = tuple(tasks)
+
+
+def main():
+    args = parse_args()
+    for path, what in ((args.config, 'config file'), (args.checkpoint, 'checkpoint')):
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{what} {path} does not exist')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.tasks:
+        restrict_tasks(cfg, args.tasks)
+    if args.show_dir:
+        cfg.default_hooks.visualization.draw = True
+        cfg.default_hooks.visualization.test_out_dir = args.show_dir
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out must be a .pkl file, got {args.out}')
+        cfg.test_evaluator = [cfg.test_evaluator, dict(type='DumpResults', out_file_path=args.out)]
+
+    setup_cpu_distributed(cfg, args.launcher)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
