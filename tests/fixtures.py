@@ -1,0 +1,23 @@
+"""Shared test helpers: the tiny config, pointed at data the tests write."""
+import os.path as osp
+
+from mtssl_mm.datasets.toy import DET_CLASSES, SEG_CLASSES, write_dataset  # noqa: F401
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY_CONFIG = osp.join(REPO, 'configs', 'demo', 'supervised_tiny.py')
+
+
+def tiny_cfg(data_root, work_dir, config=TINY_CONFIG):
+    """The tiny config pointed at ``data_root`` (train and val), writing into ``work_dir``."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[key].dataset.data_root = data_root
+    cfg.work_dir = work_dir
+    return cfg
+
+
+def cfg_options(data_root):
+    """``--cfg-options`` pointing every dataset of the tiny config at ``data_root``."""
+    return [f'{k}.dataset.data_root={data_root}' for k in ('train_dataloader', 'val_dataloader',
+                                                            'test_dataloader')]

@@ -1,0 +1,143 @@
+"""MultiTaskDetSeg: partial-label loss masking (checked on gradients) and joint prediction."""
+import copy
+
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.structures import InstanceData, PixelData
+
+import mtssl_mm  # noqa: F401
+from fixtures import TINY_CONFIG
+
+H, W = 64, 96
+
+
+@pytest.fixture(scope='module')
+def model():
+    torch.manual_seed(0)
+    cfg = Config.fromfile(TINY_CONFIG)
+    m = MODELS.build(cfg.model)
+    m.init_weights()
+    # eval(): BN uses running statistics and dropout is off, so samples do not interact through the batch
+    return m.eval()
+
+
+def sample(tasks, n_boxes=1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ds = DetDataSample(metainfo=dict(img_shape=(H, W), ori_shape=(H, W), pad_shape=(H, W),
+                                     batch_input_shape=(H, W), scale_factor=(1.0, 1.0),
+                                     labeled_tasks=tuple(tasks)))
+    boxes = torch.tensor([[10., 20., 50., 50.], [60., 10., 90., 40.]])[:n_boxes]
+    ds.gt_instances = InstanceData(bboxes=boxes, labels=torch.full((n_boxes, ), 2, dtype=torch.long))
+    ds.ignored_instances = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
+    seg = torch.randint(0, 19, (1, H, W), generator=g).to(torch.uint8)  # as PackMultiTaskInputs packs it
+    ds.gt_sem_seg = PixelData(sem_seg=seg if 'seg' in tasks else torch.full_like(seg, 255))
+    return ds
+
+
+def total(value):
+    """A loss entry as one tensor (mmdet returns per-level lists)."""
+    return sum(value) if isinstance(value, (list, tuple)) else value
+
+
+def input_grads(model, samples, key):
+    x = torch.randn(len(samples), 3, H, W, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    losses = model.loss(x, samples)
+    sum(total(v) for k, v in losses.items() if k.startswith(key) and 'loss' in k).backward()
+    return x.grad, losses
+
+
+def test_loss_keys_name_their_task(model):
+    _, losses = input_grads(model, [sample(('det', 'seg'))], 'det')
+    assert {'det.loss_cls', 'det.loss_bbox', 'seg.loss_ce', 'det.num_labeled', 'seg.num_labeled'} <= set(losses)
+
+
+@pytest.mark.parametrize('task', ['det', 'seg'])
+def test_unlabeled_samples_get_no_gradient(model, task):
+    other = 'seg' if task == 'det' else 'det'
+    # sample 0 labeled for the task, sample 1 labeled for the other task only, sample 2 for nothing
+    samples = [sample((task, ), seed=0), sample((other, ), seed=1), sample((), seed=2)]
+    grad, losses = input_grads(model, samples, task)
+    assert grad[0].abs().sum() > 0
+    assert torch.count_nonzero(grad[1]) == 0 and torch.count_nonzero(grad[2]) == 0
+    assert losses[f'{task}.num_labeled'].item() == 1
+
+
+@pytest.mark.parametrize('task', ['det', 'seg'])
+def test_loss_equals_loss_of_labeled_part_alone(model, task):
+    """Eq. 3: unlabeled samples change neither the value nor the normalisation of L_s,t."""
+    x = torch.randn(3, 3, H, W, generator=torch.Generator().manual_seed(2))
+    mixed = [sample((task, ), seed=0), sample((), seed=1), sample((task, ), n_boxes=2, seed=2)]
+    with torch.no_grad():
+        full = model.loss(x, mixed)
+        alone = model.loss(x[[0, 2]], [mixed[0], mixed[2]])
+    for k in model.tasks[task].loss_keys:
+        torch.testing.assert_close(total(full[f'{task}.{k}']), total(alone[f'{task}.{k}']))
+
+
+def test_det_labeled_without_objects_is_all_negative_not_unlabeled(model):
+    samples = [sample(('det', ), n_boxes=0, seed=0), sample((), n_boxes=0, seed=1)]
+    grad, losses = input_grads(model, samples, 'det')
+    assert total(losses['det.loss_cls']) > 0, 'an all-negative image still has a classification loss'
+    assert grad[0].abs().sum() > 0
+    assert torch.count_nonzero(grad[1]) == 0
+    assert losses['det.num_labeled'].item() == 1
+
+
+def test_no_labeled_sample_gives_finite_zero_connected_to_every_head_parameter(model):
+    m = copy.deepcopy(model)
+    x = torch.randn(2, 3, H, W)
+    losses = m.loss(x, [sample(()), sample(())])
+    loss = sum(total(v) for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(loss) and loss.item() == 0
+    loss.backward()
+    for name, p in m.tasks.named_parameters():
+        assert p.grad is not None, f'{name} got no gradient: DDP would fail on a rank without labels'
+
+
+def test_task_weight_scales_only_that_task(model):
+    m = copy.deepcopy(model)
+    x = torch.randn(1, 3, H, W)
+    with torch.no_grad():
+        base = m.loss(x, [sample(('det', 'seg'))])
+        m.tasks['seg'].loss_weight = 0.5
+        half = m.loss(x, [sample(('det', 'seg'))])
+    torch.testing.assert_close(half['seg.loss_ce'], base['seg.loss_ce'] * 0.5)
+    torch.testing.assert_close(total(half['det.loss_cls']), total(base['det.loss_cls']))
+
+
+def test_predict_gives_both_tasks_from_one_pass_and_single_task_on_request(model):
+    x = torch.randn(1, 3, H, W)
+    calls = []
+    handle = model.backbone.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        with torch.no_grad():
+            out = model.predict(x, [sample(('det', 'seg'))])[0]
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+    assert out.pred_sem_seg.sem_seg.shape == (1, H, W)
+    assert out.pred_instances.bboxes.shape[1] == 4
+    m = copy.deepcopy(model)
+    m.predict_tasks = ('seg', )
+    with torch.no_grad():
+        only = m.predict(x, [sample(('det', 'seg'))])[0]
+    assert 'pred_sem_seg' in only and 'pred_instances' not in only
+
+
+def test_single_task_model_from_config():
+    cfg = Config.fromfile(TINY_CONFIG)
+    cfg.model.tasks.seg = None
+    m = MODELS.build(cfg.model)
+    assert list(m.tasks) == ['det']
+    with pytest.raises(KeyError, match='predict_tasks'):
+        MODELS.build(dict(cfg.model, predict_tasks=['seg']))
+
+
+def test_init_weights_reaches_every_task_head(model):
+    # RetinaNet's classifier starts at the prior p = 0.01 (bias = -log(99)); an uninitialised head gives a
+    # focal loss in the thousands and diverges
+    bias = model.tasks['det'].head.retina_cls.bias
+    torch.testing.assert_close(bias, torch.full_like(bias, -4.59512), atol=1e-4, rtol=0)

@@ -1,0 +1,69 @@
+"""The command-line tools: train -> resume equality, test.py on one task, and a 2-process gloo run."""
+import glob
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+
+import torch
+
+from fixtures import REPO, TINY_CONFIG, cfg_options
+
+TRAIN = osp.join(REPO, 'tools', 'train.py')
+TEST = osp.join(REPO, 'tools', 'test.py')
+
+
+def run(cmd, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, **kw)
+    assert proc.returncode == 0, f'{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}'
+    return proc.stdout + proc.stderr
+
+
+def params(path):
+    ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    return ckpt['state_dict']
+
+
+def test_resume_equals_uninterrupted_run_and_test_runs_one_task(partial_root, tmp_path):
+    opts = cfg_options(partial_root) + ['randomness.seed=0']
+    full, resumed = str(tmp_path / 'full'), str(tmp_path / 'resumed')
+    run([sys.executable, TRAIN, TINY_CONFIG, '--work-dir', full, '--cfg-options', *opts])
+    # a second run that starts from the checkpoint saved after 2 of the 4 iterations
+    out = run([sys.executable, TRAIN, TINY_CONFIG, '--work-dir', resumed, '--resume',
+               osp.join(full, 'iter_2.pth'), '--cfg-options', *opts])
+    assert 'resumed epoch: 0, iter: 2' in out
+    a, b = params(osp.join(full, 'iter_4.pth')), params(osp.join(resumed, 'iter_4.pth'))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f'{k} differs between the uninterrupted and the resumed run'
+    # and the checkpoint really moved: iteration 2 and 4 differ
+    c = params(osp.join(full, 'iter_2.pth'))
+    assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
+
+    # tools/test.py loads the checkpoint (load_from) and evaluates detection alone
+    out = run([sys.executable, TEST, TINY_CONFIG, osp.join(full, 'iter_4.pth'), '--tasks', 'det',
+               '--work-dir', str(tmp_path / 'test'), '--cfg-options', *opts])
+    assert 'det/bbox_mAP' in out and 'seg/mIoU' not in out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_dist_train_two_processes_gloo(partial_root, tmp_path):
+    env = dict(PYTHON=sys.executable, PORT=str(free_port()))
+    os.environ.update(env)
+    try:
+        out = run(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), TINY_CONFIG, '2', '--work-dir',
+                   str(tmp_path), '--cfg-options', *cfg_options(partial_root), 'randomness.seed=0'])
+    finally:
+        for k in env:
+            os.environ.pop(k)
+    assert 'Distributed training: True' in out
+    assert 'GPU number: 2' in out  # mmengine's name for the world size
+    assert osp.isfile(tmp_path / 'iter_4.pth')
+    assert 'multitask/gmean' in out
