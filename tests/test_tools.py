@@ -44,8 +44,10 @@ def test_resume_equals_uninterrupted_run_and_test_runs_one_task(partial_root, tm
 
     # tools/test.py loads the checkpoint (load_from) and evaluates detection alone
     out = run([sys.executable, TEST, TINY_CONFIG, osp.join(full, 'iter_4.pth'), '--tasks', 'det',
-               '--work-dir', str(tmp_path / 'test'), '--cfg-options', *opts])
+               '--work-dir', str(tmp_path / 'test'), '--show-dir', 'vis', '--cfg-options', *opts])
     assert 'det/bbox_mAP' in out and 'seg/mIoU' not in out
+    # --show-dir paints every validation image (boxes and the seg ground truth) with the visualizer
+    assert len(glob.glob(str(tmp_path / 'test' / '**' / 'vis' / '*.png'), recursive=True)) == 3
 
 
 def free_port():
