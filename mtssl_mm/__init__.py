@@ -8,6 +8,6 @@ from .version import __version__
 
 patch_checkpoint_loader()
 
-from . import datasets, engine, evaluation, models, tasks, visualization  # noqa: E402,F401
+from . import augmentation, datasets, engine, evaluation, models, tasks, visualization  # noqa: E402,F401
 
 __all__ = ['__version__']

@@ -1,0 +1,469 @@
+"""The strong augmentation ``A`` of FixMatch* and Dense FixMatch, batch-wise on the device.
+
+RandAugment with the operations and magnitude ranges of the paper's Table 10, followed by Cutout, applied to
+the weak view ``alpha(x)``. Every sample draws its own operations and magnitudes, and its geometry is returned
+as a ``(3, 3)`` matrix, which is exactly the pseudo-label transform ``A o alpha^-1`` of Eq. 4 (the input already
+is the weak view). Labels follow with :mod:`mtssl_mm.augmentation.label_warp`.
+
+Call flow of :meth:`StrongAugment.forward`::
+
+    imgs (B, 3, H, W) in [0, 1], any float dtype
+     |
+     |  sample_params(B, H, W)  ->  op_idx (B, num_ops), magnitudes (B, num_ops), cutout (B, 4)
+     v
+    apply(imgs, params), in float32 with autocast off:
+     |- photometric ops: for slot in num_ops, for op in the photometric ops: the op on the sub-batch that drew
+     |  it there (index_select -> op -> index_copy_); the loop count does not depend on B
+     |- compute_matrices: each sample's geometric ops, in drawn order, composed into one (3, 3) matrix
+     |- one batched kornia warp_affine (bilinear, padding ``fill``) of the samples whose matrix is not identity
+     '- Cutout on the strong image (not a label transform)
+     v
+    imgs_strong (B, 3, H, W) input dtype, matrices (B, 3, 3) float32
+
+Matrices are in pixel-index coordinates (pixel ``[i, j]`` has its centre at ``(x, y) = (j, i)``; the convention
+of ``kornia.geometry.transform.warp_affine(align_corners=True)`` and ``cv2.warpAffine``) and map a weak-view point
+to the strong-view point: ``strong(M p) = weak(p)``. See :mod:`~mtssl_mm.augmentation.label_warp` for boxes, which
+use mmdet's convention (pixel ``j`` covers ``[j, j + 1)``).
+
+Order of operations. RandAugment applies its two operations in the drawn order; here the photometric ones run
+first (in drawn order among themselves) and the sample's geometry is applied afterwards in one warp. The
+pixel-wise ops (Invert, Solarize, Posterize, Brightness) commute with a warp up to bilinear interpolation;
+AutoContrast, Equalize, Contrast (image mean), Saturation (pixel-wise) and Sharpness (3x3 neighbourhood) see the
+image before the warp rather than after it, and the padded area is always ``fill`` (never e.g. inverted). Both
+are views RandAugment could equally have produced, and a single warp keeps the image sampled only once.
+"""
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+
+import kornia.enhance as KE
+import torch
+from kornia.geometry.transform import warp_affine
+from mmdet.registry import MODELS
+from torch import Tensor, nn
+
+__all__ = ['StrongAugment', 'PHOTOMETRIC_OPS', 'GEOMETRIC_OPS', 'TABLE10_MAGNITUDES']
+
+#: Operations of the paper's Table 10 that act on pixel values only (the unstarred ones): FixMatch* uses these.
+PHOTOMETRIC_OPS = ('AutoContrast', 'Equalize', 'Invert', 'Solarize', 'Posterize', 'Saturation', 'Contrast',
+                   'Brightness', 'Sharpness')
+#: Operations of Table 10 marked * (affine): moved onto the labels by Dense FixMatch, dropped by FixMatch*.
+GEOMETRIC_OPS = ('ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'Rotate', 'HFlip')
+
+#: Magnitude ranges ``(low, high)`` of Table 10, sampled uniformly per sample; ``None`` for ops without one.
+#: Units: Solarize threshold on [0, 1] images; Posterize bits (integers, both ends included); enhance factors
+#: (1 is the identity, PIL ``ImageEnhance`` semantics); shear and rotate in degrees; translate as a fraction of
+#: the image width (X) or height (Y).
+TABLE10_MAGNITUDES: Dict[str, Optional[Tuple[float, float]]] = dict(
+    AutoContrast=None,
+    Equalize=None,
+    Invert=None,
+    Solarize=(0.1, 1.0),
+    Posterize=(4, 8),
+    Saturation=(0.1, 1.9),
+    Contrast=(0.1, 1.9),
+    Brightness=(0.1, 1.9),
+    Sharpness=(0.1, 1.9),
+    ShearX=(-17.0, 17.0),
+    ShearY=(-17.0, 17.0),
+    TranslateX=(-0.15, 0.15),
+    TranslateY=(-0.15, 0.15),
+    Rotate=(-30.0, 30.0),
+    HFlip=None,
+)
+
+_INTEGER_OPS = ('Posterize', )
+
+# ----------------------------------------------------------------------------------------------------------------
+# Photometric ops: (n, 3, H, W) float32 in [0, 1] and (n,) magnitudes -> (n, 3, H, W). Vectorised over samples.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _per_sample(m: Tensor) -> Tensor:
+    """``(n,)`` -> ``(n, 1, 1, 1)`` to broadcast over ``(n, C, H, W)``."""
+    return m.view(-1, 1, 1, 1)
+
+
+def auto_contrast(x: Tensor, m: Optional[Tensor] = None) -> Tensor:
+    """PIL ``ImageOps.autocontrast``: stretch each channel of each image to ``[0, 1]``; flat channels unchanged.
+
+    Args:
+        x: ``(n, C, H, W)`` images in ``[0, 1]``.
+        m: unused (the op has no magnitude).
+
+    Returns:
+        ``(n, C, H, W)`` images.
+    """
+    lo = x.amin(dim=(-2, -1), keepdim=True)
+    hi = x.amax(dim=(-2, -1), keepdim=True)
+    span = hi - lo
+    stretched = (x - lo) / torch.where(span > 0, span, torch.ones_like(span))
+    return torch.where(span > 0, stretched, x).clamp_(0.0, 1.0)
+
+
+def brightness(x: Tensor, m: Tensor) -> Tensor:
+    """PIL ``ImageEnhance.Brightness``: blend with black, ``clamp(m * x)``; ``m = 1`` is the identity.
+
+    ``kornia.enhance.adjust_brightness`` is additive, a different operation, hence this one-liner.
+
+    Args:
+        x: ``(n, C, H, W)`` images in ``[0, 1]``.
+        m: ``(n,)`` factors.
+
+    Returns:
+        ``(n, C, H, W)`` images.
+    """
+    return (x * _per_sample(m)).clamp_(0.0, 1.0)
+
+
+_PHOTOMETRIC_FNS: Dict[str, Callable[[Tensor, Tensor], Tensor]] = dict(
+    AutoContrast=auto_contrast,
+    Equalize=lambda x, m: KE.equalize(x),
+    Invert=lambda x, m: KE.invert(x),
+    Solarize=lambda x, m: KE.solarize(x, m),  # invert the pixels >= threshold m (per sample)
+    Posterize=lambda x, m: KE.posterize(x, m.round().long()),  # keep m bits of the 8-bit level
+    # PIL ImageEnhance.Color: blend with the luma image (kornia's adjust_saturation scales HSV saturation instead)
+    Saturation=lambda x, m: KE.adjust_saturation_with_gray_subtraction(x, m),
+    # PIL ImageEnhance.Contrast: blend with the image's mean luma
+    Contrast=lambda x, m: KE.adjust_contrast_with_mean_subtraction(x, m),
+    Brightness=brightness,
+    # PIL ImageEnhance.Sharpness: blend with the 3x3-smoothed image, borders kept
+    Sharpness=lambda x, m: KE.sharpness(x, m),
+)
+
+# ----------------------------------------------------------------------------------------------------------------
+# Geometric ops: (B,) magnitudes -> (B, 3, 3) matrices in pixel-index coordinates, about the image centre.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _linear_about_centre(a: Tensor, b: Tensor, c: Tensor, d: Tensor, height: int, width: int) -> Tensor:
+    """``(B, 3, 3)`` matrices applying ``[[a, b], [c, d]]`` about the centre ``((W - 1) / 2, (H - 1) / 2)``.
+
+    The centre is the image centre in pixel-index coordinates (``(W / 2, H / 2)`` in box coordinates).
+    """
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    zero, one = torch.zeros_like(a), torch.ones_like(a)
+    rows = [
+        torch.stack([a, b, cx - a * cx - b * cy], dim=-1),
+        torch.stack([c, d, cy - c * cx - d * cy], dim=-1),
+        torch.stack([zero, zero, one], dim=-1),
+    ]
+    return torch.stack(rows, dim=-2)
+
+
+def shear_x_matrix(deg: Tensor, height: int, width: int) -> Tensor:
+    """``x' = x + tan(deg) (y - cy)``: ``(B,)`` degrees -> ``(B, 3, 3)``."""
+    one, zero = torch.ones_like(deg), torch.zeros_like(deg)
+    return _linear_about_centre(one, torch.tan(torch.deg2rad(deg)), zero, one, height, width)
+
+
+def shear_y_matrix(deg: Tensor, height: int, width: int) -> Tensor:
+    """``y' = y + tan(deg) (x - cx)``: ``(B,)`` degrees -> ``(B, 3, 3)``."""
+    one, zero = torch.ones_like(deg), torch.zeros_like(deg)
+    return _linear_about_centre(one, zero, torch.tan(torch.deg2rad(deg)), one, height, width)
+
+
+def rotate_matrix(deg: Tensor, height: int, width: int) -> Tensor:
+    """Rotation about the centre, positive = counter-clockwise on screen (kornia's ``get_rotation_matrix2d``).
+
+    Args:
+        deg: ``(B,)`` angles in degrees.
+        height: image height (pixels).
+        width: image width (pixels).
+
+    Returns:
+        ``(B, 3, 3)`` matrices ``[[cos, sin], [-sin, cos]]`` about ``((W - 1) / 2, (H - 1) / 2)``.
+    """
+    rad = torch.deg2rad(deg)
+    cos, sin = torch.cos(rad), torch.sin(rad)
+    return _linear_about_centre(cos, sin, -sin, cos, height, width)
+
+
+def translate_x_matrix(frac: Tensor, height: int, width: int) -> Tensor:
+    """Translation by ``frac * W`` pixels along x: ``(B,)`` fractions -> ``(B, 3, 3)``."""
+    m = torch.eye(3, dtype=frac.dtype, device=frac.device).repeat(frac.shape[0], 1, 1)
+    m[:, 0, 2] = frac * width
+    return m
+
+
+def translate_y_matrix(frac: Tensor, height: int, width: int) -> Tensor:
+    """Translation by ``frac * H`` pixels along y: ``(B,)`` fractions -> ``(B, 3, 3)``."""
+    m = torch.eye(3, dtype=frac.dtype, device=frac.device).repeat(frac.shape[0], 1, 1)
+    m[:, 1, 2] = frac * height
+    return m
+
+
+def hflip_matrix(m: Tensor, height: int, width: int) -> Tensor:
+    """Horizontal flip ``x' = W - 1 - x`` (``u' = W - u`` in box coordinates): ``(B,)`` ignored -> ``(B, 3, 3)``."""
+    one, zero = torch.ones_like(m), torch.zeros_like(m)
+    return _linear_about_centre(-one, zero, zero, one, height, width)
+
+
+_GEOMETRIC_FNS: Dict[str, Callable[[Tensor, int, int], Tensor]] = dict(
+    ShearX=shear_x_matrix,
+    ShearY=shear_y_matrix,
+    TranslateX=translate_x_matrix,
+    TranslateY=translate_y_matrix,
+    Rotate=rotate_matrix,
+    HFlip=hflip_matrix,
+)
+
+
+def _cutout_size(frac: Tensor, height: int, width: int, low: float, high: float) -> Tuple[Tensor, Tensor]:
+    """Cutout rectangle sides: the image's aspect ratio, area ``frac * H * W``, in whole pixels.
+
+    The width is rounded within ``[low * H * W / h, high * H * W / h]`` so the pixel area stays a fraction in
+    ``[low, high]`` of the image despite rounding (possible whenever that interval holds an integer, i.e. for
+    images at least ``1 / (high - low)`` pixels wide).
+
+    Args:
+        frac: ``(B,)`` area fractions in ``[low, high]``.
+        height: image height (pixels).
+        width: image width (pixels).
+        low: smallest allowed area fraction.
+        high: largest allowed area fraction.
+
+    Returns:
+        ``(B,)`` int64 heights and ``(B,)`` int64 widths, at least 1 and at most ``H`` and ``W``.
+    """
+    area = float(height * width)
+    ch = (frac.sqrt() * height).round().clamp(1, height)
+    cw = (frac * area / ch).round()
+    cw = torch.minimum(torch.maximum(cw, torch.ceil(low * area / ch - 1e-6)), torch.floor(high * area / ch + 1e-6))
+    return ch.long(), cw.clamp(1, width).long()
+
+
+@MODELS.register_module()
+class StrongAugment(nn.Module):
+    """RandAugment (Table 10) + Cutout on a batch, each sample with its own ops, magnitudes and geometry.
+
+    Every sample draws ``num_ops`` distinct operations uniformly from ``ops`` and, for each, a magnitude uniformly
+    from its range (:data:`TABLE10_MAGNITUDES`, overridable with ``magnitudes``); then a Cutout rectangle with
+    the image's aspect ratio covering a fraction ``U(cutout)`` of the image area, fully inside the image, filled
+    with ``fill``. With ``geometric=False`` (FixMatch*) the affine ops are removed from the pool, so the images'
+    geometry is unchanged and every matrix is the identity; Cutout still applies (it is not a * op).
+
+    Args:
+        num_ops: operations drawn per sample (Table 10: 2), distinct within a sample.
+        geometric: draw the affine ops too (Dense FixMatch) or not (FixMatch*).
+        cutout: ``(low, high)`` fraction of the image area to cut out, or ``None`` for no Cutout.
+        fill: value (one, or one per RGB channel) of the Cutout region and of the area the warp brings in from
+            outside the weak view, on the ``[0, 1]`` scale.
+        ops: names of the operations to draw from (default all of :data:`PHOTOMETRIC_OPS` and
+            :data:`GEOMETRIC_OPS`); with ``geometric=False`` the geometric ones are removed from it.
+        magnitudes: ``{op name: (low, high)}`` overriding ranges of :data:`TABLE10_MAGNITUDES`.
+
+    Example:
+        >>> aug = StrongAugment()
+        >>> imgs = torch.rand(4, 3, 32, 48)
+        >>> strong, matrices = aug(imgs, generator=torch.Generator().manual_seed(0))
+        >>> strong.shape, matrices.shape
+        (torch.Size([4, 3, 32, 48]), torch.Size([4, 3, 3]))
+    """
+
+    def __init__(self,
+                 num_ops: int = 2,
+                 geometric: bool = True,
+                 cutout: Optional[Tuple[float, float]] = (0.1, 0.3),
+                 fill: Union[float, Sequence[float]] = 0.5,
+                 ops: Optional[Sequence[str]] = None,
+                 magnitudes: Optional[Dict[str, Tuple[float, float]]] = None) -> None:
+        super().__init__()
+        ops = tuple(PHOTOMETRIC_OPS + GEOMETRIC_OPS) if ops is None else tuple(ops)
+        unknown = [op for op in ops if op not in TABLE10_MAGNITUDES]
+        if unknown:
+            raise ValueError(f'unknown ops {unknown}; choose from {list(TABLE10_MAGNITUDES)}')
+        if not geometric:
+            ops = tuple(op for op in ops if op not in GEOMETRIC_OPS)
+        if len(set(ops)) != len(ops):
+            raise ValueError(f'duplicate ops in {ops}')
+        if cutout is not None and not 0 <= cutout[0] <= cutout[1] <= 1:
+            raise ValueError(f'cutout must be (low, high) fractions with 0 <= low <= high <= 1, got {cutout}')
+        ranges = dict(TABLE10_MAGNITUDES)
+        ranges.update(magnitudes or {})
+        self.ops = ops
+        self.num_ops = min(num_ops, len(ops))
+        self.geometric = geometric
+        self.cutout = None if cutout is None else (float(cutout[0]), float(cutout[1]))
+        self.fill = tuple(float(f) for f in fill) if isinstance(fill, Sequence) else (float(fill), ) * 3
+        self.magnitude_ranges = {op: ranges[op] for op in ops}
+
+    def extra_repr(self) -> str:
+        return f'num_ops={self.num_ops}, ops={self.ops}, cutout={self.cutout}, fill={self.fill}'
+
+    # -------------------------------------------------------------------------------------------- sampling ----
+
+    def _range_table(self, device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
+        """``(K,)`` low, high and is-integer of each op's magnitude range (0 for ops without a magnitude)."""
+        rng = [self.magnitude_ranges[op] or (0.0, 0.0) for op in self.ops]
+        low = torch.tensor([float(r[0]) for r in rng], dtype=torch.float32, device=device)
+        high = torch.tensor([float(r[1]) for r in rng], dtype=torch.float32, device=device)
+        integer = torch.tensor([op in _INTEGER_OPS for op in self.ops], dtype=torch.bool, device=device)
+        return low, high, integer
+
+    def sample_params(self,
+                      batch_size: int,
+                      height: int,
+                      width: int,
+                      device: Union[str, torch.device, None] = None,
+                      generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
+        """Draw every sample's operations, magnitudes and Cutout rectangle; nothing touches an image.
+
+        Draws happen on ``generator``'s device when one is given (the same seed then gives the same parameters
+        on any ``device``), else on ``device``.
+
+        Args:
+            batch_size: ``B``.
+            height: image height ``H`` (pixels).
+            width: image width ``W`` (pixels).
+            device: where the returned tensors live.
+            generator: random generator for reproducible draws.
+
+        Returns:
+            dict of per-sample tensors on ``device``:
+
+            * ``op_idx``: ``(B, num_ops)`` int64 indices into ``self.ops``, distinct within a row; slot 0 is
+              applied first.
+            * ``magnitudes``: ``(B, num_ops)`` float32, the magnitude of ``op_idx``'s op in that slot, in the units
+              of :data:`TABLE10_MAGNITUDES` (0 for ops without a magnitude).
+            * ``cutout``: ``(B, 4)`` int64 ``x1, y1, x2, y2`` pixel indices of the Cutout rectangle, half-open
+              (columns ``x1 <= j < x2``); all zeros (empty) when Cutout is off.
+            * ``cutout_frac``: ``(B,)`` float32 drawn area fraction (0 when Cutout is off).
+        """
+        draw_device = generator.device if generator is not None else device
+
+        def rand(*shape: int) -> Tensor:
+            return torch.rand(shape, generator=generator, device=draw_device)
+
+        k = len(self.ops)
+        op_idx = rand(batch_size, k).argsort(dim=1)[:, :self.num_ops]  # num_ops distinct ops per sample
+        low, high, integer = self._range_table(op_idx.device)
+        low, high, integer = low[op_idx], high[op_idx], integer[op_idx]
+        u = rand(batch_size, self.num_ops)
+        continuous = low + u * (high - low)
+        discrete = torch.minimum(torch.floor(low + u * (high - low + 1)), high)  # uniform over low..high
+        magnitudes = torch.where(integer, discrete, continuous)
+
+        cutout = torch.zeros(batch_size, 4, dtype=torch.long, device=op_idx.device)
+        frac = torch.zeros(batch_size, device=op_idx.device)
+        if self.cutout is not None:
+            low, high = self.cutout
+            frac = low + rand(batch_size) * (high - low)
+            ch, cw = _cutout_size(frac, height, width, low, high)
+            y1 = (rand(batch_size) * (height - ch + 1)).floor().long().clamp(max=height - ch)
+            x1 = (rand(batch_size) * (width - cw + 1)).floor().long().clamp(max=width - cw)
+            cutout = torch.stack([x1, y1, x1 + cw, y1 + ch], dim=1)
+        params = dict(op_idx=op_idx, magnitudes=magnitudes, cutout=cutout, cutout_frac=frac)
+        return {key: value.to(device) for key, value in params.items()}
+
+    # -------------------------------------------------------------------------------------------- applying ----
+
+    def compute_matrices(self, params: Dict[str, Tensor], height: int, width: int) -> Tensor:
+        """Compose each sample's geometric ops, in drawn order, into one matrix.
+
+        Args:
+            params: output of :meth:`sample_params`.
+            height: image height ``H`` (pixels).
+            width: image width ``W`` (pixels).
+
+        Returns:
+            ``(B, 3, 3)`` float32 weak-to-strong transforms in pixel-index coordinates; exactly the identity for
+            samples that drew no geometric op.
+        """
+        op_idx, mags = params['op_idx'], params['magnitudes'].float()
+        eye = torch.eye(3, device=op_idx.device).expand(op_idx.shape[0], 3, 3)
+        matrices = eye
+        for slot in range(op_idx.shape[1]):
+            for k, op in enumerate(self.ops):
+                if op not in _GEOMETRIC_FNS:
+                    continue
+                chosen = (op_idx[:, slot] == k).view(-1, 1, 1)
+                step = torch.where(chosen, _GEOMETRIC_FNS[op](mags[:, slot], height, width), eye)
+                matrices = step @ matrices
+        return matrices.contiguous()
+
+    def _photometric(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
+        """Apply each slot's photometric op to the sub-batch that drew it, in place on the float32 ``x``."""
+        op_idx, mags = params['op_idx'], params['magnitudes'].float()
+        for slot in range(op_idx.shape[1]):
+            for k, op in enumerate(self.ops):
+                if op not in _PHOTOMETRIC_FNS:
+                    continue
+                idx = (op_idx[:, slot] == k).nonzero().squeeze(1)
+                if idx.numel() == 0:
+                    continue
+                x.index_copy_(0, idx, _PHOTOMETRIC_FNS[op](x.index_select(0, idx), mags[idx, slot]))
+        return x
+
+    def _fill(self, x: Tensor) -> Tensor:
+        return torch.tensor(self.fill, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+
+    def _warp(self, x: Tensor, matrices: Tensor) -> Tensor:
+        """One batched bilinear ``warp_affine`` of the samples whose matrix is not the identity.
+
+        The area from outside the weak view gets ``fill``: ``warp(x - fill) + fill`` with zero padding equals
+        kornia's ``padding_mode='fill'`` (the warp is linear) at the cost of one ``grid_sample`` instead of two.
+        """
+        eye = torch.eye(3, device=matrices.device)
+        idx = (matrices != eye).flatten(1).any(dim=1).nonzero().squeeze(1)
+        if idx.numel() == 0:
+            return x
+        fill = self._fill(x)
+        warped = warp_affine(x.index_select(0, idx) - fill, matrices.index_select(0, idx)[:, :2].to(x.dtype),
+                             (x.shape[-2], x.shape[-1]), mode='bilinear', padding_mode='zeros', align_corners=True)
+        return x.index_copy_(0, idx, (warped + fill).clamp_(0.0, 1.0))
+
+    def _cutout(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
+        """Fill each sample's Cutout rectangle with ``fill``; ``(B, 3, H, W)`` in place."""
+        if self.cutout is None:
+            return x
+        x1, y1, x2, y2 = params['cutout'].to(x.device).unbind(dim=1)
+        cols = torch.arange(x.shape[-1], device=x.device)
+        rows = torch.arange(x.shape[-2], device=x.device)
+        in_cols = (cols >= x1[:, None]) & (cols < x2[:, None])  # (B, W)
+        in_rows = (rows >= y1[:, None]) & (rows < y2[:, None])  # (B, H)
+        inside = in_rows[:, :, None] & in_cols[:, None, :]  # (B, H, W)
+        for channel, value in enumerate(self.fill):
+            x[:, channel].masked_fill_(inside, value)
+        return x
+
+    def apply(self, imgs: Tensor, params: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
+        """Apply drawn parameters: photometric ops, one warp, Cutout.
+
+        Computation runs in float32 with autocast disabled whatever the input dtype (the histogram and
+        quantisation ops need it); the result is cast back.
+
+        Args:
+            imgs: ``(B, 3, H, W)`` unnormalised RGB in ``[0, 1]``, float32/float16/bfloat16, any device. Not
+                modified.
+            params: output of :meth:`sample_params` for this ``B, H, W``.
+
+        Returns:
+            ``imgs_strong`` ``(B, 3, H, W)`` with ``imgs``' dtype and device, and ``matrices`` ``(B, 3, 3)``
+            float32 weak-to-strong transforms in pixel-index coordinates (see :meth:`compute_matrices`).
+        """
+        if imgs.dim() != 4 or imgs.shape[1] != 3:
+            raise ValueError(f'expected imgs (B, 3, H, W), got {tuple(imgs.shape)}')
+        if params['op_idx'].shape[0] != imgs.shape[0]:
+            raise ValueError(f"params are for {params['op_idx'].shape[0]} samples, imgs has {imgs.shape[0]}")
+        height, width = imgs.shape[-2:]
+        params = {key: value.to(imgs.device) for key, value in params.items()}
+        with torch.autocast(device_type=imgs.device.type, enabled=False):
+            x = imgs.to(torch.float32, copy=True).clamp_(0.0, 1.0)
+            x = self._photometric(x, params)
+            matrices = self.compute_matrices(params, height, width)
+            x = self._warp(x, matrices)
+            x = self._cutout(x, params)
+        return x.to(imgs.dtype), matrices
+
+    def forward(self, imgs: Tensor, generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
+        """Draw parameters for ``imgs`` and apply them.
+
+        Args:
+            imgs: ``(B, 3, H, W)`` unnormalised RGB in ``[0, 1]`` (the weak views), any float dtype.
+            generator: random generator for reproducible draws.
+
+        Returns:
+            ``imgs_strong`` ``(B, 3, H, W)`` (``imgs``' dtype) and ``matrices`` ``(B, 3, 3)`` float32 mapping
+            weak-view pixel-index coordinates to strong-view ones.
+        """
+        params = self.sample_params(imgs.shape[0], imgs.shape[-2], imgs.shape[-1], imgs.device, generator)
+        return self.apply(imgs, params)
