@@ -159,7 +159,7 @@ def test_each_sample_draws_its_own_ops_and_magnitudes():
     assert len({tuple(r) for r in p['op_idx'].tolist()}) > b // 2
     assert len(set(p['cutout'].tolist()[i][0] for i in range(b))) > 5
     imgs = smooth_images(1).expand(b, 3, H, W).contiguous()  # one image, b times
-    strong, mats = aug.apply(imgs, p)
+    strong, mats = aug.apply_params(imgs, p)
     flat = strong.flatten(1)
     distinct = len({tuple(row) for row in (flat * 1e4).round().long()[:, ::97].tolist()})
     assert distinct == b
@@ -187,7 +187,7 @@ def test_cutout_area_is_10_to_30_percent_and_filled():
         b = 64 if h < 100 else 4
         imgs = 0.75 + 0.2 * torch.rand(b, 3, h, w, generator=gen(0))  # no pixel equals the fill
         p = aug.sample_params(b, h, w, generator=gen(1))
-        strong, mats = aug.apply(imgs, p)
+        strong, mats = aug.apply_params(imgs, p)
         filled = (strong == 0.5).all(dim=1)
         frac = filled.flatten(1).float().mean(1)
         assert (frac >= 0.1).all() and (frac <= 0.3).all(), (h, w, frac)
@@ -231,7 +231,7 @@ def test_photometric_ops_match_pil(op, magnitude, reference):
     img = uint8_image()
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255).repeat(2, 1, 1, 1)
     aug = StrongAugment(num_ops=1, ops=[op], cutout=None)
-    out, mats = aug.apply(x, fixed_params(op, magnitude))
+    out, mats = aug.apply_params(x, fixed_params(op, magnitude))
     ref = np.asarray(reference(Image.fromarray(img), magnitude), dtype=np.float64)
     for sample in out:
         np.testing.assert_allclose(sample.permute(1, 2, 0).numpy() * 255, ref, atol=1.5)
@@ -245,7 +245,7 @@ def test_photometric_ops_match_pil(op, magnitude, reference):
 def test_identity_magnitudes_leave_the_image_unchanged(op, magnitude):
     imgs = torch.from_numpy(uint8_image()).permute(2, 0, 1)[None].float().div(255).repeat(2, 1, 1, 1).clamp(max=0.99)
     aug = StrongAugment(num_ops=1, ops=[op], cutout=None)
-    out, mats = aug.apply(imgs, fixed_params(op, magnitude))
+    out, mats = aug.apply_params(imgs, fixed_params(op, magnitude))
     torch.testing.assert_close(out, imgs, atol=1e-6, rtol=0)
     torch.testing.assert_close(mats, torch.eye(3).expand(2, 3, 3), atol=1e-6, rtol=0)
 
@@ -256,7 +256,7 @@ def test_per_sample_magnitudes_in_one_sub_batch():
     aug = StrongAugment(num_ops=1, ops=['Brightness'], cutout=None)
     params = fixed_params('Brightness', 1.0, b=3)
     params['magnitudes'] = torch.tensor([[0.5], [1.0], [1.5]])
-    out, _ = aug.apply(imgs, params)
+    out, _ = aug.apply_params(imgs, params)
     for i, f in enumerate([0.5, 1.0, 1.5]):
         torch.testing.assert_close(out[i], (imgs[i] * f).clamp(0, 1))
 
@@ -330,3 +330,11 @@ def test_warp_boxes_with_strong_matrices_single_and_batch_agree():
     for bx, m, wb, k in zip(boxes, mats, batch, keep):
         single, single_keep = warp_boxes(bx, m, (H, W))
         assert torch.equal(single, wb) and torch.equal(single_keep, k)
+
+
+def test_module_apply_and_device_moves_still_work():
+    """``nn.Module.apply`` must not be shadowed: mmengine moves models to a device through it."""
+    aug = StrongAugment()
+    seen = []
+    aug.apply(lambda m: seen.append(type(m).__name__))
+    assert seen == ['StrongAugment']

@@ -11,7 +11,7 @@ Call flow of :meth:`StrongAugment.forward`::
      |
      |  sample_params(B, H, W)  ->  op_idx (B, num_ops), magnitudes (B, num_ops), cutout (B, 4)
      v
-    apply(imgs, params), in float32 with autocast off:
+    apply_params(imgs, params), in float32 with autocast off:
      |- photometric ops: for slot in num_ops, for op in the photometric ops: the op on the sub-batch that drew
      |  it there (index_select -> op -> index_copy_); the loop count does not depend on B
      |- compute_matrices: each sample's geometric ops, in drawn order, composed into one (3, 3) matrix
@@ -425,7 +425,7 @@ class StrongAugment(nn.Module):
             x[:, channel].masked_fill_(inside, value)
         return x
 
-    def apply(self, imgs: Tensor, params: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
+    def apply_params(self, imgs: Tensor, params: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
         """Apply drawn parameters: photometric ops, one warp, Cutout.
 
         Computation runs in float32 with autocast disabled whatever the input dtype (the histogram and
@@ -466,4 +466,4 @@ class StrongAugment(nn.Module):
             weak-view pixel-index coordinates to strong-view ones.
         """
         params = self.sample_params(imgs.shape[0], imgs.shape[-2], imgs.shape[-1], imgs.device, generator)
-        return self.apply(imgs, params)
+        return self.apply_params(imgs, params)

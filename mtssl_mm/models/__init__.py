@@ -1,3 +1,4 @@
 from .multitask_detseg import MultiTaskDetSeg
+from .multitask_semi import MultiTaskSemiSupervised
 
-__all__ = ['MultiTaskDetSeg']
+__all__ = ['MultiTaskDetSeg', 'MultiTaskSemiSupervised']

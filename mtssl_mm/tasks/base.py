@@ -1,6 +1,6 @@
 """What every task of the multi-task model provides."""
 from abc import ABCMeta, abstractmethod
-from typing import Any, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
@@ -11,12 +11,13 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
     """One task of :class:`MultiTaskDetSeg`: its head, its supervised loss and its predictions.
 
     A task is the unit of extension: adding a task (classification, depth, ...) means a new subclass in
-    ``mtssl_mm/tasks/`` and an entry in the model config's ``tasks`` dict -- nothing else changes. The
-    semi-supervised wrapper adds, per task, a pseudo-labeling operator and a label warp in the same module.
+    ``mtssl_mm/tasks/`` and an entry in the model config's ``tasks`` dict -- nothing else changes.
 
     Subclasses implement :meth:`forward` (shared backbone features -> raw head outputs, for the whole batch),
     :meth:`loss` (raw outputs of *labeled* samples -> loss dict) and :meth:`predict` (raw outputs -> results
-    written into the data samples), and set :attr:`loss_keys`.
+    written into the data samples), and set :attr:`loss_keys`. For semi-supervised learning they also implement
+    the pseudo-labeling operator sigma_t (:meth:`pseudo_label`), the label warp A o alpha^-1
+    (:meth:`warp_pseudo_labels`) and the unsupervised loss L_u,t (:meth:`unsup_loss`) of Eq. 4.
 
     Args:
         name (str): The task's key: in ``labeled_tasks`` metainfo, loss names (``f'{name}.loss_x'``) and the
@@ -55,28 +56,60 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
     def predict(self, outs: Any, data_samples: Sequence, rescale: bool = True) -> None:
         """Write this task's predictions into ``data_samples``."""
 
+    # ------------------------------------------------------------- semi-supervised learning (Eq. 4)
+    @abstractmethod
+    def pseudo_label(self, outs: Any, data_samples: Sequence) -> Any:
+        """sigma_t: teacher outputs on weak views -> pseudo-labels in the weak view's input pixels."""
+
+    @abstractmethod
+    def warp_pseudo_labels(self, labels: Any, matrices: torch.Tensor, out_size: Tuple[int, int]) -> Any:
+        """A o alpha^-1: move pseudo-labels by per-sample (B, 3, 3) weak-to-strong matrices."""
+
+    @abstractmethod
+    def unsup_loss(self, outs: Any, data_samples: Sequence, labels: Any) -> Dict[str, torch.Tensor]:
+        """L_u,t on strong-view outputs against (warped) pseudo-labels; all given samples count."""
+
+    @staticmethod
+    def pseudo_stats(labels: Any) -> Dict[str, float]:
+        """Statistics of a batch of (warped) pseudo-labels, logged beside the losses."""
+        return {}
+
+    @staticmethod
+    def take(labels: Any, idx: Sequence[int]) -> Any:
+        """Select samples ``idx`` of a batch of pseudo-labels (a list, or a tensor with the batch first)."""
+        if isinstance(labels, torch.Tensor):
+            return labels[torch.as_tensor(list(idx), dtype=torch.long, device=labels.device)]
+        return [labels[i] for i in idx]
+
+    # ------------------------------------------------------------------------------------- masking
+    def subset_loss(self, outs: Any, idx: Sequence[int], loss_fn: Callable[[Any], dict]) -> Dict[str, torch.Tensor]:
+        """``loss_fn`` on the outputs of samples ``idx`` only; a connected zero for every loss if ``idx`` is empty.
+
+        The zero stays connected to all head outputs, so that DDP sees every parameter used on every rank.
+        """
+        leaves = tree_flatten(outs)[0]
+        batch = leaves[0].shape[0]
+        if not idx:
+            zero = sum(t.sum() for t in leaves) * 0.0
+            return {k: zero for k in self.loss_keys}
+        if len(idx) < batch:
+            index = torch.as_tensor(list(idx), dtype=torch.long, device=leaves[0].device)
+            outs = tree_map(lambda t: t.index_select(0, index), outs)
+        return loss_fn(outs)
+
     def masked_loss(self, outs: Any, data_samples: Sequence) -> Dict[str, torch.Tensor]:
         """The supervised loss L_s,t of Eq. 3: computed over the samples labeled for this task only.
 
         Samples not labeled for the task are removed before the loss (they add neither positives nor
         negatives, and no gradient). The mean runs over the valid elements of the labeled part of the batch
         (pixels, positive anchors), the mmseg/mmdet convention. With no labeled sample, every loss is a zero
-        that is still connected to all head outputs, so DDP sees every parameter used on every rank.
+        that is still connected to all head outputs (see :meth:`subset_loss`).
 
         Returns:
             dict: the task's losses (unweighted) and ``num_labeled``, the size of B^l_t.
         """
-        mask = self.labeled_mask(data_samples)
-        idx = [i for i, m in enumerate(mask) if m]
-        leaves = tree_flatten(outs)[0]
-        device = leaves[0].device
-        if not idx:
-            zero = sum(t.sum() for t in leaves) * 0.0
-            losses = {k: zero for k in self.loss_keys}
-        else:
-            if len(idx) < len(mask):
-                index = torch.tensor(idx, device=device)
-                outs = tree_map(lambda t: t.index_select(0, index), outs)
-            losses = self.loss(outs, [data_samples[i] for i in idx])
+        idx = [i for i, m in enumerate(self.labeled_mask(data_samples)) if m]
+        losses = self.subset_loss(outs, idx, lambda o: self.loss(o, [data_samples[i] for i in idx]))
+        device = tree_flatten(outs)[0][0].device
         losses['num_labeled'] = torch.tensor(float(len(idx)), device=device)
         return losses

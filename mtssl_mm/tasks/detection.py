@@ -1,11 +1,15 @@
 """Object detection task: FPN + RetinaNet head (focal loss, GIoU loss)."""
-from typing import Dict, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
-from mmdet.models.utils import unpack_gt_instances
+from mmdet.models.utils import images_to_levels, multi_apply, unpack_gt_instances
 from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import cat_boxes
 from mmengine.config import ConfigDict
+from mmengine.structures import InstanceData
 
+from ..augmentation import warp_boxes_batch
 from .base import BaseTask
 
 
@@ -23,18 +27,33 @@ class DetectionTask(BaseTask):
     ``ignore_iof_thr``. Predictions go to ``pred_instances`` (``bboxes`` (N, 4) in pixels of the original image
     when ``rescale``, ``scores`` (N,), ``labels`` (N,)).
 
+    Semi-supervised learning: sigma_t keeps the teacher's post-NMS boxes with score >= ``pseudo_score_thr``
+    (0.5, section 3); the boxes are warped corner by corner into the strong view; the unsupervised loss counts
+    only the anchors assigned to a pseudo box (predictions matched to background are discarded).
+
     Args:
         neck (dict): Neck config (mmdet ``FPN``).
         head (dict): Dense head config (mmdet ``RetinaHead``).
         train_cfg (dict, optional): Assigner/sampler config of the head.
         test_cfg (dict, optional): Score threshold / NMS config of the head.
+        pseudo_score_thr (float): Confidence threshold of sigma_t. Defaults to 0.5.
+        pseudo_min_box_size (float): Warped pseudo boxes narrower or shorter than this (pixels) are dropped.
         **kwargs: See :class:`BaseTask`.
     """
 
     loss_keys = ('loss_cls', 'loss_bbox')
 
-    def __init__(self, neck: dict, head: dict, train_cfg=None, test_cfg=None, **kwargs) -> None:
+    def __init__(self,
+                 neck: dict,
+                 head: dict,
+                 train_cfg=None,
+                 test_cfg=None,
+                 pseudo_score_thr: float = 0.5,
+                 pseudo_min_box_size: float = 2.0,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
+        self.pseudo_score_thr = float(pseudo_score_thr)
+        self.pseudo_min_box_size = float(pseudo_min_box_size)
         self.neck = MODELS.build(neck)
         head = dict(head)
         head.update(train_cfg=ConfigDict(train_cfg) if train_cfg else None,
@@ -53,3 +72,53 @@ class DetectionTask(BaseTask):
         results = self.head.predict_by_feat(*outs, batch_img_metas=img_metas, rescale=rescale)
         for ds, res in zip(data_samples, results):
             ds.pred_instances = res
+
+    # ------------------------------------------------------------------------------------ semi-supervised
+    def pseudo_label(self, outs, data_samples) -> List[InstanceData]:
+        """sigma_t: the teacher's boxes (after NMS) with score >= ``pseudo_score_thr``.
+
+        Returns:
+            list[InstanceData]: per sample ``bboxes`` (N, 4) in input pixels, ``labels`` (N,), ``scores`` (N,).
+        """
+        img_metas = [ds.metainfo for ds in data_samples]
+        results = self.head.predict_by_feat(*outs, batch_img_metas=img_metas, rescale=False)
+        return [res[res.scores >= self.pseudo_score_thr] for res in results]
+
+    def warp_pseudo_labels(self, labels, matrices, out_size) -> List[InstanceData]:
+        """Boxes: four corners mapped, enclosing box, clipped to ``out_size``, small boxes dropped."""
+        boxes, keeps = warp_boxes_batch([res.bboxes for res in labels], matrices, out_size,
+                                        min_size=self.pseudo_min_box_size)
+        return [InstanceData(bboxes=b, labels=res.labels[k], scores=res.scores[k])
+                for b, k, res in zip(boxes, keeps, labels)]
+
+    def unsup_loss(self, outs, data_samples, labels) -> Dict[str, torch.Tensor]:
+        """Focal + GIoU loss over the anchors assigned to a pseudo box only.
+
+        Anchors the assigner leaves as background get zero classification weight: with a high threshold the
+        pseudo-labels miss many objects, and treating their anchors as negatives would teach the student to
+        miss them too. An image without any pseudo box therefore contributes an exact zero.
+        """
+        cls_scores, bbox_preds = outs
+        samples = []
+        for ds, res in zip(data_samples, labels):
+            sample = DetDataSample(metainfo=ds.metainfo)
+            sample.gt_instances = InstanceData(bboxes=res.bboxes, labels=res.labels)
+            samples.append(sample)
+        gt_instances, gt_ignore, img_metas = unpack_gt_instances(samples)
+        head = self.head
+        anchors, valid_flags = head.get_anchors([s.shape[-2:] for s in cls_scores], img_metas,
+                                                device=cls_scores[0].device)
+        labels_l, label_weights_l, bbox_targets_l, bbox_weights_l, avg_factor = head.get_targets(
+            anchors, valid_flags, gt_instances, img_metas, batch_gt_instances_ignore=gt_ignore)
+        label_weights_l = [w * (lab < head.num_classes) for lab, w in zip(labels_l, label_weights_l)]
+        num_level_anchors = [a.size(0) for a in anchors[0]]
+        level_anchors = images_to_levels([cat_boxes(a) for a in anchors], num_level_anchors)
+        losses_cls, losses_bbox = multi_apply(head.loss_by_feat_single, cls_scores, bbox_preds, level_anchors,
+                                              labels_l, label_weights_l, bbox_targets_l, bbox_weights_l,
+                                              avg_factor=avg_factor)
+        return dict(loss_cls=losses_cls, loss_bbox=losses_bbox)
+
+    @staticmethod
+    def pseudo_stats(labels) -> Dict[str, float]:
+        """Logged beside the losses: the mean number of pseudo boxes per image."""
+        return dict(pseudo_boxes_per_img=sum(len(res) for res in labels) / max(len(labels), 1))

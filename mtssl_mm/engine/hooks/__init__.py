@@ -1,3 +1,4 @@
+from .ema_teacher_hook import EMATeacherHook
 from .rng_state_hook import RNGStateHook
 
-__all__ = ['RNGStateHook']
+__all__ = ['EMATeacherHook', 'RNGStateHook']

@@ -1,0 +1,19 @@
+# FixMatch* (photometric strong augmentation only) on the tiny CPU model: the semi-supervised wrapper around
+# configs/demo/supervised_tiny.py, trained on every sample (labeled or not), 2 + 2 images per batch.
+_base_ = './supervised_tiny.py'
+
+detector = _base_.model
+model = dict(
+    _delete_=True,
+    type='MultiTaskSemiSupervised',
+    detector=detector,
+    data_preprocessor=detector.data_preprocessor,
+    strong_aug=dict(type='StrongAugment', geometric=False),
+    semi_train_cfg=dict(unsup_on='unlabeled', rampup_ratio=0.05),
+    semi_test_cfg=dict(predict_on='teacher'))
+custom_hooks = [
+    dict(type='RNGStateHook'),
+    dict(type='CheckInvalidLossHook', interval=50),
+    dict(type='EMATeacherHook', decay=0.99),
+]
+train_dataloader = dict(batch_size=4, dataset=dict(filter_cfg=None))
