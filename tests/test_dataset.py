@@ -135,3 +135,22 @@ def test_split_file_relabels_and_validates(tmp_path, partial_root):
     split.write_text('[1, 2]')
     with pytest.raises(ValueError, match='split.json: expected'):
         build(partial_root, split_file=str(split))
+
+
+def test_seg_class_list_of_file_and_config_must_agree(tmp_path):
+    root = str(tmp_path)
+    write_dataset(root, [('seg', )])
+    from mtssl_mm.datasets.toy import SEG_CLASSES
+    swapped = list(SEG_CLASSES)
+    swapped[0], swapped[1] = swapped[1], swapped[0]
+    with pytest.raises(ValueError, match='seg_classes .* differ'):
+        build(root, metainfo=dict(seg_classes=swapped))
+
+
+def test_relative_split_file_is_relative_to_data_root(tmp_path, partial_root):
+    ann = json.load(open(osp.join(partial_root, 'annotations', 'train.json')))
+    os.makedirs(osp.join(partial_root, 'splits'), exist_ok=True)
+    with open(osp.join(partial_root, 'splits', 'one.json'), 'w') as f:
+        json.dump(dict(labeled=dict(det=[ann['data_list'][0]['img_path']])), f)
+    ds = build(partial_root, split_file='splits/one.json', filter_cfg=dict(labeled='any'))
+    assert len(ds) == 1 and ds.labeled_tasks(0) == ('det', )

@@ -8,6 +8,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mtssl_mm  # noqa: F401  (registers the components; configs also import it via custom_imports)
+from mtssl_mm.datasets.samplers import check_dataloader_cfg
 from mtssl_mm.utils import setup_cpu_distributed
 
 
@@ -67,6 +68,7 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
 
+    check_dataloader_cfg(cfg.train_dataloader)
     setup_cpu_distributed(cfg, args.launcher)
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

@@ -3,6 +3,7 @@ import os.path as osp
 from typing import List, Optional, Sequence
 
 from mmdet.datasets import BaseDetDataset
+from mmengine.fileio import load
 from mmdet.registry import DATASETS
 
 KNOWN_TASKS = ('det', 'seg')
@@ -35,7 +36,8 @@ class MultiTaskDataset(BaseDetDataset):
     Args:
         tasks (Sequence[str]): The tasks this experiment trains/evaluates. Each sample's ``labeled_tasks`` is
             intersected with it, so a detection-only experiment sees seg-labeled images as unlabeled.
-        split_file (str, optional): A JSON file ``{"labeled": {"det": [img_path, ...], "seg": [...]}}`` that
+        split_file (str, optional): A JSON file (relative to ``data_root`` unless absolute)
+            ``{"labeled": {"det": [img_path, ...], "seg": [...]}}`` that
             replaces the ``labeled_tasks`` of the annotation file (used for the low-data splits written by
             ``tools/make_partial_split.py``). Images not listed for a task become unlabeled for it. Every
             listed image must exist in the annotation file and carry that task's labels.
@@ -58,14 +60,32 @@ class MultiTaskDataset(BaseDetDataset):
         self.split_file = split_file
         super().__init__(*args, **kwargs)
 
+    def _join_prefix(self):
+        super()._join_prefix()
+        # like ann_file: a relative split file is relative to data_root
+        if self.split_file and not osp.isabs(self.split_file) and self.data_root:
+            self.split_file = osp.join(self.data_root, self.split_file)
+
     # ------------------------------------------------------------------ loading
     def load_data_list(self) -> List[dict]:
+        """Read the annotation file once: check and merge its metainfo, then parse every entry."""
         if not osp.isfile(self.ann_file):
             raise FileNotFoundError(f'annotation file {self.ann_file} does not exist')
-        self._next_img_id = 0
-        data_list = super().load_data_list()  # merges the file's metainfo, calls parse_data_info
+        annotations = load(self.ann_file, backend_args=self.backend_args)
+        if not isinstance(annotations, dict) or 'data_list' not in annotations or 'metainfo' not in annotations:
+            raise ValueError(f'{self.ann_file}: expected a JSON object with "metainfo" and "data_list"')
+        file_meta = annotations['metainfo']
+        # seg maps hold class indices, so both lists must agree (det instances are matched by name instead)
+        configured_seg, file_seg = self._metainfo.get('seg_classes'), file_meta.get('seg_classes')
+        if configured_seg is not None and file_seg is not None and list(configured_seg) != list(file_seg):
+            raise ValueError(f'{self.ann_file}: metainfo seg_classes {list(file_seg)} differ from the config\'s '
+                             f'seg_classes {list(configured_seg)}')
+        for key, value in file_meta.items():
+            self._metainfo.setdefault(key, value)
         if 'classes' not in self._metainfo and 'det' in self.tasks:
             raise KeyError(f'{self.ann_file}: metainfo has no "classes" (detection class names)')
+        self._next_img_id = 0
+        data_list = [self.parse_data_info(raw) for raw in annotations['data_list']]
         if self.split_file is not None:
             self._apply_split(data_list)
         return data_list
@@ -109,7 +129,6 @@ class MultiTaskDataset(BaseDetDataset):
         return info
 
     def _apply_split(self, data_list: List[dict]) -> None:
-        from mmengine.fileio import load
         if not osp.isfile(self.split_file):
             raise FileNotFoundError(f'split file {self.split_file} does not exist')
         split = load(self.split_file)

@@ -1,0 +1,17 @@
+# Cityscapes low-data regime (section 4.1): the 2,975 train images, of which a split file written by
+# tools/make_partial_split.py keeps some labeled per task (scenarios a-e); the other images stay in the
+# data set, labeled for nothing (semi-supervised training uses them).
+#
+# The split file is REQUIRED: the placeholder below does not exist, so training stops with
+# "split file splits/REPLACE_ME.json does not exist" until a leaf config sets
+#     train_dataloader = dict(dataset=dict(split_file='data/cityscapes/splits/c_93_seed0.json'))
+# or the command line does: --cfg-options train_dataloader.dataset.split_file=data/cityscapes/splits/....
+# (the path is relative to the working directory, not to data_root).
+#
+# filter_cfg=None keeps every image (semi-supervised methods); the supervised baselines on a split set
+# train_dataloader.dataset.filter_cfg=dict(labeled='any') (labeled for at least one task) or
+# dict(labeled='all'). Validation is the full val set, labeled for both tasks.
+_base_ = './cityscapes_multitask.py'
+
+split_file = 'splits/REPLACE_ME.json'
+train_dataloader = dict(dataset=dict(split_file=split_file, filter_cfg=None))

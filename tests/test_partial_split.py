@@ -1,0 +1,150 @@
+"""tools/make_partial_split.py: scenarios a-e of section 4.1, reproducibility, errors, and the dataset reading it."""
+import json
+import os.path as osp
+import random
+
+import pytest
+
+from official_fixtures import build_dataset, load_tool, write_cityscapes
+
+mps = load_tool('make_partial_split.py')
+N_IMAGES = 64
+
+
+def img(i):
+    return f'leftImg8bit/train/city/city_{i:06d}_000019_leftImg8bit.png'
+
+
+@pytest.fixture(scope='module')
+def ann_file(tmp_path_factory):
+    """A fully labeled annotation file of 64 images (the tool reads only img_path and labeled_tasks)."""
+    path = tmp_path_factory.mktemp('split') / 'train.json'
+    data_list = [dict(img_path=img(i), height=8, width=8, labeled_tasks=['det', 'seg'], seg_map_path='x.png',
+                      instances=[]) for i in range(N_IMAGES)]
+    path.write_text(json.dumps(dict(metainfo=dict(classes=['car']), data_list=data_list)))
+    return str(path)
+
+
+def run(ann_file, tmp_path, *args, name='split.json'):
+    out = str(tmp_path / name)
+    result = mps.main([ann_file, *args, '-o', out])
+    with open(out) as f:
+        assert json.load(f) == result
+    return result['labeled'], result['meta']
+
+
+def test_scenario_a_all_det_n_seg(ann_file, tmp_path, capsys):
+    labeled, meta = run(ann_file, tmp_path, '--scenario', 'a', '--n-seg', '8', '--seed', '1')
+    assert labeled['det'] == sorted(img(i) for i in range(N_IMAGES))
+    assert len(labeled['seg']) == 8 and set(labeled['seg']) <= set(labeled['det'])
+    assert meta == dict(scenario='a', n_det=64, n_seg=8, overlap=8, seed=1, ann_file=ann_file, num_images=64)
+    assert 'det 64, seg 8, overlap 8' in capsys.readouterr().out
+
+
+def test_scenario_b_full_overlap(ann_file, tmp_path):
+    labeled, meta = run(ann_file, tmp_path, '--scenario', 'b', '--n-det', '8')
+    assert len(labeled['det']) == 8 and labeled['det'] == labeled['seg'] and meta['overlap'] == 8
+
+
+def test_scenario_c_random_overlap(ann_file, tmp_path, capsys):
+    overlaps = set()
+    for seed in range(6):
+        labeled, meta = run(ann_file, tmp_path, '--scenario', 'c', '--n-det', '16', '--n-seg', '16', '--seed',
+                            str(seed))
+        assert len(labeled['det']) == len(labeled['seg']) == 16
+        overlap = len(set(labeled['det']) & set(labeled['seg']))
+        assert meta['overlap'] == overlap
+        assert f'overlap {overlap} ' in capsys.readouterr().out
+        overlaps.add(overlap)
+    assert max(overlaps) < 16 and len(overlaps) > 1  # independent draws: neither full nor fixed overlap
+
+
+def test_scenario_d_seg_within_det(ann_file, tmp_path):
+    for seed in range(4):
+        labeled, meta = run(ann_file, tmp_path, '--scenario', 'd', '--n-det', '16', '--n-seg', '4', '--seed',
+                            str(seed))
+        assert len(labeled['det']) == 16 and len(labeled['seg']) == 4
+        assert set(labeled['seg']) <= set(labeled['det']) and meta['overlap'] == 4
+
+
+def test_scenario_e_independent_sizes(ann_file, tmp_path):
+    outside = 0
+    for seed in range(4):
+        labeled, meta = run(ann_file, tmp_path, '--scenario', 'e', '--n-det', '32', '--n-seg', '8', '--seed',
+                            str(seed))
+        assert len(labeled['det']) == 32 and len(labeled['seg']) == 8
+        assert meta['overlap'] == len(set(labeled['det']) & set(labeled['seg']))
+        outside += len(set(labeled['seg']) - set(labeled['det']))
+    assert outside > 0  # unlike d, seg images may lie outside the det images
+
+
+def test_same_seed_same_split_whatever_the_file_order(ann_file, tmp_path):
+    a, _ = run(ann_file, tmp_path, '--scenario', 'e', '--n-det', '20', '--n-seg', '5', '--seed', '3', name='a.json')
+    b, _ = run(ann_file, tmp_path, '--scenario', 'e', '--n-det', '20', '--n-seg', '5', '--seed', '3', name='b.json')
+    assert a == b
+    c, _ = run(ann_file, tmp_path, '--scenario', 'e', '--n-det', '20', '--n-seg', '5', '--seed', '4', name='c.json')
+    assert c['det'] != a['det']
+    with open(ann_file) as f:
+        ann = json.load(f)
+    random.Random(0).shuffle(ann['data_list'])
+    shuffled = tmp_path / 'shuffled.json'
+    shuffled.write_text(json.dumps(ann))
+    d, _ = run(str(shuffled), tmp_path, '--scenario', 'e', '--n-det', '20', '--n-seg', '5', '--seed', '3',
+               name='d.json')
+    assert d == a
+
+
+def test_fractions_give_the_papers_sizes():
+    # 1/32 .. 1/2 of Cityscapes' 2,975 train images: 93, 186, 372, 744, 1,488 (section 4.1)
+    assert [mps.parse_n(f'1/{k}', 2975, '--n-seg') for k in (32, 16, 8, 4, 2)] == [93, 186, 372, 744, 1488]
+    assert mps.parse_n('93', 2975, '--n-seg') == 93
+    with pytest.raises(ValueError, match='--n-seg'):
+        mps.parse_n('half', 2975, '--n-seg')
+
+
+@pytest.mark.parametrize('args, match', [
+    (['--scenario', 'a', '--n-seg', '65'], r'--n-seg=65 but only 64 images'),
+    (['--scenario', 'a', '--n-seg', '0'], r'--n-seg must be > 0'),
+    (['--scenario', 'e', '--n-det', '-3', '--n-seg', '2'], r'--n-det must be > 0'),
+    (['--scenario', 'a'], r'--n-seg is required'),
+    (['--scenario', 'a', '--n-det', '10', '--n-seg', '4'], r'scenario a labels every image for detection'),
+    (['--scenario', 'b', '--n-det', '8', '--n-seg', '4'], r'same size for both tasks'),
+    (['--scenario', 'c'], r'give --n-det or --n-seg'),
+    (['--scenario', 'd', '--n-det', '4', '--n-seg', '8'], r'must be <= --n-det'),
+    (['--scenario', 'e', '--n-det', '100', '--n-seg', '4'], r'--n-det=100 but only 64'),
+])
+def test_bad_sizes_are_errors_naming_the_file(ann_file, tmp_path, args, match):
+    with pytest.raises(ValueError, match=match) as info:
+        mps.main([ann_file, *args, '-o', str(tmp_path / 'x.json')])
+    assert ann_file in str(info.value)
+    assert not (tmp_path / 'x.json').exists()
+
+
+def test_missing_annotation_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nope.json'):
+        mps.main([str(tmp_path / 'nope.json'), '--scenario', 'b', '--n-det', '2', '-o', str(tmp_path / 'x.json')])
+
+
+def test_converter_split_and_lowdata_config_together(tmp_path):
+    root = str(tmp_path / 'cs')
+    write_cityscapes(root, train_extra=None, sequence=False)
+    load_tool('dataset_converters/cityscapes.py').convert(root)
+    ann = osp.join(root, 'annotations', 'train.json')
+    split = str(tmp_path / 'd.json')
+    labeled = mps.main([ann, '--scenario', 'd', '--n-det', '2', '--n-seg', '1', '--seed', '0', '-o', split])['labeled']
+    ds = build_dataset('cityscapes_lowdata.py', 'train_dataloader', root, split_file=split)
+    assert len(ds) == 3  # filter_cfg=None: the image labeled for nothing stays (semi-supervised training)
+    for i in range(3):
+        info = ds.get_data_info(i)
+        rel = osp.relpath(info['img_path'], root)
+        assert info['labeled_tasks'] == tuple(t for t in ('det', 'seg') if rel in labeled[t])
+    assert sum('det' in ds.get_data_info(i)['labeled_tasks'] for i in range(3)) == 2
+    assert sum('seg' in ds.get_data_info(i)['labeled_tasks'] for i in range(3)) == 1
+    # the config's placeholder fails loudly instead of training on the full labels
+    with pytest.raises(FileNotFoundError, match='REPLACE_ME'):
+        build_dataset('cityscapes_lowdata.py', 'train_dataloader', root)
+    # a split naming an image that is not in the annotation file is an error naming it
+    bad = tmp_path / 'bad.json'
+    bad.write_text(json.dumps(dict(labeled=dict(det=['leftImg8bit/train/x/x_000000_000019_leftImg8bit.png']))))
+    with pytest.raises(ValueError, match='x_000000_000019_leftImg8bit.png'):
+        build_dataset('cityscapes_lowdata.py', 'train_dataloader', root, split_file=str(bad))
