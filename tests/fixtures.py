@@ -1,5 +1,6 @@
 """Shared test helpers: the tiny config, pointed at data the tests write."""
 import os.path as osp
+import uuid
 
 from mtssl_mm.datasets.toy import DET_CLASSES, SEG_CLASSES, write_dataset  # noqa: F401
 
@@ -14,6 +15,9 @@ def tiny_cfg(data_root, work_dir, config=TINY_CONFIG):
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[key].dataset.data_root = data_root
     cfg.work_dir = work_dir
+    # mmengine keeps one global visualizer per name: a second Runner in the same process would otherwise log
+    # into the first one's work_dir
+    cfg.visualizer.name = f'visualizer_{uuid.uuid4().hex}'
     return cfg
 
 

@@ -41,3 +41,21 @@ def test_runner_trains_and_evaluates(partial_root, tmp_path):
         assert key in val[0]
     assert val[0]['det/num_images'] == 2 and val[0]['seg/num_images'] == 2
     assert glob.glob(str(tmp_path / 'best_multitask_gmean_iter_*.pth'))
+
+
+@pytest.mark.parametrize('config', ['fixmatch_tiny.py', 'densefixmatch_tiny.py'])
+def test_runner_trains_semi_supervised_methods(partial_root, tmp_path, config):
+    cfg = tiny_cfg(partial_root, str(tmp_path), config=osp.join(REPO, 'configs', 'demo', config))
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    scalars = [json.loads(line) for line in open(glob.glob(str(tmp_path / '*' / 'vis_data' / 'scalars.json'))[0])]
+    train = [s for s in scalars if 'seg.unsup.loss_ce' in s]
+    assert len(train) == 4
+    assert all(torch.isfinite(torch.tensor(s['loss'])) for s in train)
+    assert all(s['seg.unsup.loss_ce'] > 0 for s in train)  # every batch has samples unlabeled for seg
+    assert any('multitask/gmean' in s for s in scalars)
+    # the teacher moved away from its start (EMA), and is what was evaluated (default predict_on)
+    model = runner.model
+    assert model.semi_test_cfg['predict_on'] == 'teacher'
+    s, t = model.student.state_dict(), model.teacher.state_dict()
+    assert any(not torch.equal(s[k], t[k]) for k in s if s[k].is_floating_point())
