@@ -132,7 +132,9 @@ def test_converter_split_and_lowdata_config_together(tmp_path):
     ann = osp.join(root, 'annotations', 'train.json')
     split = str(tmp_path / 'd.json')
     labeled = mps.main([ann, '--scenario', 'd', '--n-det', '2', '--n-seg', '1', '--seed', '0', '-o', split])['labeled']
-    ds = build_dataset('cityscapes_lowdata.py', 'train_dataloader', root, split_file=split)
+    # supervised baselines (the config's filter_cfg): only the images labeled for at least one task
+    assert len(build_dataset('cityscapes_lowdata.py', 'train_dataloader', root, split_file=split)) == 2
+    ds = build_dataset('cityscapes_lowdata.py', 'train_dataloader', root, split_file=split, filter_cfg=None)
     assert len(ds) == 3  # filter_cfg=None: the image labeled for nothing stays (semi-supervised training)
     for i in range(3):
         info = ds.get_data_info(i)

@@ -20,12 +20,27 @@ def test_leaf_configs_build(path):
     """Every user-facing config builds its model (the real ResNet-50; ImageNet init turned off here)."""
     from mmdet.registry import MODELS
     cfg = Config.fromfile(path)
-    assert cfg.model.backbone.init_cfg is not None, 'real configs keep ImageNet initialisation'
-    cfg.model.backbone.init_cfg = None
+    detector = cfg.model.get('detector', cfg.model)  # the semi-supervised wrapper holds the detector
+    assert detector.backbone.init_cfg is not None, 'real configs keep ImageNet initialisation'
+    detector.backbone.init_cfg = None
     model = MODELS.build(cfg.model)
-    tasks = cfg.train_dataloader.dataset.tasks
-    assert set(model.tasks) == set(tasks)
+    student = getattr(model, 'student', model)
+    assert set(student.tasks) == set(cfg.train_dataloader.dataset.get('tasks', ('det', 'seg')))
     assert cfg.optim_wrapper.optimizer.nesterov and cfg.optim_wrapper.optimizer.lr == 1e-3
+    assert cfg.param_scheduler[0].end == cfg.train_cfg.max_iters
+    evaluator = Runner.build_evaluator(None, cfg.val_evaluator)  # as the Runner does
+    assert [type(m).__name__ for m in evaluator.metrics] == ['MultiTaskMetric']
+    train_set = cfg.train_dataloader.dataset
+    if train_set.type == 'ConcatDataset':  # options belong to its parts
+        assert set(train_set) <= {'type', 'datasets', 'lazy_init', 'ignore_keys'}, sorted(train_set)
+        assert all(part.get('filter_cfg') is None for part in train_set.datasets) or not hasattr(model, 'teacher')
+    if cfg.train_dataloader.sampler.type == 'ExplicitSampler':
+        assert cfg.train_dataloader.sampler.batch_size == cfg.train_dataloader.batch_size
+    if hasattr(model, 'teacher'):
+        assert {h.type for h in cfg.custom_hooks} >= {'EMATeacherHook', 'RNGStateHook'}
+        assert train_set.get('filter_cfg') is None, 'semi-supervised runs keep unlabeled data'
+        geometric = osp.basename(path).startswith('densefixmatch')
+        assert model.strong_aug.geometric == geometric
 
 
 def test_runner_trains_and_evaluates(partial_root, tmp_path):

@@ -69,3 +69,31 @@ def test_dist_train_two_processes_gloo(partial_root, tmp_path):
     assert 'GPU number: 2' in out  # mmengine's name for the world size
     assert osp.isfile(tmp_path / 'iter_4.pth')
     assert 'multitask/gmean' in out
+
+
+def test_reference_command_bdd100k_densefixmatch_explicit_two_processes(tmp_path):
+    """`tools/dist_train.sh configs/bdd100k/densefixmatch_explicit.py 2` on a converted BDD100K-format root."""
+    from official_fixtures import load_tool, write_bdd100k
+    root = str(tmp_path / 'bdd100k')
+    write_bdd100k(root)
+    load_tool('dataset_converters/bdd100k.py').convert(root)
+    env = dict(PYTHON=sys.executable, PORT=str(free_port()))
+    os.environ.update(env)
+    small = [  # a few iterations at small resolution; everything else is the real config
+        f'{k}.dataset.data_root={root}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ] + ['model.detector.backbone.init_cfg=None', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+         'param_scheduler.0.end=2', 'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+         'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
+         'train_dataloader.dataset.pipeline.2.scale=(64,36)', 'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
+         'default_hooks.logger.interval=1', 'randomness.seed=0']
+    try:
+        out = run(['bash', osp.join(REPO, 'tools', 'dist_train.sh'),
+                   osp.join(REPO, 'configs', 'bdd100k', 'densefixmatch_explicit.py'), '2', '--work-dir',
+                   str(tmp_path / 'work'), '--cfg-options', *small])
+    finally:
+        for k in env:
+            os.environ.pop(k)
+    assert 'Distributed training: True' in out
+    assert 'det.unsup.loss_cls' in out and 'seg.unsup.loss_ce' in out and 'det.lambda' in out
+    assert osp.isfile(tmp_path / 'work' / 'iter_2.pth')
+    assert 'multitask/gmean' in out

@@ -10,12 +10,7 @@ default_hooks = dict(
                     save_best='multitask/gmean', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
-custom_hooks = [
-    # torch's RNG state goes into checkpoints, so that --resume repeats an uninterrupted run exactly
-    dict(type='RNGStateHook'),
-    # stop with an error when the loss becomes NaN/inf instead of training on
-    dict(type='CheckInvalidLossHook', interval=50),
-]
+# custom_hooks are set by the method files (configs/_base_/methods/)
 
 env_cfg = dict(
     cudnn_benchmark=False,

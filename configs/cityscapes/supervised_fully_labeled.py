@@ -1,3 +1,3 @@
-# Supervised multi-task baseline on the samples labeled for both tasks only.
+# Supervised multi-task baseline, full Cityscapes (section 4.2), on the samples labeled for both tasks only.
 _base_ = './supervised_partial.py'
 train_dataloader = dict(dataset=dict(filter_cfg=dict(labeled='all')))

@@ -81,7 +81,7 @@ test_dataloader = val_dataloader
 
 val_evaluator = dict(
     type='MultiTaskMetric',
-    metrics=dict(
+    task_metrics=dict(
         det=dict(type='CocoMetric', metric='bbox'),
         seg=dict(type='SemSegMetric', iou_metrics=['mIoU'])),
     main_keys=dict(det=('bbox_mAP', 1.0), seg=('mIoU', 0.01)),

@@ -4,14 +4,14 @@
 #
 # The split file is REQUIRED: the placeholder below does not exist, so training stops with
 # "split file splits/REPLACE_ME.json does not exist" until a leaf config sets
-#     train_dataloader = dict(dataset=dict(split_file='data/cityscapes/splits/c_93_seed0.json'))
-# or the command line does: --cfg-options train_dataloader.dataset.split_file=data/cityscapes/splits/....
-# (the path is relative to the working directory, not to data_root).
+#     train_dataloader = dict(dataset=dict(split_file='splits/c_93_seed0.json'))
+# or the command line does: --cfg-options train_dataloader.dataset.split_file=splits/....
+# (the path is relative to data_root, like ann_file).
 #
-# filter_cfg=None keeps every image (semi-supervised methods); the supervised baselines on a split set
-# train_dataloader.dataset.filter_cfg=dict(labeled='any') (labeled for at least one task) or
-# dict(labeled='all'). Validation is the full val set, labeled for both tasks.
+# The inherited filter_cfg=dict(labeled='any') trains the supervised baselines on the images labeled for at
+# least one task; semi-supervised configs set train_dataloader.dataset.filter_cfg=None to keep every image.
+# Validation is the full val set, labeled for both tasks.
 _base_ = './cityscapes_multitask.py'
 
 split_file = 'splits/REPLACE_ME.json'
-train_dataloader = dict(dataset=dict(split_file=split_file, filter_cfg=None))
+train_dataloader = dict(dataset=dict(split_file=split_file))

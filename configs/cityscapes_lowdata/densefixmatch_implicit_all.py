@@ -1,0 +1,3 @@
+# Dense FixMatch, Cityscapes low-data regime (4.1; split file via --cfg-options), implicit sampling, unsupervised loss on all samples.
+_base_ = './fixmatch_implicit_all.py'
+model = dict(strong_aug=dict(geometric=True))  # + affine ops, pseudo-labels warped

@@ -1,0 +1,3 @@
+# Dense FixMatch, Cityscapes train + train_extra + sequence (4.2), explicit sampling, unsupervised loss on all samples.
+_base_ = './fixmatch_explicit_all.py'
+model = dict(strong_aug=dict(geometric=True))  # + affine ops, pseudo-labels warped

@@ -1,0 +1,3 @@
+# Dense FixMatch, Cityscapes train + train_extra + sequence (4.2), implicit sampling, unsupervised loss on all samples.
+_base_ = './fixmatch_implicit_all.py'
+model = dict(strong_aug=dict(geometric=True))  # + affine ops, pseudo-labels warped

@@ -1,0 +1,3 @@
+# FixMatch*, Cityscapes train + train_extra + sequence (4.2), explicit sampling, unsupervised loss on all samples.
+_base_ = './fixmatch_explicit.py'
+model = dict(semi_train_cfg=dict(unsup_on='all'))
