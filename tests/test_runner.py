@@ -74,3 +74,17 @@ def test_runner_trains_semi_supervised_methods(partial_root, tmp_path, config):
     assert model.semi_test_cfg['predict_on'] == 'teacher'
     s, t = model.student.state_dict(), model.teacher.state_dict()
     assert any(not torch.equal(s[k], t[k]) for k in s if s[k].is_floating_point())
+
+
+def test_teacher_and_student_both_evaluated_with_mmdet_loop(partial_root, tmp_path):
+    cfg = tiny_cfg(partial_root, str(tmp_path), config=osp.join(REPO, 'configs', 'demo', 'fixmatch_tiny.py'))
+    cfg.val_cfg = dict(type='TeacherStudentValLoop')
+    cfg.default_hooks.checkpoint.save_best = 'teacher/multitask/gmean'
+    cfg.train_cfg.max_iters = 2
+    cfg.train_cfg.val_interval = 2
+    cfg.param_scheduler[0].end = 2
+    Runner.from_cfg(cfg).train()
+    scalars = [json.loads(line) for line in open(glob.glob(str(tmp_path / '*' / 'vis_data' / 'scalars.json'))[0])]
+    val = [s for s in scalars if 'teacher/multitask/gmean' in s]
+    assert len(val) == 1 and 'student/multitask/gmean' in val[0] and 'student/seg/mIoU' in val[0]
+    assert glob.glob(str(tmp_path / 'best_teacher_multitask_gmean_iter_2.pth'))
