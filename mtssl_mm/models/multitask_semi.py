@@ -9,6 +9,7 @@ from mmdet.registry import MODELS
 from mmengine.logging import MessageHub
 from torch.utils._pytree import tree_map
 
+from ..utils import section
 from .multitask_detseg import MultiTaskDetSeg
 
 SEMI_TRAIN_KEYS = ('unsup_on', 'unsup_weight', 'rampup_ratio', 'rampup_iters')
@@ -124,7 +125,6 @@ class MultiTaskSemiSupervised(BaseDetector):
 
     # -------------------------------------------------------------------------------------- loss
     def loss(self, batch_inputs: torch.Tensor, batch_data_samples) -> dict:
-        batch = batch_inputs.shape[0]
         tasks = self.student.tasks
         unsup_idx = self.unsup_indices(batch_data_samples)
         union = sorted(set().union(*unsup_idx.values()))
@@ -135,15 +135,25 @@ class MultiTaskSemiSupervised(BaseDetector):
             weak_u = batch_inputs.index_select(0, index)
             samples_u = [batch_data_samples[i] for i in union]
             with torch.no_grad():
-                feats_t = self.teacher.extract_feat(weak_u)
-                pseudo = {t: self.teacher.tasks[t].pseudo_label(self.teacher.tasks[t](feats_t), samples_u)
-                          for t in tasks if unsup_idx[t]}
-                strong_u, matrices = self.strong_aug(self._to_unit_range(weak_u))
-                strong_u = self._normalise(strong_u).to(batch_inputs.dtype)
-                out_size = tuple(batch_inputs.shape[-2:])
-                pseudo = {t: tasks[t].warp_pseudo_labels(lab, matrices, out_size) for t, lab in pseudo.items()}
+                with section(self, 'teacher_forward'):
+                    feats_t = self.teacher.extract_feat(weak_u)
+                    outs_t = {t: self.teacher.tasks[t](feats_t) for t in tasks if unsup_idx[t]}
+                with section(self, 'pseudo_label_warp'):
+                    pseudo = {t: self.teacher.tasks[t].pseudo_label(o, samples_u) for t, o in outs_t.items()}
+                with section(self, 'strong_aug'):
+                    strong_u, matrices = self.strong_aug(self._to_unit_range(weak_u))
+                    strong_u = self._normalise(strong_u).to(batch_inputs.dtype)
+                with section(self, 'pseudo_label_warp'):
+                    out_size = tuple(batch_inputs.shape[-2:])
+                    pseudo = {t: tasks[t].warp_pseudo_labels(lab, matrices, out_size) for t, lab in pseudo.items()}
             inputs = torch.cat([batch_inputs, strong_u])
+        return self._student_losses(inputs, batch_data_samples, unsup_idx, union, pseudo)
 
+    def _student_losses(self, inputs, batch_data_samples, unsup_idx, union, pseudo) -> dict:
+        """One student pass on weak (+ strong) views and every task's L_s,t and L_u,t (Eq. 5 weighting)."""
+        tasks = self.student.tasks
+        batch = len(batch_data_samples)
+        position = {i: p for p, i in enumerate(union)}  # sample index -> row among the strong views
         feats = self.student.extract_feat(inputs)
         ramp = self.rampup()
         losses = {}
@@ -153,7 +163,7 @@ class MultiTaskSemiSupervised(BaseDetector):
             losses.update(self.student.weight_losses(f'{name}.sup', task.loss_weight,
                                                      task.masked_loss(weak_outs, batch_data_samples)))
             strong_outs = tree_map(lambda t: t[batch:], outs)
-            pos = [union.index(i) for i in unsup_idx[name]]
+            pos = [position[i] for i in unsup_idx[name]]
             if pos:
                 labels = task.take(pseudo[name], pos)
                 samples = [batch_data_samples[union[p]] for p in pos]
@@ -164,8 +174,8 @@ class MultiTaskSemiSupervised(BaseDetector):
                 stats = {}
             lam = self.unsup_weight[name] * ramp
             losses.update(self.student.weight_losses(f'{name}.unsup', task.loss_weight * lam, unsup))
-            losses[f'{name}.lambda'] = batch_inputs.new_tensor(lam)
-            losses.update({f'{name}.{k}': batch_inputs.new_tensor(float(v)) for k, v in stats.items()})
+            losses[f'{name}.lambda'] = inputs.new_tensor(lam)
+            losses.update({f'{name}.{k}': inputs.new_tensor(float(v)) for k, v in stats.items()})
         return losses
 
     # ------------------------------------------------------------------------------ predict etc.

@@ -1,0 +1,351 @@
+"""Measure where a training step's time goes, and the speed of the pieces around it.
+
+One run, one machine, the same images and the same labeled batch for every measurement:
+
+1. The training step of supervised multi-task, FixMatch* and Dense FixMatch (explicit sampling: B labeled + B
+   unlabeled), split into host->device copy (+ normalisation), strong augmentation, teacher forward,
+   pseudo-labeling and label warping, student forward (+ losses), backward, optimizer step, EMA update.
+   Reported: each part's share, the ratio of each semi-supervised step to the supervised one, and the share
+   of everything that is not a forward/backward pass (goal: <= 5 % of the Dense FixMatch step).
+2. Strong-augmentation throughput (images/s): our batched on-device path against a per-image CPU pipeline
+   doing the same ops with mmdet's transforms (RandAugment of Table 10's ops + CutOut), at 800x800.
+3. Inference of the multi-task model against the two single-task models (RetinaNet R50-FPN, DeepLabV3+ R50
+   from the single-task configs) on the same images.
+4. Data-loader throughput (the real training pipeline on generated images) per worker count, against what the
+   Dense FixMatch step consumes.
+5. EMA update: one fused ``torch._foreach_lerp_`` against a loop over parameters.
+
+Usage::
+
+    python tools/benchmark.py                      # CPU, reduced resolution, ~10 min on 2 cores
+    python tools/benchmark.py --quick              # smoke run (< 2 min), used by the tests
+    python tools/benchmark.py --device cuda --amp --size 800 --batch 8
+
+Results: ``OUT/benchmark.json`` and ``OUT/benchmark.md`` (the markdown is also printed).
+"""
+import argparse
+import copy
+import json
+import os
+import os.path as osp
+import platform
+import tempfile
+import time
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.registry import init_default_scope
+from mmengine.structures import InstanceData, PixelData
+
+import mtssl_mm  # noqa: F401
+from mmdet.registry import MODELS, TRANSFORMS
+from mmdet.structures import DetDataSample
+from mtssl_mm.engine import EMATeacherHook
+from mtssl_mm.utils import SectionTimer
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = dict(
+    supervised=('configs/cityscapes_lowdata/supervised_partial.py', 'supervised multi-task'),
+    fixmatch=('configs/cityscapes_lowdata/fixmatch_explicit.py', 'FixMatch* (explicit)'),
+    densefixmatch=('configs/cityscapes_lowdata/densefixmatch_explicit.py', 'Dense FixMatch (explicit)'),
+)
+STEP_PARTS = ('h2d', 'strong_aug', 'teacher_forward', 'pseudo_label_warp', 'student_forward', 'backward',
+              'optimizer', 'ema')
+PASSES = ('teacher_forward', 'student_forward', 'backward')  # the forward/backward passes Eq. 3-5 require
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--device', default='cpu', help='cpu or cuda')
+    parser.add_argument('--amp', action='store_true', help='bf16 autocast for forward passes (fp16 with loss '
+                        'scaling is what AmpOptimWrapper does on CUDA; bf16 needs no scaler)')
+    parser.add_argument('--size', type=int, default=None, help='square crop size (default 320 on cpu, 800 cuda)')
+    parser.add_argument('--batch', type=int, default=None, help='labeled images per step B (the '
+                        'semi-supervised steps add B unlabeled ones; default 2 on cpu, 8 on cuda)')
+    parser.add_argument('--iters', type=int, default=None, help='timed iterations per step type')
+    parser.add_argument('--aug-size', type=int, default=800, help='image size of the augmentation benchmark')
+    parser.add_argument('--workers', default=None, help='comma-separated worker counts (default 0,1,2)')
+    parser.add_argument('--quick', action='store_true', help='smoke run, < 2 min on 2 CPU cores')
+    parser.add_argument('--out', default='work_dirs/benchmark', help='output folder')
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args(argv)
+    cuda = args.device.startswith('cuda')
+    if cuda and not torch.cuda.is_available():
+        raise RuntimeError('--device cuda: CUDA is not available on this machine')
+    if args.quick:
+        defaults = dict(size=64, batch=2, iters=1, aug_size=128, workers='0,1')  # B >= 2: ASPP image-pool BN
+    else:
+        defaults = dict(size=800 if cuda else 320, batch=8 if cuda else 2, iters=5 if cuda else 2,
+                        aug_size=args.aug_size, workers='0,1,2')
+    for key, value in defaults.items():
+        if getattr(args, key, None) is None or (key == 'aug_size' and args.quick):
+            setattr(args, key, value)
+    args.workers = [int(w) for w in str(args.workers).split(',')]
+    return args
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def build_model(config, device, **cfg_options):
+    cfg = Config.fromfile(osp.join(REPO, config))
+    cfg.merge_from_dict(cfg_options)
+    detector = cfg.model.get('detector', cfg.model)
+    detector.backbone.init_cfg = None  # timing only: no ImageNet download
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return cfg, model.to(device)
+
+
+def make_batch(n_labeled, n_unlabeled, size, seed):
+    """A batch as the data loader gives it: uint8 (3, H, W) images and packed data samples."""
+    g = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for i in range(n_labeled + n_unlabeled):
+        labeled = ('det', 'seg') if i < n_labeled else ()
+        inputs.append(torch.randint(0, 256, (3, size, size), generator=g, dtype=torch.uint8))
+        ds = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size), scale_factor=(1., 1.),
+                                         labeled_tasks=labeled))
+        xy = torch.rand(6, 2, generator=g) * size * 0.7
+        wh = torch.rand(6, 2, generator=g) * size * 0.3 + 8
+        ds.gt_instances = InstanceData(bboxes=torch.cat([xy, (xy + wh).clamp(max=size)], 1),
+                                       labels=torch.randint(0, 8, (6, ), generator=g))
+        ds.ignored_instances = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
+        seg = torch.randint(0, 19, (1, size, size), generator=g, dtype=torch.uint8)
+        ds.gt_sem_seg = PixelData(sem_seg=seg if labeled else torch.full_like(seg, 255))
+        if not labeled:
+            ds.gt_instances = ds.gt_instances[:0]
+        samples.append(ds)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def autocast(device, amp):
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if amp else nullcontext()
+
+
+def timed_steps(model, data, device, iters, amp, ema):
+    """Run 1 warm-up + ``iters`` training steps with every part timed; mean seconds per part."""
+    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-5, momentum=0.9,
+                            nesterov=True, weight_decay=5e-4)
+    timer = SectionTimer(device)
+    model.train()
+    model.timer = timer
+    ema_hook = EMATeacherHook(decay=0.99) if ema else None
+    for it in range(iters + 1):
+        if it == 1:
+            timer.reset()
+        batch = copy.deepcopy(data)
+        with timer('h2d'):
+            batch = model.data_preprocessor(batch, True)
+        with timer('forward'), autocast(device, amp):
+            losses = model.loss(batch['inputs'], batch['data_samples'])
+        loss, _ = model.parse_losses(losses)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f'non-finite loss {loss.item()} in the benchmark step')
+        with timer('backward'):
+            loss.backward()
+        with timer('optimizer'):
+            optim.step()
+            optim.zero_grad(set_to_none=True)
+        if ema_hook is not None:
+            with timer('ema'):
+                ema_hook.update(model, 0.01)
+    model.timer = None
+    parts = {k: v / iters for k, v in timer.totals.items()}
+    nested = sum(parts.get(k, 0.0) for k in ('teacher_forward', 'pseudo_label_warp', 'strong_aug'))
+    parts['student_forward'] = parts.pop('forward') - nested
+    parts = {k: parts.get(k, 0.0) for k in STEP_PARTS}
+    parts['total'] = sum(parts.values())
+    return parts
+
+
+# ------------------------------------------------------------------------------------------- benchmarks
+def bench_train_steps(args, data):
+    results = {}
+    for name, (config, _) in CONFIGS.items():
+        cfg, model = build_model(config, args.device)
+        batch = data if name != 'supervised' else dict(inputs=data['inputs'][:args.batch],
+                                                        data_samples=data['data_samples'][:args.batch])
+        parts = timed_steps(model, batch, args.device, args.iters, args.amp, ema=name != 'supervised')
+        passes = sum(parts[k] for k in PASSES)
+        parts['non_pass_share'] = (parts['total'] - passes) / parts['total']
+        results[name] = parts
+        del model
+    for name in ('fixmatch', 'densefixmatch'):
+        results[name]['ratio_to_supervised'] = results[name]['total'] / results['supervised']['total']
+    return results
+
+
+def mmdet_randaugment():
+    """mmdet's per-image transforms doing Table 10's ops: RandAugment (2 of 15) + CutOut (10-30 % area)."""
+    ops = ['AutoContrast', 'Equalize', 'Invert', 'Solarize', 'Posterize', 'Color', 'Contrast', 'Brightness',
+           'Sharpness', 'ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'Rotate']
+    space = [[dict(type=op)] for op in ops] + [[dict(type='RandomFlip', prob=1.0)]]
+    return [TRANSFORMS.build(dict(type='RandAugment', aug_space=space, aug_num=2)),
+            TRANSFORMS.build(dict(type='CutOut', n_holes=1, cutout_ratio=[(0.32, 0.32), (0.55, 0.55)]))]
+
+
+def bench_strong_aug(args):
+    n = 4 if args.quick else 16
+    size = args.aug_size
+    g = torch.Generator().manual_seed(args.seed)
+    imgs = torch.rand(n, 3, size, size, generator=g)
+    aug = MODELS.build(dict(type='StrongAugment', geometric=True)).to(args.device)
+    batch = imgs.to(args.device)
+    aug(batch)  # warm-up
+    timer = SectionTimer(args.device)
+    with timer('batch'):
+        aug(batch)
+    pipeline = mmdet_randaugment()
+    np_imgs = [(img.permute(1, 2, 0).numpy() * 255).astype(np.uint8) for img in imgs]
+    start = time.perf_counter()
+    for img in np_imgs:
+        results = dict(img=img.copy(), img_shape=img.shape[:2])
+        for t in pipeline:
+            results = t(results)
+    per_image = time.perf_counter() - start
+    return dict(images=n, size=size, batch_images_per_s=n / timer.totals['batch'],
+                per_image_cpu_images_per_s=n / per_image)
+
+
+def bench_inference(args, data):
+    batch_data = dict(inputs=data['inputs'][:args.batch], data_samples=data['data_samples'][:args.batch])
+    out = {}
+    for name, config in (('multitask', 'configs/cityscapes/supervised_partial.py'),
+                         ('retinanet_r50_fpn', 'configs/cityscapes/supervised_det.py'),
+                         ('deeplabv3plus_r50', 'configs/cityscapes/supervised_seg.py')):
+        _, model = build_model(config, args.device)
+        model.eval()
+        timer = SectionTimer(args.device)
+        with torch.no_grad(), autocast(args.device, args.amp):
+            for it in range(args.iters + 1):
+                if it == 1:
+                    timer.reset()
+                batch = model.data_preprocessor(copy.deepcopy(batch_data), False)
+                with timer('predict'):
+                    model.predict(batch['inputs'], batch['data_samples'])
+        out[name] = timer.totals['predict'] / args.iters
+        del model
+    out['ratio_multitask_to_separate'] = out['multitask'] / (out['retinanet_r50_fpn'] + out['deeplabv3plus_r50'])
+    return out
+
+
+def bench_dataloader(args, step_seconds):
+    from mmengine.runner import Runner
+
+    from mtssl_mm.datasets.toy import write_dataset
+    cfg = Config.fromfile(osp.join(REPO, CONFIGS['densefixmatch'][0]))
+    size = args.size
+    out = {}
+    with tempfile.TemporaryDirectory() as root:
+        n_images = 8 if args.quick else 32
+        write_dataset(root, [('det', 'seg'), ()] * (n_images // 2), h=size, w=2 * size, seed=args.seed)
+        loader_cfg = copy.deepcopy(cfg.train_dataloader)
+        loader_cfg.dataset.update(data_root=root, split_file=None)
+        loader_cfg.dataset.pipeline[2].scale = (2 * size, size)
+        loader_cfg.dataset.pipeline[3].crop_size = (size, size)
+        loader_cfg.batch_size = 2 * args.batch
+        loader_cfg.sampler.batch_size = 2 * args.batch
+        n_batches = 3 if args.quick else 8
+        for workers in args.workers:
+            loader_cfg.num_workers = workers
+            loader_cfg.persistent_workers = workers > 0
+            loader = Runner.build_dataloader(copy.deepcopy(loader_cfg), seed=args.seed)
+            it = iter(loader)
+            next(it)  # worker start-up is not throughput
+            start = time.perf_counter()
+            for _ in range(n_batches):
+                next(it)
+            out[f'workers_{workers}'] = n_batches / (time.perf_counter() - start)
+            del it, loader
+    out['train_steps_per_s'] = 1.0 / step_seconds
+    return out
+
+
+def bench_ema(args):
+    _, model = build_model(CONFIGS['densefixmatch'][0], args.device)
+    pairs = [(t, s) for t, s in zip(model.teacher.parameters(), model.student.parameters())]
+    hook = EMATeacherHook(decay=0.99)
+    repeats = 3 if args.quick else 20
+    timer = SectionTimer(args.device)
+    hook.update(model, 0.01)  # warm-up, collects the tensor lists
+    with torch.no_grad():
+        with timer('foreach'):
+            for _ in range(repeats):
+                hook.update(model, 0.01)
+        with timer('loop'):
+            for _ in range(repeats):
+                for t, s in pairs:
+                    t.mul_(0.99).add_(s, alpha=0.01)
+    return dict(tensors=len(pairs), foreach_ms=1e3 * timer.totals['foreach'] / repeats,
+                loop_ms=1e3 * timer.totals['loop'] / repeats)
+
+
+# ---------------------------------------------------------------------------------------------- report
+def markdown(res):
+    a = res['args']
+    lines = [f"Machine: {res['machine']}; device {a['device']}, AMP {a['amp']}, crop {a['size']}x{a['size']}, "
+             f"B = {a['batch']} labeled (+ {a['batch']} unlabeled for the semi-supervised steps), "
+             f"{a['iters']} timed iterations.", '',
+             '**1. Training step** (ms per step; share of the step)', '',
+             '| part | ' + ' | '.join(label for _, label in CONFIGS.values()) + ' |',
+             '|---|' + '---|' * len(CONFIGS)]
+    steps = res['train_step']
+    for part in STEP_PARTS + ('total', ):
+        cells = []
+        for name in CONFIGS:
+            v = steps[name][part]
+            cells.append(f'{1e3 * v:.0f}' + ('' if part == 'total' else f" ({100 * v / steps[name]['total']:.1f} %)"))
+        lines.append(f'| {part} | ' + ' | '.join(cells) + ' |')
+    lines.append('| not a forward/backward pass | ' + ' | '.join(
+        f"{100 * steps[n]['non_pass_share']:.1f} %" for n in CONFIGS) + ' |')
+    lines.append('| step / supervised step | 1.00 | ' + ' | '.join(
+        f"{steps[n]['ratio_to_supervised']:.2f}" for n in ('fixmatch', 'densefixmatch')) + ' |')
+    s = res['strong_aug']
+    i = res['inference']
+    d = res['dataloader']
+    e = res['ema']
+    lines += ['', f"**2. Strong augmentation** at {s['size']}x{s['size']}, {s['images']} images: batched on "
+              f"{a['device']} {s['batch_images_per_s']:.1f} images/s; mmdet per-image CPU pipeline "
+              f"{s['per_image_cpu_images_per_s']:.1f} images/s "
+              f"({s['batch_images_per_s'] / s['per_image_cpu_images_per_s']:.1f}x).", '',
+              f"**3. Inference** ({a['batch']} images): multi-task {1e3 * i['multitask']:.0f} ms; RetinaNet R50-FPN "
+              f"{1e3 * i['retinanet_r50_fpn']:.0f} ms + DeepLabV3+ R50 {1e3 * i['deeplabv3plus_r50']:.0f} ms; "
+              f"ratio {i['ratio_multitask_to_separate']:.2f}.", '',
+              '**4. Data loader** (batches of 2B per second, real training pipeline): ' + ', '.join(
+                  f"{k.split('_')[1]} workers {v:.2f}" for k, v in d.items() if k.startswith('workers_'))
+              + f"; the Dense FixMatch step consumes {d['train_steps_per_s']:.2f} batches/s.", '',
+              f"**5. EMA update** ({e['tensors']} tensors): fused foreach {e['foreach_ms']:.1f} ms, "
+              f"per-parameter loop {e['loop_ms']:.1f} ms ({e['loop_ms'] / e['foreach_ms']:.1f}x)."]
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    init_default_scope('mmdet')
+    MMLogger.get_instance('benchmark', log_level='WARNING')  # the current logger: no weight-init chatter
+    torch.manual_seed(args.seed)
+    start = time.time()
+    data = make_batch(args.batch, args.batch, args.size, args.seed)
+    res = dict(args=vars(args), machine=f'{platform.machine()}, {os.cpu_count()} CPU cores, torch '
+               f'{torch.__version__}' + (f', {torch.cuda.get_device_name()}' if args.device.startswith('cuda')
+                                        else ', no GPU'))
+    res['train_step'] = bench_train_steps(args, data)
+    res['strong_aug'] = bench_strong_aug(args)
+    res['inference'] = bench_inference(args, data)
+    res['dataloader'] = bench_dataloader(args, res['train_step']['densefixmatch']['total'])
+    res['ema'] = bench_ema(args)
+    res['wall_time_s'] = time.time() - start
+    os.makedirs(args.out, exist_ok=True)
+    with open(osp.join(args.out, 'benchmark.json'), 'w') as f:
+        json.dump(res, f, indent=2)
+    text = markdown(res) + f"\n\nWall time of the benchmark: {res['wall_time_s']:.0f} s.\n"
+    with open(osp.join(args.out, 'benchmark.md'), 'w') as f:
+        f.write(text)
+    print(text)
+    return res
+
+
+if __name__ == '__main__':
+    main()
