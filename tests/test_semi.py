@@ -208,3 +208,25 @@ def test_exactly_equivariant_model_gives_zero_dense_fixmatch_loss(monkeypatch):
     # without moving the pseudo-labels with the geometry (FixMatch on a flipped view), the loss is large
     monkeypatch.setattr(model.student.tasks['seg'], 'warp_pseudo_labels', lambda labels, m, size: labels)
     assert model.loss(img, samples)['seg.unsup.loss_ce'].item() > 1.0
+
+
+@pytest.mark.parametrize('unsup_on,expected', [('unlabeled', 3 + 3), ('all', 3 + 4)])
+def test_student_sees_weak_views_of_labeled_samples_and_strong_views_of_b_u(unsup_on, expected, monkeypatch):
+    """One student pass over weak[L] + strong[U]: the weak view of a sample labeled for nothing is not used."""
+    model = tiny_semi(unsup_on=unsup_on)
+    sizes = []
+    original = model.student.extract_feat
+    monkeypatch.setattr(model.student, 'extract_feat', lambda x: sizes.append(x.shape[0]) or original(x))
+    samples = [sample(('det', 'seg'), 0), sample(('det', ), 1), sample(('seg', ), 2), sample((), 3)]
+    losses = model.loss(torch.randn(4, 3, H, W), samples)
+    assert sizes == [expected]
+    assert losses['det.sup.num_labeled'].item() == 2 and losses['seg.sup.num_labeled'].item() == 2
+
+
+def test_batch_without_any_label_trains_on_strong_views_only():
+    model = tiny_semi()
+    losses = model.loss(torch.randn(2, 3, H, W), [sample(()), sample((), 1)])
+    assert losses['det.sup.num_labeled'].item() == 0 and losses['seg.unsup.loss_ce'].item() > 0
+    total = sum(sum(v) if isinstance(v, list) else v for k, v in losses.items() if 'loss' in k)
+    total.backward()
+    assert all(p.grad is not None for p in model.student.parameters() if p.requires_grad)

@@ -36,12 +36,14 @@ class MultiTaskSemiSupervised(BaseDetector):
                                           │                       │
                                           │      task.warp_pseudo_labels(pseudo, M) ─► targets in strong view
                                           ▼                                         │
-        student on cat(weak, strong[U]) (one backbone pass) ─► per task t:          │
+        student on cat(weak[L], strong[U]) (one backbone pass) ─► per task t:       │
             L_s,t on weak outputs of B^l_t (samples labeled for t, Eq. 3)           │
             L_u,t on strong outputs of B^u_t vs warped pseudo-labels (Eq. 4) ◄──────┘
         L = sum_t gamma_t (L_s,t + lambda_t L_u,t)                                  (Eq. 5)
 
-    B^u_t is the samples not labeled for t (``unsup_on='unlabeled'``) or all samples (``'all'``). lambda_t ramps
+    L is the samples labeled for at least one task (a sample labeled for none has no weak-view term in Eq. 3-5,
+    so its weak view is not passed through the student). B^u_t is the samples not labeled for t
+    (``unsup_on='unlabeled'``) or all samples (``'all'``). lambda_t ramps
     up along a sigmoid over the first ``rampup_ratio`` of training (or ``rampup_iters``) to ``unsup_weight[t]``.
     FixMatch* is this model with ``strong_aug.geometric=False`` (all matrices are the identity, the warp leaves
     labels in place); Dense FixMatch uses the affine ops too. Losses are logged as ``'{t}.sup.loss_*'``,
@@ -115,24 +117,22 @@ class MultiTaskSemiSupervised(BaseDetector):
         pre = self.data_preprocessor
         return (imgs * 255.0 - pre.mean) / pre.std
 
-    def unsup_indices(self, data_samples) -> Dict[str, list]:
-        """B^u_t per task: indices of the samples that get task t's unsupervised loss."""
-        out = {}
-        for name, task in self.student.tasks.items():
-            labeled = task.labeled_mask(data_samples)
-            out[name] = [i for i, lab in enumerate(labeled) if self.unsup_on == 'all' or not lab]
-        return out
-
     # -------------------------------------------------------------------------------------- loss
     def loss(self, batch_inputs: torch.Tensor, batch_data_samples) -> dict:
         tasks = self.student.tasks
-        unsup_idx = self.unsup_indices(batch_data_samples)
+        labeled = {name: task.labeled_mask(batch_data_samples) for name, task in tasks.items()}
+        unsup_idx = {name: [i for i, lab in enumerate(mask) if self.unsup_on == 'all' or not lab]
+                     for name, mask in labeled.items()}
         union = sorted(set().union(*unsup_idx.values()))
+        # weak views enter the student only where some task has a label for them: nothing in Eq. 3-5 uses the
+        # weak-view outputs of a sample labeled for no task (its terms are all on the strong view)
+        weak_idx = [i for i in range(len(batch_data_samples)) if any(mask[i] for mask in labeled.values())]
+        device = batch_inputs.device
+        weak = batch_inputs.index_select(0, torch.as_tensor(weak_idx, dtype=torch.long, device=device))
         pseudo = {}
-        inputs = batch_inputs
+        strong_u = batch_inputs[:0]
         if union:
-            index = torch.as_tensor(union, dtype=torch.long, device=batch_inputs.device)
-            weak_u = batch_inputs.index_select(0, index)
+            weak_u = batch_inputs.index_select(0, torch.as_tensor(union, dtype=torch.long, device=device))
             samples_u = [batch_data_samples[i] for i in union]
             with torch.no_grad():
                 with section(self, 'teacher_forward'):
@@ -146,27 +146,35 @@ class MultiTaskSemiSupervised(BaseDetector):
                 with section(self, 'pseudo_label_warp'):
                     out_size = tuple(batch_inputs.shape[-2:])
                     pseudo = {t: tasks[t].warp_pseudo_labels(lab, matrices, out_size) for t, lab in pseudo.items()}
-            inputs = torch.cat([batch_inputs, strong_u])
-        return self._student_losses(inputs, batch_data_samples, unsup_idx, union, pseudo)
+        return self._student_losses(torch.cat([weak, strong_u]), [batch_data_samples[i] for i in weak_idx],
+                                    [batch_data_samples[i] for i in union], unsup_idx, union, pseudo)
 
-    def _student_losses(self, inputs, batch_data_samples, unsup_idx, union, pseudo) -> dict:
-        """One student pass on weak (+ strong) views and every task's L_s,t and L_u,t (Eq. 5 weighting)."""
-        tasks = self.student.tasks
-        batch = len(batch_data_samples)
-        position = {i: p for p, i in enumerate(union)}  # sample index -> row among the strong views
+    def _student_losses(self, inputs, weak_samples, strong_samples, unsup_idx, union, pseudo) -> dict:
+        """One student pass on ``cat(weak, strong)`` views; every task's L_s,t and L_u,t with Eq. 5 weights.
+
+        Args:
+            inputs: (len(weak_samples) + len(union), 3, H, W) weak views, then strong views.
+            weak_samples: data samples of the weak views (each labeled for at least one task).
+            strong_samples: data samples of the strong views (``union``: in B^u_t for some task t).
+            unsup_idx: task -> batch indices of B^u_t; union: their sorted union.
+            pseudo: task -> warped pseudo-labels of the samples of ``union``.
+        """
+        n_weak = len(weak_samples)
+        position = {i: p for p, i in enumerate(union)}  # batch index -> row among the strong views
         feats = self.student.extract_feat(inputs)
         ramp = self.rampup()
         losses = {}
-        for name, task in tasks.items():
+        for name, task in self.student.tasks.items():
             outs = task(feats)
-            weak_outs = tree_map(lambda t: t[:batch], outs)
-            losses.update(self.student.weight_losses(f'{name}.sup', task.loss_weight,
-                                                     task.masked_loss(weak_outs, batch_data_samples)))
-            strong_outs = tree_map(lambda t: t[batch:], outs)
+            weak_outs = tree_map(lambda t: t[:n_weak], outs)
+            sup = task.masked_loss(weak_outs, weak_samples) if n_weak else dict(task.subset_loss(outs, [], None),
+                                                                            num_labeled=inputs.new_tensor(0.))
+            losses.update(self.student.weight_losses(f'{name}.sup', task.loss_weight, sup))
+            strong_outs = tree_map(lambda t: t[n_weak:], outs)
             pos = [position[i] for i in unsup_idx[name]]
             if pos:
                 labels = task.take(pseudo[name], pos)
-                samples = [batch_data_samples[union[p]] for p in pos]
+                samples = [strong_samples[p] for p in pos]
                 unsup = task.subset_loss(strong_outs, pos, lambda o: task.unsup_loss(o, samples, labels))
                 stats = task.pseudo_stats(labels)
             else:

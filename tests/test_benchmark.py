@@ -1,0 +1,33 @@
+"""tools/benchmark.py --quick: every measurement is taken and reported."""
+import json
+import math
+import os.path as osp
+import subprocess
+import sys
+
+from fixtures import REPO
+
+
+def test_quick_benchmark_reports_every_part(tmp_path):
+    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'benchmark.py'), '--quick', '--out', str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.load(open(tmp_path / 'benchmark.json'))
+    steps = res['train_step']
+    for name in ('supervised', 'fixmatch', 'densefixmatch'):
+        parts = steps[name]
+        assert parts['total'] > 0 and math.isclose(
+            parts['total'], sum(v for k, v in parts.items() if k not in ('total', 'non_pass_share',
+                                                                          'ratio_to_supervised')), rel_tol=1e-6)
+        assert 0 <= parts['non_pass_share'] < 1
+    # only the semi-supervised steps run a teacher, a strong augmentation and an EMA update
+    assert steps['supervised']['teacher_forward'] == steps['supervised']['ema'] == 0
+    for name in ('fixmatch', 'densefixmatch'):
+        assert steps[name]['teacher_forward'] > 0 and steps[name]['strong_aug'] > 0 and steps[name]['ema'] > 0
+        assert steps[name]['ratio_to_supervised'] > 1
+    assert res['strong_aug']['batch_images_per_s'] > 0 and res['strong_aug']['per_image_cpu_images_per_s'] > 0
+    assert res['inference']['ratio_multitask_to_separate'] > 0
+    assert res['dataloader']['workers_0'] > 0 and res['dataloader']['train_steps_per_s'] > 0
+    assert res['ema']['foreach_ms'] > 0 and res['ema']['loop_ms'] > 0
+    md = (tmp_path / 'benchmark.md').read_text()
+    assert '| student_forward |' in md and 'Strong augmentation' in md and 'EMA update' in md
