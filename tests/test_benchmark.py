@@ -26,7 +26,7 @@ def test_quick_benchmark_reports_every_part(tmp_path):
         assert steps[name]['teacher_forward'] > 0 and steps[name]['strong_aug'] > 0 and steps[name]['ema'] > 0
         assert steps[name]['ratio_to_supervised'] > 1
     assert res['strong_aug']['batch_images_per_s'] > 0 and res['strong_aug']['per_image_cpu_images_per_s'] > 0
-    assert res['inference']['ratio_multitask_to_separate'] > 0
+    assert 0 < res['inference']['ratio_multitask_to_separate'] and 0 < res['inference']['expected_ratio'] < 1
     assert res['dataloader']['workers_0'] > 0 and res['dataloader']['train_steps_per_s'] > 0
     assert res['ema']['foreach_ms'] > 0 and res['ema']['loop_ms'] > 0
     md = (tmp_path / 'benchmark.md').read_text()
