@@ -124,21 +124,26 @@ def autocast(device, amp):
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if amp else nullcontext()
 
 
-def timed_steps(model, data, device, iters, amp, ema):
-    """Run 1 warm-up + ``iters`` training steps with every part timed; mean seconds per part."""
-    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-5, momentum=0.9,
-                            nesterov=True, weight_decay=5e-4)
-    timer = SectionTimer(device)
-    model.train()
-    model.timer = timer
-    ema_hook = EMATeacherHook(decay=0.99) if ema else None
-    for it in range(iters + 1):
-        if it == 1:
-            timer.reset()
-        batch = copy.deepcopy(data)
+class StepRunner:
+    """One model's training step with every part timed (mean seconds per part over the timed steps)."""
+
+    def __init__(self, model, data, device, amp, ema):
+        self.model, self.data, self.device, self.amp = model, data, device, amp
+        self.optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-5, momentum=0.9,
+                                     nesterov=True, weight_decay=5e-4)
+        self.timer = SectionTimer(device)
+        self.ema = EMATeacherHook(decay=0.99) if ema else None
+        self.steps = 0
+
+    def step(self, timed=True):
+        model = self.model
+        timer = self.timer if timed else SectionTimer(self.device)  # warm-up steps: a throw-away timer
+        model.train()
+        model.timer = timer
+        batch = copy.deepcopy(self.data)
         with timer('h2d'):
             batch = model.data_preprocessor(batch, True)
-        with timer('forward'), autocast(device, amp):
+        with timer('forward'), autocast(self.device, self.amp):
             losses = model.loss(batch['inputs'], batch['data_samples'])
         loss, _ = model.parse_losses(losses)
         if not torch.isfinite(loss):
@@ -146,32 +151,41 @@ def timed_steps(model, data, device, iters, amp, ema):
         with timer('backward'):
             loss.backward()
         with timer('optimizer'):
-            optim.step()
-            optim.zero_grad(set_to_none=True)
-        if ema_hook is not None:
+            self.optim.step()
+            self.optim.zero_grad(set_to_none=True)
+        if self.ema is not None:
             with timer('ema'):
-                ema_hook.update(model, 0.01)
-    model.timer = None
-    parts = {k: v / iters for k, v in timer.totals.items()}
-    nested = sum(parts.get(k, 0.0) for k in ('teacher_forward', 'pseudo_label_warp', 'strong_aug'))
-    parts['student_forward'] = parts.pop('forward') - nested
-    parts = {k: parts.get(k, 0.0) for k in STEP_PARTS}
-    parts['total'] = sum(parts.values())
-    return parts
+                self.ema.update(model, 0.01)
+        model.timer = None
+        self.steps += int(timed)
+
+    def parts(self):
+        parts = {k: v / self.steps for k, v in self.timer.totals.items()}
+        nested = sum(parts.get(k, 0.0) for k in ('teacher_forward', 'pseudo_label_warp', 'strong_aug'))
+        parts['student_forward'] = parts.pop('forward') - nested
+        parts = {k: parts.get(k, 0.0) for k in STEP_PARTS}
+        parts['total'] = sum(parts.values())
+        return parts
 
 
 # ------------------------------------------------------------------------------------------- benchmarks
 def bench_train_steps(args, data):
-    results = {}
+    """The three steps, interleaved iteration by iteration so that machine drift hits them alike."""
+    runners = {}
     for name, (config, _) in CONFIGS.items():
-        cfg, model = build_model(config, args.device)
+        _, model = build_model(config, args.device)
         batch = data if name != 'supervised' else dict(inputs=data['inputs'][:args.batch],
                                                         data_samples=data['data_samples'][:args.batch])
-        parts = timed_steps(model, batch, args.device, args.iters, args.amp, ema=name != 'supervised')
+        runners[name] = StepRunner(model, batch, args.device, args.amp, ema=name != 'supervised')
+    for it in range(args.iters + 1):
+        for runner in runners.values():
+            runner.step(timed=it > 0)
+    results = {}
+    for name, runner in runners.items():
+        parts = runner.parts()
         passes = sum(parts[k] for k in PASSES)
         parts['non_pass_share'] = (parts['total'] - passes) / parts['total']
         results[name] = parts
-        del model
     for name in ('fixmatch', 'densefixmatch'):
         results[name]['ratio_to_supervised'] = results[name]['total'] / results['supervised']['total']
     return results
@@ -210,28 +224,26 @@ def bench_strong_aug(args):
 
 
 def bench_inference(args, data):
+    """Multi-task model against the two single-task models, interleaved, on the same images."""
     batch_data = dict(inputs=data['inputs'][:args.batch], data_samples=data['data_samples'][:args.batch])
-    out = {}
+    models = {}
     for name, config in (('multitask', 'configs/cityscapes/supervised_partial.py'),
                          ('retinanet_r50_fpn', 'configs/cityscapes/supervised_det.py'),
                          ('deeplabv3plus_r50', 'configs/cityscapes/supervised_seg.py')):
-        _, model = build_model(config, args.device)
-        model.eval()
-        timer = SectionTimer(args.device)
-        with torch.no_grad(), autocast(args.device, args.amp):
-            for it in range(args.iters + 1):
-                if it == 1:
-                    timer.reset()
+        models[name] = build_model(config, args.device)[1].eval()
+    timer = SectionTimer(args.device)
+    with torch.no_grad(), autocast(args.device, args.amp):
+        for it in range(args.iters + 1):
+            if it == 1:
+                timer.reset()
+            for name, model in models.items():
                 batch = model.data_preprocessor(copy.deepcopy(batch_data), False)
-                with timer('predict'):
+                with timer(name):
                     model.predict(batch['inputs'], batch['data_samples'])
                 if name == 'multitask':
                     with timer('backbone'):
                         model.extract_feat(batch['inputs'])
-        out[name] = timer.totals['predict'] / args.iters
-        if name == 'multitask':
-            out['backbone'] = timer.totals['backbone'] / args.iters
-        del model
+    out = {k: v / args.iters for k, v in timer.totals.items()}
     separate = out['retinanet_r50_fpn'] + out['deeplabv3plus_r50']
     out['ratio_multitask_to_separate'] = out['multitask'] / separate
     # sharing should save exactly one backbone pass
