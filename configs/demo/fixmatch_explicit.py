@@ -28,13 +28,14 @@ train_dataloader = dict(
 val_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False)
 test_dataloader = val_dataloader
 
-max_iters = 600
+max_iters = 200
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters, by_epoch=False)]
 optim_wrapper = dict(optimizer=dict(lr=0.01), clip_grad=dict(max_norm=10, norm_type=2))
 default_hooks = dict(
     logger=dict(interval=20),
-    checkpoint=dict(interval=max_iters, max_keep_ckpts=1),
+    # one validation, at the end: the final checkpoint is the one reported (no selection on the val set)
+    checkpoint=dict(interval=max_iters, max_keep_ckpts=1, save_best=None, save_optimizer=False),
     visualization=dict(draw=False))
 log_processor = dict(window_size=20)
 env_cfg = dict(mp_cfg=dict(mp_start_method='fork', opencv_num_threads=1))

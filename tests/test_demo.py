@@ -1,0 +1,214 @@
+"""make demo: the synthetic Cityscapes-format generator, the demo configs, and tools/demo.py --quick end to end."""
+import filecmp
+import glob
+import json
+import math
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from cityscapesscripts.helpers.annotation import Annotation
+from cityscapesscripts.helpers.labels import id2label
+from cityscapesscripts.preparation.json2instanceImg import createInstanceImage
+from cityscapesscripts.preparation.json2labelImg import createLabelImage
+from PIL import Image
+
+from fixtures import REPO
+from official_fixtures import load_tool
+from mtssl_mm.datasets.synthetic_cityscapes import write_synthetic_cityscapes
+
+STEM = re.compile(r'^(?P<city>[a-z]+)_(?P<seq>\d{6})_(?P<frame>\d{6})$')
+GT_SUFFIXES = ('_gtFine_labelIds.png', '_gtFine_instanceIds.png', '_gtFine_polygons.json', '_gtFine_color.png')
+
+
+@pytest.fixture(scope='module')
+def synthetic_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('synthetic') / 'cityscapes')
+    summary = write_synthetic_cityscapes(root, num_train=12, num_val=4, seed=0)
+    return root, summary
+
+
+def stems(root, split):
+    """(city, stem) of every image of ``split``, checking the official file layout on the way."""
+    out = []
+    for path in sorted(glob.glob(osp.join(root, 'leftImg8bit', split, '*', '*'))):
+        city = osp.basename(osp.dirname(path))
+        name = osp.basename(path)
+        assert name.endswith('_leftImg8bit.png'), name
+        stem = name[:-len('_leftImg8bit.png')]
+        m = STEM.match(stem)
+        assert m and m['city'] == city, f'{name} does not follow <city>_<seq:06d>_<frame:06d>_leftImg8bit.png'
+        for suffix in GT_SUFFIXES:
+            assert osp.isfile(osp.join(root, 'gtFine', split, city, stem + suffix)), stem + suffix
+        out.append((city, stem))
+    return out
+
+
+def test_generator_writes_the_official_cityscapes_format(synthetic_root):
+    root, summary = synthetic_root
+    assert [len(stems(root, s)) for s in ('train', 'val')] == [12, 4]
+    assert summary['train']['images'] == 12 and summary['train']['instances'] > 12
+    crowd_seen, classes_seen, split_instances = 0, set(), 0
+    for split in ('train', 'val'):
+        for city, stem in stems(root, split):
+            gt = osp.join(root, 'gtFine', split, city, stem + '_gtFine')
+            img = cv2.imread(osp.join(root, 'leftImg8bit', split, city, stem + '_leftImg8bit.png'),
+                             cv2.IMREAD_UNCHANGED)
+            assert img.dtype == np.uint8 and img.shape == (128, 256, 3)
+            with Image.open(gt + '_labelIds.png') as im:
+                assert im.mode == 'L'
+                label = np.array(im)
+            inst = cv2.imread(gt + '_instanceIds.png', cv2.IMREAD_UNCHANGED)
+            assert inst.dtype == np.uint16, 'instanceIds must be a 16-bit PNG'
+            assert label.shape == inst.shape == img.shape[:2]
+            # instance pixels carry their class (id * 1000 + k), every other pixel the bare label id
+            is_inst = inst >= 1000
+            assert (inst[is_inst] // 1000 == label[is_inst]).all()
+            assert (inst[~is_inst] == label[~is_inst]).all()
+            for cid in np.unique(inst[is_inst] // 1000):
+                assert id2label[int(cid)].hasInstances
+            classes_seen.update(id2label[int(i)].name for i in np.unique(label))
+            crowd_seen += int(np.isin(inst, [lb.id for lb in id2label.values() if lb.hasInstances]).any())
+            # an instance split into pieces by an occluder (several connected components of one value)
+            for v in np.unique(inst[is_inst]):
+                n, _ = cv2.connectedComponents((inst == v).astype(np.uint8), connectivity=8)
+                split_instances += int(n - 1 > 1)
+            # the polygons parse with cityscapesscripts' reader, and its own rasterisers give the maps exactly
+            ann = Annotation()
+            ann.fromJsonFile(gt + '_polygons.json')
+            assert (ann.imgHeight, ann.imgWidth) == img.shape[:2] and len(ann.objects) > 5
+            assert all(len(o.polygon) >= 3 for o in ann.objects)
+            np.testing.assert_array_equal(np.asarray(createLabelImage(ann, 'ids')), label)
+            np.testing.assert_array_equal(np.asarray(createInstanceImage(ann, 'ids')), inst)
+    assert {'road', 'sidewalk', 'building', 'vegetation', 'sky', 'person', 'car'} <= classes_seen
+    assert len(classes_seen & {'rider', 'truck', 'bus', 'motorcycle', 'bicycle'}) >= 3
+    assert crowd_seen >= 1, 'no crowd group (bare id of an instance class) in any image'
+    assert split_instances >= 1, 'no instance split by occlusion'
+
+
+def test_generator_output_is_seeded(synthetic_root, tmp_path):
+    root, _ = synthetic_root
+    again = str(tmp_path / 'again')
+    write_synthetic_cityscapes(again, num_train=12, num_val=4, seed=0, nproc=2)  # workers do not change it
+    files = sorted(osp.relpath(p, root) for p in glob.glob(osp.join(root, '*', '*', '*', '*')))
+    assert files == sorted(osp.relpath(p, again) for p in glob.glob(osp.join(again, '*', '*', '*', '*')))
+    match, mismatch, errors = filecmp.cmpfiles(root, again, files, shallow=False)
+    assert not mismatch and not errors
+    other = str(tmp_path / 'other')
+    write_synthetic_cityscapes(other, num_train=2, num_val=0, seed=1)
+    a = osp.join('leftImg8bit', 'train', *stems(root, 'train')[0]) + '_leftImg8bit.png'
+    assert not filecmp.cmp(osp.join(root, a), osp.join(other, a), shallow=False), 'another seed, same image'
+
+
+def test_converter_and_split_read_the_generated_tree(synthetic_root, tmp_path):
+    root, _ = synthetic_root
+    out = str(tmp_path / 'annotations')
+    summary = load_tool('dataset_converters/cityscapes.py').convert(root, out)
+    train = summary['train']
+    assert train['images'] == 12 and sum(train['boxes'].values()) > 12
+    assert len([c for c, n in train['boxes'].items() if n]) >= 4
+    assert sum(train['ignore'].values()) + sum(summary['val']['ignore'].values()) >= 1  # crowd groups
+    split = load_tool('make_partial_split.py').main(
+        [osp.join(out, 'train.json'), '--scenario', 'd', '--n-det', '1/2', '--n-seg', '1/4', '-o',
+         str(tmp_path / 'd.json')])
+    assert len(split['labeled']['det']) == 6 and set(split['labeled']['seg']) <= set(split['labeled']['det'])
+
+
+# ---------------------------------------------------------------------------------------------- configs
+def flat(d, prefix=''):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flat(v, f'{prefix}{k}.'))
+        else:
+            out[f'{prefix}{k}'] = v
+    return out
+
+
+# what the demo configs may change in the real ones: size only (and, for training from random initialisation, the
+# learning rate and gradient clipping of configs/demo/supervised_tiny.py), logging and the end-of-run checkpoint
+SIZE_KEYS = ('backbone.depth', 'backbone.init_cfg', 'tasks.det.neck.in_channels', 'tasks.det.neck.out_channels',
+             'tasks.det.head.in_channels', 'tasks.det.head.feat_channels', 'tasks.det.head.stacked_convs',
+             'tasks.det.head.anchor_generator.octave_base_scale', 'tasks.seg.head.in_channels',
+             'tasks.seg.head.channels', 'tasks.seg.head.c1_in_channels', 'tasks.seg.head.c1_channels')
+OTHER_KEYS = ('train_pipeline', 'train_dataloader.batch_size', 'train_dataloader.num_workers',
+              'train_dataloader.persistent_workers', 'train_dataloader.sampler.batch_size',
+              'train_dataloader.dataset.pipeline', 'val_dataloader.batch_size', 'val_dataloader.num_workers',
+              'val_dataloader.persistent_workers', 'test_dataloader.batch_size', 'test_dataloader.num_workers',
+              'test_dataloader.persistent_workers', 'max_iters', 'train_cfg.max_iters', 'train_cfg.val_interval',
+              'param_scheduler', 'optim_wrapper.optimizer.lr', 'optim_wrapper.clip_grad', 'default_hooks.logger',
+              'default_hooks.checkpoint', 'default_hooks.visualization.draw', 'log_processor.window_size',
+              'env_cfg.mp_cfg.opencv_num_threads', 'filename')
+DEMOS = {'supervised': ('supervised_partial', 'model.'), 'fixmatch_explicit': ('fixmatch_explicit', 'model.detector.'),
+         'densefixmatch_explicit': ('densefixmatch_explicit', 'model.detector.')}
+
+
+def load(path):
+    from mmengine.config import Config
+    return Config.fromfile(osp.join(REPO, 'configs', path)).to_dict()
+
+
+@pytest.mark.parametrize('demo', list(DEMOS))
+def test_demo_config_changes_only_size(demo):
+    real_name, model_prefix = DEMOS[demo]
+    real, small = flat(load(f'cityscapes_lowdata/{real_name}.py')), flat(load(f'demo/{demo}.py'))
+    allowed = tuple(model_prefix + k for k in SIZE_KEYS) + OTHER_KEYS
+    if model_prefix == 'model.detector.':  # the wrapper keeps its own copy of the detector's preprocessor
+        allowed += tuple('model.' + k for k in SIZE_KEYS)
+    changed = {k for k in real.keys() | small.keys() if real.get(k, '<absent>') != small.get(k, '<absent>')}
+    assert not {k for k in changed if not k.startswith(allowed)}, 'demo config changes more than its size'
+
+
+def test_demo_configs_compare_the_methods_fairly():
+    sup, fm, dfm = (load(f'demo/{d}.py') for d in DEMOS)
+    assert fm['model']['detector'] == sup['model'] == dfm['model']['detector']
+    for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'default_hooks'):
+        assert fm[key] == sup[key] == dfm[key], key
+    assert fm['train_dataloader']['dataset']['pipeline'] == sup['train_dataloader']['dataset']['pipeline']
+    # the semi-supervised batches: the supervised batch of labeled samples + as many others
+    assert fm['train_dataloader']['batch_size'] == 2 * sup['train_dataloader']['batch_size']
+    assert fm['train_dataloader']['sampler'] == dict(type='ExplicitSampler', batch_size=4)
+    assert sup['train_dataloader']['dataset']['filter_cfg'] == dict(labeled='any')
+    assert fm['train_dataloader']['dataset']['filter_cfg'] is None
+    assert fm['model']['strong_aug']['geometric'] is False and dfm['model']['strong_aug']['geometric'] is True
+    assert {k: v for k, v in fm['model'].items() if k != 'strong_aug'} == \
+        {k: v for k, v in dfm['model'].items() if k != 'strong_aug'}
+
+
+# ------------------------------------------------------------------------------------------ end to end
+def test_quick_demo_end_to_end(tmp_path):
+    out = tmp_path / 'demo'
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
+    # (its duration is reported in results.json, not asserted: speed goals live in tools/benchmark.py and the
+    # README, and the suite runs it beside other tests on 2 cores)
+    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'demo.py'), '--quick', '--out', str(out),
+                           '--device', 'cpu'], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    for name in ('results.md', 'results.json', 'results.png', 'qualitative.png'):
+        assert (out / name).is_file(), name
+    res = json.loads((out / 'results.json').read_text())
+    assert res['meta']['quick'] is True
+    # the shared initialisation, then the three methods, each started from it
+    assert list(res['methods']) == ['init', 'supervised', 'fixmatch_explicit', 'densefixmatch_explicit']
+    for key, r in res['methods'].items():
+        for metric in ('det/bbox_mAP', 'seg/mIoU', 'multitask/gmean', 'wall_time_s'):
+            assert math.isfinite(r[metric]) and r[metric] >= 0, (r['name'], metric)
+        assert r['iterations'] > 0 and 'tools/train.py' in r['command']
+        assert (key != 'init') == ('load_from=' in r['command'] and 'init/iter_' in r['command'])
+        assert (out / r['checkpoint']).is_file()
+    md = (out / 'results.md').read_text()
+    assert 'smoke test' in md and md.count('| FixMatch* (explicit) |') == 1
+    assert 'FixMatch* (explicit)' in proc.stdout and 'multitask/gmean' in proc.stdout  # the printed table
+    chart, grid = cv2.imread(str(out / 'results.png')), cv2.imread(str(out / 'qualitative.png'))
+    assert chart is not None and chart.shape[0] > 200
+    # ground truth + three methods side by side, one row per shown val image
+    assert grid is not None and grid.shape[1] >= 4 * 2 * 256 and grid.shape[0] >= 2 * 128
+    # the path went through the official format, the real converter and a scenario (d) split
+    data = out / 'data' / 'cityscapes'
+    assert glob.glob(str(data / 'gtFine' / 'train' / '*' / '*_gtFine_instanceIds.png'))
+    assert (data / 'annotations' / 'train.json').is_file() and len(glob.glob(str(data / 'splits' / 'd_*.json'))) == 1
