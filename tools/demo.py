@@ -225,7 +225,7 @@ def plot_results(out: str, results: Dict, init: Dict, title: str) -> None:
     import numpy as np
 
     groups = [('det/bbox_mAP', 'det mAP', 1.0), ('seg/mIoU', 'seg mIoU', 0.01), ('multitask/gmean', 'gmean', 1.0)]
-    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=120)
+    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
     n = len(results)
     width = 0.8 / n
     colors = ('#7f7f7f', '#1f77b4', '#d62728')
@@ -241,8 +241,9 @@ def plot_results(out: str, results: Dict, init: Dict, title: str) -> None:
                   label=init['name'] if g == 0 else None)
     ax.set_xticks(np.arange(len(groups)), [g[1] for g in groups])
     ax.set_ylabel('fraction')
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.08)
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
     ax.grid(axis='y', alpha=0.3)
     fig.tight_layout()
     fig.savefig(osp.join(out, 'results.png'))
