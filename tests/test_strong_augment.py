@@ -338,3 +338,16 @@ def test_module_apply_and_device_moves_still_work():
     seen = []
     aug.apply(lambda m: seen.append(type(m).__name__))
     assert seen == ['StrongAugment']
+
+
+def test_image_path_reads_no_device_value():
+    """No host sync: every data-dependent choice is taken from the host-side parameters.
+
+    A ``meta`` tensor has shapes but no values, so any read of a device value (``nonzero``, ``item``, ``bool``)
+    raises; the whole augmentation must still run, for both pools of ops.
+    """
+    for geometric in (True, False):
+        imgs = torch.empty(16, 3, 24, 40, device='meta')
+        out, mats = StrongAugment(geometric=geometric)(imgs, generator=gen(3))
+        assert out.device.type == 'meta' and out.shape == imgs.shape and mats.shape == (16, 3, 3)
+

@@ -9,12 +9,15 @@ Call flow of :meth:`StrongAugment.forward`::
 
     imgs (B, 3, H, W) in [0, 1], any float dtype
      |
-     |  sample_params(B, H, W)  ->  op_idx (B, num_ops), magnitudes (B, num_ops), cutout (B, 4)
+     |  sample_params(B, H, W), on the host  ->  op_idx (B, num_ops), magnitudes (B, num_ops), cutout (B, 4)
      v
-    apply_params(imgs, params), in float32 with autocast off:
+    apply_params(imgs, params):
+     |- _plan, on the host: compute_matrices (each sample's geometric ops, in drawn order, composed into one
+     |  (3, 3) matrix), which samples drew which op, which matrices are not the identity; two copies to the
+     |  device, no sync (the image path never reads a device value)
+     |  then on the device, in float32 with autocast off:
      |- photometric ops: for slot in num_ops, for op in the photometric ops: the op on the sub-batch that drew
      |  it there (index_select -> op -> index_copy_); the loop count does not depend on B
-     |- compute_matrices: each sample's geometric ops, in drawn order, composed into one (3, 3) matrix
      |- one batched kornia warp_affine (bilinear, padding ``fill``) of the samples whose matrix is not identity
      '- Cutout on the strong image (not a label transform)
      v
@@ -32,6 +35,7 @@ AutoContrast, Equalize, Contrast (image mean), Saturation (pixel-wise) and Sharp
 image before the warp rather than after it, and the padded area is always ``fill`` (never e.g. inverted). Both
 are views RandAugment could equally have produced, and a single warp keeps the image sampled only once.
 """
+from contextlib import nullcontext
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import kornia.enhance as KE
@@ -380,30 +384,63 @@ class StrongAugment(nn.Module):
                 matrices = step @ matrices
         return matrices.contiguous()
 
-    def _photometric(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
+    def _plan(self, params: Dict[str, Tensor], height: int, width: int, device: torch.device) -> Dict:
+        """Every data-dependent decision of :meth:`apply_params`, taken on the host from the (small) parameters.
+
+        Which samples drew which op, and which matrices are not the identity, decide tensor shapes; reading
+        them from device tensors would cost one host-device sync each (about 20 per batch). The parameters are
+        read on the host once instead (free when they were drawn there, as :meth:`forward` does), the matrices
+        are composed there, and what the device needs goes over in two copies (``non_blocking`` from pinned
+        memory on CUDA), so the image path issues no sync at all.
+
+        Returns:
+            dict with, on ``device``: ``order`` ``(num_ops, B)`` int64, each slot's sample indices sorted by op;
+            ``magnitudes`` ``(B, num_ops)`` float32; ``cutout`` ``(B, 4)`` int64; ``matrices`` ``(B, 3, 3)``
+            float32; ``warp_idx`` ``(n,)`` int64 samples to warp. On the host: ``groups``, per slot a list of
+            ``(op name, start, end)`` slices of ``order`` for the photometric ops drawn there.
+        """
+        op_idx = params['op_idx'].cpu()
+        mags = params['magnitudes'].cpu().float()
+        cutout = params['cutout'].cpu().long()
+        batch, num_ops = op_idx.shape
+        with torch.autocast(device_type='cpu', enabled=False):  # float32 matrices under CPU autocast too
+            matrices = self.compute_matrices(dict(op_idx=op_idx, magnitudes=mags), height, width)
+        warp_idx = (matrices != torch.eye(3)).flatten(1).any(dim=1).nonzero().squeeze(1)
+        order = op_idx.t().argsort(dim=1, stable=True)  # (num_ops, B)
+        groups = []
+        for slot in range(num_ops):
+            counts = torch.bincount(op_idx[:, slot], minlength=len(self.ops)).tolist()
+            starts = [sum(counts[:k]) for k in range(len(self.ops))]
+            groups.append([(op, starts[k], starts[k] + counts[k]) for k, op in enumerate(self.ops)
+                           if op in _PHOTOMETRIC_FNS and counts[k]])
+        longs = torch.cat([order.reshape(-1), cutout.reshape(-1), warp_idx])
+        floats = torch.cat([mags.reshape(-1), matrices.reshape(-1)])
+        if device.type == 'cuda':
+            longs, floats = longs.pin_memory(), floats.pin_memory()
+        longs = longs.to(device, non_blocking=True)
+        floats = floats.to(device, non_blocking=True)
+        order_d, cutout_d, warp_d = longs.split([num_ops * batch, 4 * batch, warp_idx.numel()])
+        mags_d, matrices_d = floats.split([batch * num_ops, batch * 9])
+        return dict(order=order_d.view(num_ops, batch), cutout=cutout_d.view(batch, 4), warp_idx=warp_d,
+                    magnitudes=mags_d.view(batch, num_ops), matrices=matrices_d.view(batch, 3, 3), groups=groups)
+
+    def _photometric(self, x: Tensor, plan: Dict) -> Tensor:
         """Apply each slot's photometric op to the sub-batch that drew it, in place on the float32 ``x``."""
-        op_idx, mags = params['op_idx'], params['magnitudes'].float()
-        for slot in range(op_idx.shape[1]):
-            for k, op in enumerate(self.ops):
-                if op not in _PHOTOMETRIC_FNS:
-                    continue
-                idx = (op_idx[:, slot] == k).nonzero().squeeze(1)
-                if idx.numel() == 0:
-                    continue
-                x.index_copy_(0, idx, _PHOTOMETRIC_FNS[op](x.index_select(0, idx), mags[idx, slot]))
+        for slot, groups in enumerate(plan['groups']):
+            for op, start, end in groups:
+                idx = plan['order'][slot, start:end]
+                x.index_copy_(0, idx, _PHOTOMETRIC_FNS[op](x.index_select(0, idx), plan['magnitudes'][idx, slot]))
         return x
 
     def _fill(self, x: Tensor) -> Tensor:
         return torch.tensor(self.fill, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
 
-    def _warp(self, x: Tensor, matrices: Tensor) -> Tensor:
-        """One batched bilinear ``warp_affine`` of the samples whose matrix is not the identity.
+    def _warp(self, x: Tensor, matrices: Tensor, idx: Tensor) -> Tensor:
+        """One batched bilinear ``warp_affine`` of the samples ``idx`` (those whose matrix is not the identity).
 
         The area from outside the weak view gets ``fill``: ``warp(x - fill) + fill`` with zero padding equals
         kornia's ``padding_mode='fill'`` (the warp is linear) at the cost of one ``grid_sample`` instead of two.
         """
-        eye = torch.eye(3, device=matrices.device)
-        idx = (matrices != eye).flatten(1).any(dim=1).nonzero().squeeze(1)
         if idx.numel() == 0:
             return x
         fill = self._fill(x)
@@ -411,11 +448,11 @@ class StrongAugment(nn.Module):
                              (x.shape[-2], x.shape[-1]), mode='bilinear', padding_mode='zeros', align_corners=True)
         return x.index_copy_(0, idx, (warped + fill).clamp_(0.0, 1.0))
 
-    def _cutout(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
-        """Fill each sample's Cutout rectangle with ``fill``; ``(B, 3, H, W)`` in place."""
+    def _cutout(self, x: Tensor, boxes: Tensor) -> Tensor:
+        """Fill each sample's Cutout rectangle ``boxes`` ``(B, 4)`` with ``fill``; ``(B, 3, H, W)`` in place."""
         if self.cutout is None:
             return x
-        x1, y1, x2, y2 = params['cutout'].to(x.device).unbind(dim=1)
+        x1, y1, x2, y2 = boxes.unbind(dim=1)
         cols = torch.arange(x.shape[-1], device=x.device)
         rows = torch.arange(x.shape[-2], device=x.device)
         in_cols = (cols >= x1[:, None]) & (cols < x2[:, None])  # (B, W)
@@ -445,14 +482,16 @@ class StrongAugment(nn.Module):
         if params['op_idx'].shape[0] != imgs.shape[0]:
             raise ValueError(f"params are for {params['op_idx'].shape[0]} samples, imgs has {imgs.shape[0]}")
         height, width = imgs.shape[-2:]
-        params = {key: value.to(imgs.device) for key, value in params.items()}
-        with torch.autocast(device_type=imgs.device.type, enabled=False):
+        plan = self._plan(params, height, width, imgs.device)
+        device_type = imgs.device.type
+        no_autocast = torch.autocast(device_type, enabled=False) if torch.amp.is_autocast_available(device_type) \
+            else nullcontext()
+        with no_autocast:
             x = imgs.to(torch.float32, copy=True).clamp_(0.0, 1.0)
-            x = self._photometric(x, params)
-            matrices = self.compute_matrices(params, height, width)
-            x = self._warp(x, matrices)
-            x = self._cutout(x, params)
-        return x.to(imgs.dtype), matrices
+            x = self._photometric(x, plan)
+            x = self._warp(x, plan['matrices'], plan['warp_idx'])
+            x = self._cutout(x, plan['cutout'])
+        return x.to(imgs.dtype), plan['matrices']
 
     def forward(self, imgs: Tensor, generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
         """Draw parameters for ``imgs`` and apply them.
@@ -465,5 +504,6 @@ class StrongAugment(nn.Module):
             ``imgs_strong`` ``(B, 3, H, W)`` (``imgs``' dtype) and ``matrices`` ``(B, 3, 3)`` float32 mapping
             weak-view pixel-index coordinates to strong-view ones.
         """
-        params = self.sample_params(imgs.shape[0], imgs.shape[-2], imgs.shape[-1], imgs.device, generator)
+        # drawn on the host (or on ``generator``'s device): apply_params reads them there without a device sync
+        params = self.sample_params(imgs.shape[0], imgs.shape[-2], imgs.shape[-1], 'cpu', generator)
         return self.apply_params(imgs, params)
