@@ -230,3 +230,20 @@ def test_batch_without_any_label_trains_on_strong_views_only():
     total = sum(sum(v) if isinstance(v, list) else v for k, v in losses.items() if 'loss' in k)
     total.backward()
     assert all(p.grad is not None for p in model.student.parameters() if p.requires_grad)
+
+
+def test_loss_under_bf16_autocast_is_finite_and_backpropagates():
+    """The mixed-precision path (CPU bf16 autocast here; AMP on CUDA): teacher, pseudo-labels, warps, losses."""
+    model = tiny_semi()
+    with torch.no_grad():  # a confident teacher: sigma_det keeps boxes, so the box warps run too
+        model.teacher.tasks['det'].head.retina_cls.bias.fill_(4.0)
+    torch.manual_seed(0)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = model.loss(torch.randn(4, 3, H, W), [sample(('det', 'seg')), sample(('det', )), sample(()),
+                                                      sample(('seg', ), 1)])
+    assert losses['det.pseudo_boxes_per_img'].item() > 0
+    total = sum(sum(v) if isinstance(v, list) else v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total) and total.item() > 0
+    total.backward()
+    grads = [p.grad for p in model.student.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)

@@ -1,5 +1,6 @@
 from .base import BaseTask
+from .cached_anchor_generator import CachedAnchorGenerator
 from .detection import DetectionTask
 from .segmentation import SegmentationTask
 
-__all__ = ['BaseTask', 'DetectionTask', 'SegmentationTask']
+__all__ = ['BaseTask', 'CachedAnchorGenerator', 'DetectionTask', 'SegmentationTask']

@@ -81,7 +81,10 @@ class DetectionTask(BaseTask):
             list[InstanceData]: per sample ``bboxes`` (N, 4) in input pixels, ``labels`` (N,), ``scores`` (N,).
         """
         img_metas = [ds.metainfo for ds in data_samples]
-        results = self.head.predict_by_feat(*outs, batch_img_metas=img_metas, rescale=False)
+        # float32 whatever the autocast dtype of the teacher pass: box decoding and NMS of mixed-precision
+        # scores fail (mmcv's NMS wants one dtype) or round boxes to a few pixels (bf16 at 1000 px: 4 px)
+        cls_scores, bbox_preds = ([t.float() for t in level] for level in outs)
+        results = self.head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=img_metas, rescale=False)
         return [res[res.scores >= self.pseudo_score_thr] for res in results]
 
     def warp_pseudo_labels(self, labels, matrices, out_size) -> List[InstanceData]:
