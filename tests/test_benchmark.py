@@ -29,5 +29,6 @@ def test_quick_benchmark_reports_every_part(tmp_path):
     assert 0 < res['inference']['ratio_multitask_to_separate'] and 0 < res['inference']['expected_ratio'] < 1
     assert res['dataloader']['workers_0'] > 0 and res['dataloader']['train_steps_per_s'] > 0
     assert res['ema']['foreach_ms'] > 0 and res['ema']['loop_ms'] > 0
+    assert res['anchors']['anchors'] > 0 and res['anchors']['plain_ms'] > 0 and res['anchors']['cached_ms'] > 0
     md = (tmp_path / 'benchmark.md').read_text()
-    assert '| student_forward |' in md and 'Strong augmentation' in md and 'EMA update' in md
+    assert '| student_forward |' in md and 'Strong augmentation' in md and 'EMA update' in md and 'Anchors' in md

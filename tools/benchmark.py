@@ -14,6 +14,9 @@ One run, one machine, the same images and the same labeled batch for every measu
 4. Data-loader throughput (the real training pipeline on generated images) per worker count, against what the
    Dense FixMatch step consumes.
 5. EMA update: one fused ``torch._foreach_lerp_`` against a loop over parameters.
+6. Anchors: one ``get_anchors`` of the detection head (the 2B images of a semi-supervised step, at the
+   augmentation size) with mmdet's ``AnchorGenerator`` against the ``CachedAnchorGenerator`` the configs use;
+   a semi-supervised step makes three such calls.
 
 Usage::
 
@@ -41,7 +44,7 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData, PixelData
 
 import mtssl_mm  # noqa: F401
-from mmdet.registry import MODELS, TRANSFORMS
+from mmdet.registry import MODELS, TASK_UTILS, TRANSFORMS
 from mmdet.structures import DetDataSample
 from mtssl_mm.engine import EMATeacherHook
 from mtssl_mm.utils import SectionTimer
@@ -201,26 +204,28 @@ def mmdet_randaugment():
 
 
 def bench_strong_aug(args):
+    """Both augmentations over the same images, ``reps`` times, interleaved; each repeat draws new ops."""
     n = 4 if args.quick else 16
+    reps = 1 if args.quick else 5
     size = args.aug_size
     g = torch.Generator().manual_seed(args.seed)
     imgs = torch.rand(n, 3, size, size, generator=g)
     aug = MODELS.build(dict(type='StrongAugment', geometric=True)).to(args.device)
     batch = imgs.to(args.device)
-    aug(batch)  # warm-up
-    timer = SectionTimer(args.device)
-    with timer('batch'):
-        aug(batch)
+    aug(batch, generator=torch.Generator().manual_seed(args.seed))  # warm-up
     pipeline = mmdet_randaugment()
     np_imgs = [(img.permute(1, 2, 0).numpy() * 255).astype(np.uint8) for img in imgs]
-    start = time.perf_counter()
-    for img in np_imgs:
-        results = dict(img=img.copy(), img_shape=img.shape[:2])
-        for t in pipeline:
-            results = t(results)
-    per_image = time.perf_counter() - start
-    return dict(images=n, size=size, batch_images_per_s=n / timer.totals['batch'],
-                per_image_cpu_images_per_s=n / per_image)
+    timer = SectionTimer(args.device)
+    for rep in range(reps):
+        with timer('batch'):
+            aug(batch, generator=torch.Generator().manual_seed(args.seed + 1 + rep))
+        with timer('per_image'):
+            for img in np_imgs:
+                results = dict(img=img.copy(), img_shape=img.shape[:2])
+                for t in pipeline:
+                    results = t(results)
+    return dict(images=n, draws=reps, size=size, batch_images_per_s=n * reps / timer.totals['batch'],
+                per_image_cpu_images_per_s=n * reps / timer.totals['per_image'])
 
 
 def bench_inference(args, data):
@@ -302,6 +307,26 @@ def bench_ema(args):
                 loop_ms=1e3 * timer.totals['loop'] / repeats)
 
 
+def bench_anchors(args):
+    cfg = Config.fromfile(osp.join(REPO, CONFIGS['densefixmatch'][0]))
+    head = cfg.model.detector.tasks.det.head
+    gens = dict(cached=TASK_UTILS.build(head.anchor_generator),
+                plain=TASK_UTILS.build(dict(head.anchor_generator, type='AnchorGenerator')))
+    size = args.aug_size
+    featmap_sizes = [(-(-size // s), -(-size // s)) for s in head.anchor_generator.strides]
+    repeats = 3 if args.quick else 20
+    timer = SectionTimer(args.device)
+    for name, gen in gens.items():
+        for rep in range(repeats + 1):
+            with timer(name) if rep else nullcontext():  # the first call (a cache miss) is not timed
+                gen.grid_priors(featmap_sizes, device=args.device)
+                for _ in range(2 * args.batch):
+                    gen.valid_flags(featmap_sizes, (size, size), args.device)
+    return dict(size=size, images=2 * args.batch, anchors=sum(a.shape[0] for a in gens['plain'].grid_priors(
+        featmap_sizes, device=args.device)), plain_ms=1e3 * timer.totals['plain'] / repeats,
+                cached_ms=1e3 * timer.totals['cached'] / repeats)
+
+
 # ---------------------------------------------------------------------------------------------- report
 def markdown(res):
     a = res['args']
@@ -326,7 +351,8 @@ def markdown(res):
     i = res['inference']
     d = res['dataloader']
     e = res['ema']
-    lines += ['', f"**2. Strong augmentation** at {s['size']}x{s['size']}, {s['images']} images: batched on "
+    an = res['anchors']
+    lines += ['', f"**2. Strong augmentation** at {s['size']}x{s['size']}, {s['images']} images x {s['draws']} draws: batched on "
               f"{a['device']} {s['batch_images_per_s']:.1f} images/s; mmdet per-image CPU pipeline "
               f"{s['per_image_cpu_images_per_s']:.1f} images/s "
               f"({s['batch_images_per_s'] / s['per_image_cpu_images_per_s']:.1f}x).", '',
@@ -338,7 +364,10 @@ def markdown(res):
                   f"{k.split('_')[1]} workers {v:.2f}" for k, v in d.items() if k.startswith('workers_'))
               + f"; the Dense FixMatch step consumes {d['train_steps_per_s']:.2f} batches/s.", '',
               f"**5. EMA update** ({e['tensors']} tensors): fused foreach {e['foreach_ms']:.1f} ms, "
-              f"per-parameter loop {e['loop_ms']:.1f} ms ({e['loop_ms'] / e['foreach_ms']:.1f}x)."]
+              f"per-parameter loop {e['loop_ms']:.1f} ms ({e['loop_ms'] / e['foreach_ms']:.1f}x).", '',
+              f"**6. Anchors** (one get_anchors, {an['images']} images at {an['size']}x{an['size']}, "
+              f"{an['anchors']} anchors per image): mmdet AnchorGenerator {an['plain_ms']:.2f} ms, "
+              f"CachedAnchorGenerator {an['cached_ms']:.2f} ms; a semi-supervised step makes 3 such calls."]
     return '\n'.join(lines)
 
 
@@ -357,6 +386,7 @@ def main(argv=None):
     res['inference'] = bench_inference(args, data)
     res['dataloader'] = bench_dataloader(args, res['train_step']['densefixmatch']['total'])
     res['ema'] = bench_ema(args)
+    res['anchors'] = bench_anchors(args)
     res['wall_time_s'] = time.time() - start
     os.makedirs(args.out, exist_ok=True)
     with open(osp.join(args.out, 'benchmark.json'), 'w') as f:
