@@ -137,7 +137,8 @@ SIZE_KEYS = ('backbone.depth', 'backbone.init_cfg', 'tasks.det.neck.in_channels'
              'tasks.det.head.anchor_generator.octave_base_scale', 'tasks.seg.head.in_channels',
              'tasks.seg.head.channels', 'tasks.seg.head.c1_in_channels', 'tasks.seg.head.c1_channels')
 OTHER_KEYS = ('train_pipeline', 'train_dataloader.batch_size', 'train_dataloader.num_workers',
-              'train_dataloader.persistent_workers', 'train_dataloader.sampler.batch_size',
+              'train_dataloader.persistent_workers', 'train_dataloader.pin_memory',
+              'train_dataloader.sampler.batch_size',
               'train_dataloader.dataset.pipeline', 'val_dataloader.batch_size', 'val_dataloader.num_workers',
               'val_dataloader.persistent_workers', 'test_dataloader.batch_size', 'test_dataloader.num_workers',
               'test_dataloader.persistent_workers', 'max_iters', 'train_cfg.max_iters', 'train_cfg.val_interval',
