@@ -1,6 +1,7 @@
 """CachedAnchorGenerator: mmdet's anchors, computed once per feature-map size."""
 import copy
 
+import pytest
 import torch
 from mmdet.models.task_modules.prior_generators import AnchorGenerator
 from mmdet.registry import TASK_UTILS
@@ -22,12 +23,18 @@ def generators(**extra):
     return TASK_UTILS.build(cfg), TASK_UTILS.build(plain)
 
 
-def test_same_anchors_and_flags_as_mmdet_computed_once(monkeypatch):
-    cached, plain = generators()
-    calls = []
+@pytest.fixture
+def calls(monkeypatch):
+    """One entry per level's anchors actually generated (by either generator)."""
+    made = []
     original = AnchorGenerator.single_level_grid_priors
     monkeypatch.setattr(AnchorGenerator, 'single_level_grid_priors',
-                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+                        lambda self, *a, **k: made.append(1) or original(self, *a, **k))
+    return made
+
+
+def test_same_anchors_and_flags_as_mmdet_computed_once(calls):
+    cached, plain = generators()
     for size in ((64, 96), (40, 40), (64, 96)):
         sizes = [(-(-size[0] // s), -(-size[1] // s)) for s in (8, 16, 16, 32, 64)]
         for dtype in (torch.float32, torch.bfloat16):
@@ -50,7 +57,7 @@ def test_least_recently_used_entry_is_dropped():
     assert [k[0][0][0] for k in cached._priors] == [8, 10]
 
 
-def test_semi_supervised_step_reuses_anchors_and_keeps_its_losses(monkeypatch):
+def test_semi_supervised_step_reuses_anchors_and_keeps_its_losses(calls):
     def losses_of(model):
         torch.manual_seed(1)
         out = model.loss(torch.randn(4, 3, H, W), [sample(('det', 'seg')), sample(('det', )), sample(()),
@@ -61,10 +68,6 @@ def test_semi_supervised_step_reuses_anchors_and_keeps_its_losses(monkeypatch):
     for model in (plain.student, plain.teacher):
         gen = model.tasks['det'].head.prior_generator
         gen.__class__ = AnchorGenerator  # same object, mmdet's methods
-    calls = []
-    original = AnchorGenerator.single_level_grid_priors
-    monkeypatch.setattr(AnchorGenerator, 'single_level_grid_priors',
-                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     ref = losses_of(plain)
     assert len(calls) == 3 * 5  # teacher prediction, supervised loss, unsupervised loss
     calls.clear()
