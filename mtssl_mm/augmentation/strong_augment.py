@@ -409,10 +409,10 @@ class StrongAugment(nn.Module):
         order = op_idx.t().argsort(dim=1, stable=True)  # (num_ops, B)
         groups = []
         for slot in range(num_ops):
-            counts = torch.bincount(op_idx[:, slot], minlength=len(self.ops)).tolist()
-            starts = [sum(counts[:k]) for k in range(len(self.ops))]
-            groups.append([(op, starts[k], starts[k] + counts[k]) for k, op in enumerate(self.ops)
-                           if op in _PHOTOMETRIC_FNS and counts[k]])
+            ends = torch.bincount(op_idx[:, slot], minlength=len(self.ops)).cumsum(0).tolist()
+            starts = [0] + ends[:-1]
+            groups.append([(op, starts[k], ends[k]) for k, op in enumerate(self.ops)
+                           if op in _PHOTOMETRIC_FNS and ends[k] > starts[k]])
         longs = torch.cat([order.reshape(-1), cutout.reshape(-1), warp_idx])
         floats = torch.cat([mags.reshape(-1), matrices.reshape(-1)])
         if device.type == 'cuda':
