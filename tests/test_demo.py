@@ -171,6 +171,8 @@ def test_demo_configs_compare_the_methods_fairly():
     for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'default_hooks'):
         assert fm[key] == sup[key] == dfm[key], key
     assert fm['train_dataloader']['dataset']['pipeline'] == sup['train_dataloader']['dataset']['pipeline']
+    for key in ('num_workers', 'persistent_workers', 'pin_memory'):  # the same loader, on the same machine
+        assert fm['train_dataloader'][key] == sup['train_dataloader'][key], key
     # the semi-supervised batches: the supervised batch of labeled samples + as many others
     assert fm['train_dataloader']['batch_size'] == 2 * sup['train_dataloader']['batch_size']
     assert fm['train_dataloader']['sampler'] == dict(type='ExplicitSampler', batch_size=4)

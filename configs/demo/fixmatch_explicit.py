@@ -22,8 +22,8 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackMultiTaskInputs'),
 ]
-train_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False, sampler=dict(batch_size=4),
+train_dataloader = dict(  # CPU: no worker processes, nothing to pin
+    batch_size=4, num_workers=0, persistent_workers=False, pin_memory=False, sampler=dict(batch_size=4),
     dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False)
 test_dataloader = val_dataloader
