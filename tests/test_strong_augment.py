@@ -1,4 +1,4 @@
-"""StrongAugment: Table 10's RandAugment + Cutout, per-sample parameters, one warp, matrices checked with OpenCV."""
+"""StrongAugment: Table 10 RandAugment, flip, Cutout; per-sample parameters, one warp, matrices checked with OpenCV."""
 import math
 
 import cv2
@@ -10,7 +10,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 import mtssl_mm.augmentation as aug_pkg
 from mtssl_mm.augmentation import (GEOMETRIC_OPS, PHOTOMETRIC_OPS, TABLE10_MAGNITUDES, StrongAugment, warp_boxes,
-                                   warp_boxes_batch)
+                                   warp_boxes_batch, warp_seg_maps)
 from mtssl_mm.augmentation import strong_augment as sa
 
 H, W = 48, 64
@@ -29,10 +29,16 @@ def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
-def fixed_params(op, magnitude, b=2):
-    """Parameters for a one-op StrongAugment: every sample applies ``op`` with ``magnitude``, no Cutout."""
+def fixed_params(op, magnitude, b=2, hflip=False):
+    """Parameters for a one-op StrongAugment: every sample applies ``op`` with ``magnitude`` (then flips when
+    ``hflip``, a bool or ``(b,)`` bools), no Cutout."""
     return dict(op_idx=torch.zeros(b, 1, dtype=torch.long), magnitudes=torch.full((b, 1), float(magnitude)),
-                cutout=torch.zeros(b, 4, dtype=torch.long), cutout_frac=torch.zeros(b))
+                cutout=torch.zeros(b, 4, dtype=torch.long), cutout_frac=torch.zeros(b),
+                hflip=torch.as_tensor(hflip, dtype=torch.bool).expand(b).clone())
+
+
+#: Horizontal flip in pixel-index coordinates, x' = W - 1 - x.
+FLIP = torch.tensor([[-1., 0., W - 1.], [0., 1., 0.], [0., 0., 1.]], dtype=torch.float64)
 
 
 # ------------------------------------------------------------------------------------------------ geometry ----
@@ -73,24 +79,32 @@ def test_geometric_op_matrices_follow_table10_units_and_the_centre():
     from kornia.geometry.transform import get_rotation_matrix2d
     kornia_rot = get_rotation_matrix2d(torch.tensor([[cx, cy]]), torch.tensor([30.0]), torch.ones(1, 2))[0]
     torch.testing.assert_close(op_matrix('Rotate', 30.0)[:2].float(), kornia_rot, atol=1e-5, rtol=0)
-    for op, mag in [('Rotate', -30.0), ('ShearX', 17.0), ('ShearY', -17.0), ('HFlip', 0.0)]:
+    for op, mag in [('Rotate', -30.0), ('ShearX', 17.0), ('ShearY', -17.0)]:
         torch.testing.assert_close(op_matrix(op, mag) @ centre, centre)  # about the image centre
     assert math.isclose(op_matrix('ShearX', 17.0)[0, 1].item(), math.tan(math.radians(17)), rel_tol=1e-6)
     assert math.isclose(op_matrix('ShearY', 17.0)[1, 0].item(), math.tan(math.radians(17)), rel_tol=1e-6)
     assert math.isclose(op_matrix('TranslateX', 0.15)[0, 2].item(), 0.15 * W, rel_tol=1e-6)
     assert math.isclose(op_matrix('TranslateY', -0.15)[1, 2].item(), -0.15 * H, rel_tol=1e-6)
-    torch.testing.assert_close(op_matrix('HFlip', 0.0),
-                               torch.tensor([[-1., 0., W - 1.], [0., 1., 0.], [0., 0., 1.]], dtype=torch.float64))
+    flip = sa.hflip_matrix(torch.zeros(1), H, W)[0].double()
+    torch.testing.assert_close(flip, FLIP)
+    torch.testing.assert_close(flip @ centre, centre)
 
 
-def test_two_geometric_ops_compose_in_drawn_order():
-    aug = StrongAugment(num_ops=2, ops=['TranslateX', 'HFlip'], cutout=None)
-    params = dict(op_idx=torch.tensor([[0, 1], [1, 0]]), magnitudes=torch.tensor([[0.1, 0.0], [0.0, 0.1]]),
-                  cutout=torch.zeros(2, 4, dtype=torch.long), cutout_frac=torch.zeros(2))
+def test_two_geometric_ops_compose_in_drawn_order_then_the_flip():
+    aug = StrongAugment(num_ops=2, ops=['TranslateX', 'Rotate'], cutout=None)
+    params = dict(op_idx=torch.tensor([[0, 1], [1, 0], [0, 1], [1, 0]]),
+                  magnitudes=torch.tensor([[0.1, 20.0], [20.0, 0.1], [0.1, 20.0], [20.0, 0.1]]),
+                  cutout=torch.zeros(4, 4, dtype=torch.long), cutout_frac=torch.zeros(4),
+                  hflip=torch.tensor([False, False, True, True]))
     mats = aug.compute_matrices(params, H, W).double()
-    t, f = op_matrix('TranslateX', 0.1), op_matrix('HFlip', 0.0)
-    torch.testing.assert_close(mats[0], f @ t, atol=1e-5, rtol=0)  # slot 0 first
-    torch.testing.assert_close(mats[1], t @ f, atol=1e-5, rtol=0)
+    t, r = op_matrix('TranslateX', 0.1), op_matrix('Rotate', 20.0)
+    torch.testing.assert_close(mats[0], r @ t, atol=1e-4, rtol=0)  # slot 0 first
+    torch.testing.assert_close(mats[1], t @ r, atol=1e-4, rtol=0)
+    torch.testing.assert_close(mats[2], FLIP @ r @ t, atol=1e-4, rtol=0)  # the flip after both drawn ops
+    torch.testing.assert_close(mats[3], FLIP @ t @ r, atol=1e-4, rtol=0)
+    assert not torch.allclose(mats[2], r @ t @ FLIP, atol=1.0)  # (the flip does not commute with them)
+    del params['hflip']  # parameters without the entry: no flip
+    torch.testing.assert_close(aug.compute_matrices(params, H, W).double()[2:], mats[:2])
 
 
 def test_box_warp_agrees_with_the_image_warp():
@@ -100,8 +114,10 @@ def test_box_warp_agrees_with_the_image_warp():
     imgs = torch.zeros(b, 3, H, W)
     for i, box in enumerate(boxes[:, 0].long()):
         imgs[i, :, box[1]:box[3], box[0]:box[2]] = 1.0
-    for ops, tol in [(['TranslateX', 'TranslateY', 'HFlip'], 1.0), (['Rotate', 'ShearX'], 1.5)]:
+    for ops, tol in [(['TranslateX', 'TranslateY'], 1.0), (['Rotate', 'ShearX'], 1.5)]:
         strong, mats = StrongAugment(ops=ops, cutout=None, fill=0.0)(imgs, generator=gen(3))
+        flipped = (mats[:, 0, 0] < 0).sum().item()
+        assert 0 < flipped < b  # the boxes follow the flip too (hflip_prob 0.5)
         warped, keep = warp_boxes_batch(list(boxes), mats, (H, W), min_size=2.0)
         for out, wb, k in zip(strong, warped, keep):
             ys, xs = torch.nonzero(out[0] > 0.5, as_tuple=True)
@@ -119,7 +135,7 @@ def test_box_warp_agrees_with_the_image_warp():
 
 
 def test_table10_ranges():
-    assert set(PHOTOMETRIC_OPS) | set(GEOMETRIC_OPS) == set(TABLE10_MAGNITUDES) and len(TABLE10_MAGNITUDES) == 15
+    assert set(PHOTOMETRIC_OPS) | set(GEOMETRIC_OPS) == set(TABLE10_MAGNITUDES) and len(TABLE10_MAGNITUDES) == 14
     assert TABLE10_MAGNITUDES['Solarize'] == (0.1, 1.0) and TABLE10_MAGNITUDES['Posterize'] == (4, 8)
     for op in ('Saturation', 'Contrast', 'Brightness', 'Sharpness'):
         assert TABLE10_MAGNITUDES[op] == (0.1, 1.9)
@@ -135,8 +151,8 @@ def test_sampled_magnitudes_cover_each_ops_range():
     op_idx, mags = p['op_idx'], p['magnitudes']
     assert op_idx.shape == (n, 2) and mags.shape == (n, 2) and mags.dtype == torch.float32
     assert (op_idx[:, 0] != op_idx[:, 1]).all()  # two distinct ops per sample
-    freq = torch.bincount(op_idx.flatten(), minlength=15).float() / (2 * n)
-    assert ((freq - 1 / 15).abs() < 0.015).all()  # uniform over the 15 ops
+    freq = torch.bincount(op_idx.flatten(), minlength=14).float() / (2 * n)
+    assert ((freq - 1 / 14).abs() < 0.015).all()  # uniform over the 14 ops
     for k, op in enumerate(aug.ops):
         m = mags[op_idx == k]
         rng = TABLE10_MAGNITUDES[op]
@@ -183,7 +199,7 @@ def test_fixmatch_star_keeps_the_geometry():
 
 def test_cutout_area_is_10_to_30_percent_and_filled():
     for h, w in [(H, W), (37, 101), (800, 800)]:
-        aug = StrongAugment(ops=[], cutout=(0.1, 0.3), fill=0.5)
+        aug = StrongAugment(ops=[], cutout=(0.1, 0.3), fill=0.5, hflip_prob=0.0)  # Cutout alone
         b = 64 if h < 100 else 4
         imgs = 0.75 + 0.2 * torch.rand(b, 3, h, w, generator=gen(0))  # no pixel equals the fill
         p = aug.sample_params(b, h, w, generator=gen(1))
@@ -197,6 +213,135 @@ def test_cutout_area_is_10_to_30_percent_and_filled():
         assert torch.equal(mats, torch.eye(3).expand(b, 3, 3))  # Cutout moves no labels
     drawn = StrongAugment().sample_params(2000, H, W, generator=gen(2))['cutout_frac']
     assert drawn.min() < 0.11 and drawn.max() > 0.29  # the drawn fractions span the range
+
+
+# ------------------------------------------------------------------------------------- horizontal flip ----
+# The authors' BatchRandAugment: RandomCrop -> 2 ops from the pool (no flip in it) -> RandomHorizontalFlip(0.5)
+# -> Cutout. Here (Dense FixMatch only): the flip is drawn per sample with hflip_prob and composed after the
+# drawn ops.
+
+
+def test_pool_is_14_ops_without_the_flip():
+    dense = StrongAugment(geometric=True)
+    assert dense.ops == PHOTOMETRIC_OPS + GEOMETRIC_OPS and len(dense.ops) == 14 and 'HFlip' not in dense.ops
+    assert len(PHOTOMETRIC_OPS) == 9 and len(GEOMETRIC_OPS) == 5 and 'HFlip' not in TABLE10_MAGNITUDES
+    assert dense.num_ops == 2 and dense.hflip_prob == 0.5
+    assert 'hflip_prob=0.5' in repr(dense) and 'HFlip' not in repr(dense)
+    drawn = dense.sample_params(2000, H, W, generator=gen(0))['op_idx']
+    assert set(drawn.unique().tolist()) == set(range(14))
+    star = StrongAugment(geometric=False)
+    assert star.ops == PHOTOMETRIC_OPS and star.hflip_prob == 0.0 and 'hflip_prob=0.0' in repr(star)
+
+
+def test_dense_fixmatch_configs_get_the_flip_from_geometric_true_alone():
+    from mmengine.config import Config
+    from fixtures import REPO
+    for leaf, prob, n_ops in [('bdd100k/densefixmatch_explicit.py', 0.5, 14), ('bdd100k/fixmatch_explicit.py', 0.0, 9),
+                              ('demo/densefixmatch_tiny.py', 0.5, 14), ('demo/fixmatch_tiny.py', 0.0, 9)]:
+        aug = MODELS.build(Config.fromfile(f'{REPO}/configs/{leaf}').model.strong_aug)
+        assert aug.hflip_prob == prob and len(aug.ops) == n_ops and 'HFlip' not in aug.ops, leaf
+
+
+def test_each_sample_flips_with_hflip_prob_independently_of_its_ops():
+    n = 20000
+    p = StrongAugment().sample_params(n, H, W, generator=gen(1))
+    hflip = p['hflip']
+    assert hflip.dtype == torch.bool and hflip.shape == (n, )
+    assert abs(hflip.float().mean().item() - 0.5) < 0.02
+    for k in range(14):  # ~1430 samples per op: the rate does not depend on the op drawn
+        assert abs(hflip[p['op_idx'][:, 0] == k].float().mean().item() - 0.5) < 0.06, k
+    quarter = StrongAugment(hflip_prob=0.25).sample_params(n, H, W, generator=gen(1))['hflip']
+    assert abs(quarter.float().mean().item() - 0.25) < 0.02
+    # the flip is drawn last: with the same seed, everything else is what it is without the flip
+    none = StrongAugment(hflip_prob=0.0).sample_params(n, H, W, generator=gen(1))
+    assert not none['hflip'].any()
+    for key in ('op_idx', 'magnitudes', 'cutout', 'cutout_frac'):
+        assert torch.equal(none[key], p[key]), key
+
+
+def test_flip_is_composed_after_the_drawn_ops_and_matches_an_actually_flipped_image_and_label():
+    b = 48
+    imgs = smooth_images(b)
+    labels = torch.from_numpy(np.stack([cv2.resize(np.random.default_rng(i).integers(0, 19, (3, 4), dtype=np.uint8),
+                                                   (W, H), interpolation=cv2.INTER_NEAREST) for i in range(b)]))
+    aug = StrongAugment(ops=GEOMETRIC_OPS, cutout=None)  # affine ops only: the strong image is its geometry
+    strong, mats = aug(imgs, generator=gen(2))
+    p = aug.sample_params(b, H, W, generator=gen(2))  # the draws forward made
+    fl = p['hflip']
+    assert 0.25 * b < fl.sum() < 0.75 * b
+    drawn = aug.compute_matrices(dict(p, hflip=torch.zeros(b, dtype=torch.bool)), H, W)  # without the flip
+    assert torch.equal(mats[~fl], drawn[~fl])
+    torch.testing.assert_close(mats[fl].double(), FLIP @ drawn[fl].double(), atol=1e-4, rtol=0)  # flip last
+    assert not torch.allclose(mats[fl].double(), drawn[fl].double() @ FLIP, atol=0.5)  # not flip first
+    warped_labels = warp_seg_maps(labels, mats)
+    for i in fl.nonzero().flatten().tolist():
+        g = drawn[i].double().numpy()
+        # the weak view warped by the drawn ops with OpenCV, then actually mirrored
+        ref = cv2.warpAffine(imgs[i].permute(1, 2, 0).numpy(), g[:2], (W, H), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=(0.5, 0.5, 0.5))[:, ::-1]
+        interior = valid_interior(g)[:, ::-1]
+        assert interior.mean() > 0.2
+        assert np.abs(strong[i].permute(1, 2, 0).numpy() - ref)[interior].max() < 0.02
+        ref_label = cv2.warpAffine(labels[i].numpy(), g[:2], (W, H), flags=cv2.INTER_NEAREST,
+                                   borderMode=cv2.BORDER_CONSTANT, borderValue=255)[:, ::-1]
+        kernel = np.ones((3, 3), np.uint8)
+        stable = cv2.dilate(ref_label, kernel) == cv2.erode(ref_label, kernel)
+        assert stable.mean() > 0.3
+        np.testing.assert_array_equal(warped_labels[i].numpy()[stable], ref_label[stable])
+        # a weak-view point lands where the drawn ops put it, mirrored: x' = W - 1 - x
+        pt = torch.tensor([11.0, 17.0, 1.0], dtype=torch.float64)
+        x, y, _ = drawn[i].double() @ pt
+        torch.testing.assert_close(mats[i].double() @ pt, torch.stack([W - 1 - x, y, torch.ones(())]).double(),
+                                   atol=1e-4, rtol=0)
+
+
+def test_flip_comes_after_the_photometric_ops_and_before_cutout():
+    b = 32
+    imgs = smooth_images(b)
+    aug = StrongAugment(ops=PHOTOMETRIC_OPS, fill=0.5)
+    p = aug.sample_params(b, H, W, generator=gen(3))
+    strong, mats = aug.apply_params(imgs, p)
+    fl = p['hflip']
+    assert 0 < fl.sum() < b
+    # photometric pool: each matrix is exactly the identity or exactly the flip
+    assert torch.equal(mats[fl], FLIP.float().expand(int(fl.sum()), 3, 3))
+    assert torch.equal(mats[~fl], torch.eye(3).expand(int((~fl).sum()), 3, 3))
+    # the same draws without flip and without Cutout, mirrored by hand
+    plain, _ = StrongAugment(ops=PHOTOMETRIC_OPS, cutout=None).apply_params(imgs, dict(p, hflip=torch.zeros_like(fl)))
+    for i in range(b):
+        x1, y1, x2, y2 = p['cutout'][i].tolist()
+        cut = torch.zeros(H, W, dtype=torch.bool)
+        cut[y1:y2, x1:x2] = True
+        assert (strong[i][:, cut] == 0.5).all()  # Cutout where it was drawn, in strong-view coordinates: last
+        expected = plain[i].flip(-1) if fl[i] else plain[i]
+        torch.testing.assert_close(strong[i][:, ~cut], expected[:, ~cut], atol=1e-4, rtol=0)
+
+
+def test_no_flip_with_hflip_prob_0_or_fixmatch_star():
+    imgs = smooth_images(32)
+    eye = torch.eye(3).expand(32, 3, 3)
+    for aug in (StrongAugment(ops=PHOTOMETRIC_OPS, hflip_prob=0.0), StrongAugment(geometric=False),
+                StrongAugment(geometric=False, hflip_prob=1.0)):  # FixMatch* moves no geometry, the flip included
+        assert aug.hflip_prob == 0.0
+        assert not aug.sample_params(32, H, W, generator=gen(0))['hflip'].any()
+        _, mats = aug(imgs, generator=gen(0))
+        assert torch.equal(mats, eye)
+    _, mats = StrongAugment(ops=PHOTOMETRIC_OPS, hflip_prob=1.0)(imgs, generator=gen(0))
+    assert torch.equal(mats, FLIP.float().expand(32, 3, 3))
+
+
+def test_hflip_as_a_pool_op_only_when_listed_and_never_twice():
+    # listed explicitly, 'HFlip' is still the pool op it was (drawn like the others) and hflip_prob defaults to 0
+    legacy = StrongAugment(ops=('HFlip', ), num_ops=1, cutout=None)
+    assert legacy.hflip_prob == 0.0 and legacy.ops == ('HFlip', )
+    _, mats = legacy(smooth_images(4), generator=gen(0))
+    assert torch.equal(mats, FLIP.float().expand(4, 3, 3))
+    assert StrongAugment(ops=('Rotate', 'HFlip'), hflip_prob=0.0).hflip_prob == 0.0
+    with pytest.raises(ValueError, match="'HFlip' in ops and hflip_prob=0.5: the horizontal flip is hflip_prob"):
+        StrongAugment(ops=('Rotate', 'HFlip'), hflip_prob=0.5)
+    with pytest.raises(ValueError, match=r'hflip_prob must be in \[0, 1\]'):
+        StrongAugment(hflip_prob=1.5)
+    assert StrongAugment(geometric=False, ops=('HFlip', 'Invert')).ops == ('Invert', )
 
 
 # ----------------------------------------------------------------------------------------- photometric ----
@@ -346,8 +491,11 @@ def test_image_path_reads_no_device_value():
     A ``meta`` tensor has shapes but no values, so any read of a device value (``nonzero``, ``item``, ``bool``)
     raises; the whole augmentation must still run, for both pools of ops.
     """
-    for geometric in (True, False):
+    for geometric, hflip_prob in ((True, None), (True, 1.0), (False, None)):
         imgs = torch.empty(16, 3, 24, 40, device='meta')
-        out, mats = StrongAugment(geometric=geometric)(imgs, generator=gen(3))
+        aug = StrongAugment(geometric=geometric, hflip_prob=hflip_prob)
+        out, mats = aug(imgs, generator=gen(3))
         assert out.device.type == 'meta' and out.shape == imgs.shape and mats.shape == (16, 3, 3)
+        flipped = aug.sample_params(16, 24, 40, generator=gen(3))['hflip']  # the draws forward made
+        assert flipped.all() if hflip_prob == 1.0 else (flipped.any() == geometric)
 

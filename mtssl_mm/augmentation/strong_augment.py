@@ -1,25 +1,32 @@
 """The strong augmentation ``A`` of FixMatch* and Dense FixMatch, batch-wise on the device.
 
-RandAugment with the operations and magnitude ranges of the paper's Table 10, followed by Cutout, applied to
-the weak view ``alpha(x)``. Every sample draws its own operations and magnitudes, and its geometry is returned
-as a ``(3, 3)`` matrix, which is exactly the pseudo-label transform ``A o alpha^-1`` of Eq. 4 (the input already
-is the weak view). Labels follow with :mod:`mtssl_mm.augmentation.label_warp`.
+RandAugment with the operations and magnitude ranges of the paper's Table 10, then (Dense FixMatch only) a
+random horizontal flip, then Cutout, applied to the weak view ``alpha(x)``. This is the order of the authors' own
+code (github miquelmarti/DenseFixMatch, ``dataloading/transforms.py``, ``BatchRandAugment``): RandomCrop (here
+part of the weak view) -> ``num_ops`` ops drawn from the RandAugment pool -> RandomHorizontalFlip(p=0.5) ->
+Cutout. The flip is not one of the pool's ops: it is drawn separately, with probability ``hflip_prob``, after the
+drawn ops. Every sample draws its own operations, magnitudes and flip (the authors draw the operations once per
+batch), and its geometry is returned as a ``(3, 3)`` matrix, which is exactly the pseudo-label transform
+``A o alpha^-1`` of Eq. 4 (the input already is the weak view). Labels follow with
+:mod:`mtssl_mm.augmentation.label_warp`.
 
 Call flow of :meth:`StrongAugment.forward`::
 
     imgs (B, 3, H, W) in [0, 1], any float dtype
      |
-     |  sample_params(B, H, W), on the host  ->  op_idx (B, num_ops), magnitudes (B, num_ops), cutout (B, 4)
+     |  sample_params(B, H, W), on the host  ->  op_idx (B, num_ops), magnitudes (B, num_ops), cutout (B, 4),
+     |                                           hflip (B,) bool
      v
     apply_params(imgs, params):
-     |- _plan, on the host: compute_matrices (each sample's geometric ops, in drawn order, composed into one
-     |  (3, 3) matrix), which samples drew which op, which matrices are not the identity; two copies to the
-     |  device, no sync (the image path never reads a device value)
+     |- _plan, on the host: compute_matrices (each sample's geometric ops, in drawn order, then its flip, composed
+     |  into one (3, 3) matrix ``F^hflip @ G_last @ ... @ G_first``), which samples drew which op, which matrices
+     |  are not the identity; two copies to the device, no sync (the image path never reads a device value)
      |  then on the device, in float32 with autocast off:
      |- photometric ops: for slot in num_ops, for op in the photometric ops: the op on the sub-batch that drew
      |  it there (index_select -> op -> index_copy_); the loop count does not depend on B
      |- one batched kornia warp_affine (bilinear, padding ``fill``) of the samples whose matrix is not identity
-     '- Cutout on the strong image (not a label transform)
+     |  (the drawn affine ops and the flip together)
+     '- Cutout on the strong image, last (not a label transform)
      v
     imgs_strong (B, 3, H, W) input dtype, matrices (B, 3, 3) float32
 
@@ -29,11 +36,14 @@ to the strong-view point: ``strong(M p) = weak(p)``. See :mod:`~mtssl_mm.augment
 use mmdet's convention (pixel ``j`` covers ``[j, j + 1)``).
 
 Order of operations. RandAugment applies its two operations in the drawn order; here the photometric ones run
-first (in drawn order among themselves) and the sample's geometry is applied afterwards in one warp. The
-pixel-wise ops (Invert, Solarize, Posterize, Brightness) commute with a warp up to bilinear interpolation;
-AutoContrast, Equalize, Contrast (image mean), Saturation (pixel-wise) and Sharpness (3x3 neighbourhood) see the
-image before the warp rather than after it, and the padded area is always ``fill`` (never e.g. inverted). Both
-are views RandAugment could equally have produced, and a single warp keeps the image sampled only once.
+first (in drawn order among themselves) and the sample's geometry (drawn affine ops, then the flip) is applied
+afterwards in one warp. The pixel-wise ops (Invert, Solarize, Posterize, Brightness) commute with a warp up to
+bilinear interpolation; AutoContrast, Equalize, Contrast (image mean), Saturation (pixel-wise) and Sharpness (3x3
+neighbourhood) see the image before the warp rather than after it, and the padded area is always ``fill`` (never
+e.g. inverted). Both are views RandAugment could equally have produced, and a single warp keeps the image sampled
+only once. The flip itself commutes exactly with every photometric op (their statistics and the symmetric 3x3
+kernel do not depend on left and right), so it does come after the drawn ops, as in the authors' code; Cutout
+comes after the flip (its rectangle is drawn in strong-view coordinates).
 """
 from contextlib import nullcontext
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
@@ -49,8 +59,14 @@ __all__ = ['StrongAugment', 'PHOTOMETRIC_OPS', 'GEOMETRIC_OPS', 'TABLE10_MAGNITU
 #: Operations of the paper's Table 10 that act on pixel values only (the unstarred ones): FixMatch* uses these.
 PHOTOMETRIC_OPS = ('AutoContrast', 'Equalize', 'Invert', 'Solarize', 'Posterize', 'Saturation', 'Contrast',
                    'Brightness', 'Sharpness')
-#: Operations of Table 10 marked * (affine): moved onto the labels by Dense FixMatch, dropped by FixMatch*.
-GEOMETRIC_OPS = ('ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'Rotate', 'HFlip')
+#: Operations of Table 10 marked * (affine) in the RandAugment pool: moved onto the labels by Dense FixMatch,
+#: dropped by FixMatch*. The horizontal flip is not among them: as in the authors' code it is applied after the
+#: drawn ops with probability ``StrongAugment(hflip_prob=...)`` (Dense FixMatch only).
+GEOMETRIC_OPS = ('ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'Rotate')
+
+#: The flip as an op of the pool, which it was before it became ``hflip_prob``: not in the default pool, accepted
+#: in ``StrongAugment(ops=...)`` only when listed explicitly (then the separate flip is off).
+LEGACY_HFLIP = 'HFlip'
 
 #: Magnitude ranges ``(low, high)`` of Table 10, sampled uniformly per sample; ``None`` for ops without one.
 #: Units: Solarize threshold on [0, 1] images; Posterize bits (integers, both ends included); enhance factors
@@ -71,7 +87,6 @@ TABLE10_MAGNITUDES: Dict[str, Optional[Tuple[float, float]]] = dict(
     TranslateX=(-0.15, 0.15),
     TranslateY=(-0.15, 0.15),
     Rotate=(-30.0, 30.0),
-    HFlip=None,
 )
 
 _INTEGER_OPS = ('Posterize', )
@@ -207,7 +222,7 @@ _GEOMETRIC_FNS: Dict[str, Callable[[Tensor, int, int], Tensor]] = dict(
     TranslateX=translate_x_matrix,
     TranslateY=translate_y_matrix,
     Rotate=rotate_matrix,
-    HFlip=hflip_matrix,
+    HFlip=hflip_matrix,  # only for an explicit ``ops=[..., 'HFlip']``; the default flip is ``hflip_prob``
 )
 
 
@@ -237,23 +252,38 @@ def _cutout_size(frac: Tensor, height: int, width: int, low: float, high: float)
 
 @MODELS.register_module()
 class StrongAugment(nn.Module):
-    """RandAugment (Table 10) + Cutout on a batch, each sample with its own ops, magnitudes and geometry.
+    """RandAugment (Table 10), a random horizontal flip and Cutout on a batch, each sample with its own draws.
 
+    Order, as in the authors' code (``BatchRandAugment``): the ``num_ops`` drawn ops, then the flip, then Cutout.
     Every sample draws ``num_ops`` distinct operations uniformly from ``ops`` and, for each, a magnitude uniformly
-    from its range (:data:`TABLE10_MAGNITUDES`, overridable with ``magnitudes``); then a Cutout rectangle with
-    the image's aspect ratio covering a fraction ``U(cutout)`` of the image area, fully inside the image, filled
-    with ``fill``. With ``geometric=False`` (FixMatch*) the affine ops are removed from the pool, so the images'
-    geometry is unchanged and every matrix is the identity; Cutout still applies (it is not a * op).
+    from its range (:data:`TABLE10_MAGNITUDES`, overridable with ``magnitudes``); then, with ``geometric=True``
+    (Dense FixMatch), a horizontal flip with probability ``hflip_prob``, composed into the sample's matrix after
+    the drawn affine ops (``M = F @ G``); then a Cutout rectangle with the image's aspect ratio covering a fraction
+    ``U(cutout)`` of the image area, fully inside the image, filled with ``fill``. With ``geometric=False``
+    (FixMatch*) the affine ops are removed from the pool and there is no flip, so the images' geometry is
+    unchanged and every matrix is the identity; Cutout still applies (it is not a * op).
+
+    The default pool is :data:`PHOTOMETRIC_OPS` + :data:`GEOMETRIC_OPS` (14 ops, 9 of them photometric) with
+    ``geometric=True`` and :data:`PHOTOMETRIC_OPS` (9) with ``geometric=False``; the flip is not in it.
 
     Args:
         num_ops: operations drawn per sample (Table 10: 2), distinct within a sample.
-        geometric: draw the affine ops too (Dense FixMatch) or not (FixMatch*).
+        geometric: draw the affine ops and the flip too (Dense FixMatch) or neither (FixMatch*).
         cutout: ``(low, high)`` fraction of the image area to cut out, or ``None`` for no Cutout.
         fill: value (one, or one per RGB channel) of the Cutout region and of the area the warp brings in from
             outside the weak view, on the ``[0, 1]`` scale.
         ops: names of the operations to draw from (default all of :data:`PHOTOMETRIC_OPS` and
-            :data:`GEOMETRIC_OPS`); with ``geometric=False`` the geometric ones are removed from it.
+            :data:`GEOMETRIC_OPS`); with ``geometric=False`` the geometric ones are removed from it. ``'HFlip'``
+            (the flip as a pool op, drawn like the others, as this class did before ``hflip_prob``) is accepted
+            only when listed here explicitly; the separate flip is then off by default.
         magnitudes: ``{op name: (low, high)}`` overriding ranges of :data:`TABLE10_MAGNITUDES`.
+        hflip_prob: probability that a sample is flipped horizontally after its drawn ops. ``None`` (default):
+            0.5, the authors' ``RandomHorizontalFlip()``, or 0 when ``'HFlip'`` is listed in ``ops``. Forced to 0
+            with ``geometric=False`` (FixMatch* moves no geometry, like the affine ops it removes).
+
+    Raises:
+        ValueError: unknown or duplicate ops, a bad ``cutout`` range, ``hflip_prob`` outside ``[0, 1]``, or
+            ``'HFlip'`` in ``ops`` together with a nonzero ``hflip_prob`` (a sample could be flipped twice).
 
     Example:
         >>> aug = StrongAugment()
@@ -269,29 +299,45 @@ class StrongAugment(nn.Module):
                  cutout: Optional[Tuple[float, float]] = (0.1, 0.3),
                  fill: Union[float, Sequence[float]] = 0.5,
                  ops: Optional[Sequence[str]] = None,
-                 magnitudes: Optional[Dict[str, Tuple[float, float]]] = None) -> None:
+                 magnitudes: Optional[Dict[str, Tuple[float, float]]] = None,
+                 hflip_prob: Optional[float] = None) -> None:
         super().__init__()
         ops = tuple(PHOTOMETRIC_OPS + GEOMETRIC_OPS) if ops is None else tuple(ops)
-        unknown = [op for op in ops if op not in TABLE10_MAGNITUDES]
+        known = tuple(TABLE10_MAGNITUDES) + (LEGACY_HFLIP, )
+        unknown = [op for op in ops if op not in known]
         if unknown:
-            raise ValueError(f'unknown ops {unknown}; choose from {list(TABLE10_MAGNITUDES)}')
+            raise ValueError(f'unknown ops {unknown}; choose from {list(TABLE10_MAGNITUDES)} (the horizontal flip '
+                             f'is not a pool op: it is hflip_prob)')
+        legacy_flip = LEGACY_HFLIP in ops
+        if hflip_prob is None:
+            hflip_prob = 0.0 if legacy_flip else 0.5
+        if not 0.0 <= hflip_prob <= 1.0:
+            raise ValueError(f'hflip_prob must be in [0, 1], got {hflip_prob}')
+        if legacy_flip and hflip_prob > 0:
+            raise ValueError(f"'{LEGACY_HFLIP}' in ops and hflip_prob={hflip_prob}: the horizontal flip is "
+                             f"hflip_prob now (applied after the drawn ops, as in the authors' code); drop "
+                             f"'{LEGACY_HFLIP}' from ops, or set hflip_prob=0 to keep it a pool op")
         if not geometric:
-            ops = tuple(op for op in ops if op not in GEOMETRIC_OPS)
+            ops = tuple(op for op in ops if op not in _GEOMETRIC_FNS)
+            hflip_prob = 0.0
         if len(set(ops)) != len(ops):
             raise ValueError(f'duplicate ops in {ops}')
         if cutout is not None and not 0 <= cutout[0] <= cutout[1] <= 1:
             raise ValueError(f'cutout must be (low, high) fractions with 0 <= low <= high <= 1, got {cutout}')
-        ranges = dict(TABLE10_MAGNITUDES)
+        ranges = dict(TABLE10_MAGNITUDES, **{LEGACY_HFLIP: None})
         ranges.update(magnitudes or {})
         self.ops = ops
         self.num_ops = min(num_ops, len(ops))
         self.geometric = geometric
+        self.hflip_prob = float(hflip_prob)
         self.cutout = None if cutout is None else (float(cutout[0]), float(cutout[1]))
         self.fill = tuple(float(f) for f in fill) if isinstance(fill, Sequence) else (float(fill), ) * 3
         self.magnitude_ranges = {op: ranges[op] for op in ops}
 
     def extra_repr(self) -> str:
-        return f'num_ops={self.num_ops}, ops={self.ops}, cutout={self.cutout}, fill={self.fill}'
+        # order of application: num_ops ops drawn from ops, then the flip, then Cutout
+        return (f'num_ops={self.num_ops}, ops={self.ops}, hflip_prob={self.hflip_prob}, cutout={self.cutout}, '
+                f'fill={self.fill}')
 
     # -------------------------------------------------------------------------------------------- sampling ----
 
@@ -309,7 +355,7 @@ class StrongAugment(nn.Module):
                       width: int,
                       device: Union[str, torch.device, None] = None,
                       generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
-        """Draw every sample's operations, magnitudes and Cutout rectangle; nothing touches an image.
+        """Draw every sample's operations, magnitudes, flip and Cutout rectangle; nothing touches an image.
 
         Draws happen on ``generator``'s device when one is given (the same seed then gives the same parameters
         on any ``device``), else on ``device``.
@@ -331,6 +377,9 @@ class StrongAugment(nn.Module):
             * ``cutout``: ``(B, 4)`` int64 ``x1, y1, x2, y2`` pixel indices of the Cutout rectangle, half-open
               (columns ``x1 <= j < x2``); all zeros (empty) when Cutout is off.
             * ``cutout_frac``: ``(B,)`` float32 drawn area fraction (0 when Cutout is off).
+            * ``hflip``: ``(B,)`` bool, flip the sample horizontally after its ``op_idx`` ops (probability
+              ``hflip_prob``, independent of the other draws); all ``False`` when ``hflip_prob`` is 0, e.g. with
+              ``geometric=False``.
         """
         draw_device = generator.device if generator is not None else device
 
@@ -355,22 +404,29 @@ class StrongAugment(nn.Module):
             y1 = (rand(batch_size) * (height - ch + 1)).floor().long().clamp(max=height - ch)
             x1 = (rand(batch_size) * (width - cw + 1)).floor().long().clamp(max=width - cw)
             cutout = torch.stack([x1, y1, x1 + cw, y1 + ch], dim=1)
-        params = dict(op_idx=op_idx, magnitudes=magnitudes, cutout=cutout, cutout_frac=frac)
+        hflip = torch.zeros(batch_size, dtype=torch.bool, device=op_idx.device)
+        if self.hflip_prob > 0:  # drawn last: the other draws are those of the same seed without the flip
+            hflip = rand(batch_size) < self.hflip_prob
+        params = dict(op_idx=op_idx, magnitudes=magnitudes, cutout=cutout, cutout_frac=frac, hflip=hflip)
         return {key: value.to(device) for key, value in params.items()}
 
     # -------------------------------------------------------------------------------------------- applying ----
 
     def compute_matrices(self, params: Dict[str, Tensor], height: int, width: int) -> Tensor:
-        """Compose each sample's geometric ops, in drawn order, into one matrix.
+        """Compose each sample's geometric ops, in drawn order, then its flip, into one matrix.
+
+        ``M = F @ G_num_ops @ ... @ G_1`` where ``G_s`` is the slot-``s`` op's matrix (the identity for a
+        photometric op) and ``F`` the horizontal flip ``x' = W - 1 - x`` when ``params['hflip']`` (else the
+        identity): the flip comes after the drawn ops, as in the authors' code.
 
         Args:
-            params: output of :meth:`sample_params`.
+            params: output of :meth:`sample_params` (a dict without ``hflip`` means no flip).
             height: image height ``H`` (pixels).
             width: image width ``W`` (pixels).
 
         Returns:
             ``(B, 3, 3)`` float32 weak-to-strong transforms in pixel-index coordinates; exactly the identity for
-            samples that drew no geometric op.
+            samples that drew no geometric op and no flip.
         """
         op_idx, mags = params['op_idx'], params['magnitudes'].float()
         eye = torch.eye(3, device=op_idx.device).expand(op_idx.shape[0], 3, 3)
@@ -382,6 +438,10 @@ class StrongAugment(nn.Module):
                 chosen = (op_idx[:, slot] == k).view(-1, 1, 1)
                 step = torch.where(chosen, _GEOMETRIC_FNS[op](mags[:, slot], height, width), eye)
                 matrices = step @ matrices
+        hflip = params.get('hflip')
+        if hflip is not None:  # composed last: the flip follows the drawn ops
+            flip = hflip_matrix(torch.zeros(op_idx.shape[0], device=op_idx.device), height, width)
+            matrices = torch.where(hflip.to(op_idx.device, torch.bool).view(-1, 1, 1), flip @ matrices, matrices)
         return matrices.contiguous()
 
     def _plan(self, params: Dict[str, Tensor], height: int, width: int, device: torch.device) -> Dict:
@@ -403,8 +463,11 @@ class StrongAugment(nn.Module):
         mags = params['magnitudes'].cpu().float()
         cutout = params['cutout'].cpu().long()
         batch, num_ops = op_idx.shape
+        host = dict(op_idx=op_idx, magnitudes=mags)
+        if 'hflip' in params:
+            host['hflip'] = params['hflip'].cpu()
         with torch.autocast(device_type='cpu', enabled=False):  # float32 matrices under CPU autocast too
-            matrices = self.compute_matrices(dict(op_idx=op_idx, magnitudes=mags), height, width)
+            matrices = self.compute_matrices(host, height, width)
         warp_idx = (matrices != torch.eye(3)).flatten(1).any(dim=1).nonzero().squeeze(1)
         order = op_idx.t().argsort(dim=1, stable=True)  # (num_ops, B)
         groups = []
@@ -463,7 +526,7 @@ class StrongAugment(nn.Module):
         return x
 
     def apply_params(self, imgs: Tensor, params: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
-        """Apply drawn parameters: photometric ops, one warp, Cutout.
+        """Apply drawn parameters: photometric ops, one warp (drawn affine ops, then the flip), Cutout.
 
         Computation runs in float32 with autocast disabled whatever the input dtype (the histogram and
         quantisation ops need it); the result is cast back.
