@@ -203,3 +203,22 @@ def test_scalabel_frames_object_and_cli(tree):
     assert 'BDD100K merge summary' in out.stdout
     val = load(osp.join(tree, 'out', 'val.json'))['data_list']
     assert [e['labeled_tasks'] for e in val] == [['det'], ['det'], ['seg']]
+
+
+def test_truncated_label_file_names_the_file_line_and_column(tree):
+    """An interrupted download: a ValueError naming det_train.json and where it breaks off, not a bare
+    JSONDecodeError (converter function and command line)."""
+    import re
+    text = json.dumps(bdd_det_frames()['train'], indent=1)
+    cut = text[:text.index('"box2d"', len(text) // 2)]  # ends with ',\n<indent>': a property name is missing
+    path = osp.join(tree, 'labels', 'det_20', 'det_train.json')
+    with open(path, 'w') as f:
+        f.write(cut)
+    line, column = cut.count('\n') + 1, len(cut) - cut.rfind('\n')  # the end of the file
+    assert line > 10
+    expected = f'{path}: invalid JSON at line {line}, column {column}: Expecting property name'
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        bdd.convert(tree)
+    out = subprocess.run([sys.executable, osp.join(REPO, 'tools/dataset_converters/bdd100k.py'), tree],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and expected in out.stderr and 'JSONDecodeError' not in out.stderr, out.stderr[-3000:]

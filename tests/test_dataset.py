@@ -154,3 +154,24 @@ def test_relative_split_file_is_relative_to_data_root(tmp_path, partial_root):
         json.dump(dict(labeled=dict(det=[ann['data_list'][0]['img_path']])), f)
     ds = build(partial_root, split_file='splits/one.json', filter_cfg=dict(labeled='any'))
     assert len(ds) == 1 and ds.labeled_tasks(0) == ('det', )
+
+
+def test_truncated_annotation_or_split_file_names_the_file_line_and_column(tmp_path, partial_root):
+    """A truncated annotation or split file: a ValueError naming the file and where it breaks off."""
+    import re
+    ann = json.load(open(osp.join(partial_root, 'annotations', 'train.json')))
+    text = json.dumps(ann, indent=1)
+    cut = text[:text.index('"instances"', len(text) // 2)]  # ends with ',\n<indent>': a property name is missing
+    root = tmp_path / 'cut'
+    os.makedirs(root / 'annotations')
+    path = root / 'annotations' / 'train.json'
+    path.write_text(cut)
+    line, column = cut.count('\n') + 1, len(cut) - cut.rfind('\n')  # the end of the file
+    assert line > 10
+    with pytest.raises(ValueError, match=re.escape(f'{path}: invalid JSON at line {line}, column {column}: ')):
+        build(str(root))
+    # a split file cut inside its 4th line, in the middle of an image name
+    split = tmp_path / 'split.json'
+    split.write_text('{\n "labeled": {\n  "det": [\n   "' + ann['data_list'][0]['img_path'][:10])
+    with pytest.raises(ValueError, match=re.escape(f'{split}: invalid JSON at line 4, column 4: Unterminated string')):
+        build(partial_root, split_file=str(split))

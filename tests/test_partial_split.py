@@ -2,6 +2,7 @@
 import json
 import os.path as osp
 import random
+import re
 
 import pytest
 
@@ -123,6 +124,17 @@ def test_bad_sizes_are_errors_naming_the_file(ann_file, tmp_path, args, match):
 def test_missing_annotation_file(tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.json'):
         mps.main([str(tmp_path / 'nope.json'), '--scenario', 'b', '--n-det', '2', '-o', str(tmp_path / 'x.json')])
+
+
+def test_truncated_annotation_file_names_the_file_line_and_column(ann_file, tmp_path):
+    text = open(ann_file).read()
+    cut = tmp_path / 'train.json'
+    cut.write_text(text[:text.index('"labeled_tasks"', len(text) // 2)])  # an interrupted copy, all on line 1
+    column = len(cut.read_text()) + 1
+    expected = f'{cut}: invalid JSON at line 1, column {column}: Expecting property name'
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        mps.main([str(cut), '--scenario', 'b', '--n-det', '2', '-o', str(tmp_path / 'x.json')])
+    assert not (tmp_path / 'x.json').exists()
 
 
 def test_converter_split_and_lowdata_config_together(tmp_path):

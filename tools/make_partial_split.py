@@ -33,6 +33,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from mtssl_mm.utils.json_io import load_json
+
 SCENARIOS = ('a', 'b', 'c', 'd', 'e')
 
 
@@ -147,8 +149,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if not osp.isfile(args.ann_file):
         raise FileNotFoundError(f'annotation file {args.ann_file} does not exist')
-    with open(args.ann_file) as f:
-        ann = json.load(f)
+    ann = load_json(args.ann_file)  # a truncated file: ValueError naming the file, line and column
     if not isinstance(ann, dict) or not isinstance(ann.get('data_list'), list):
         raise ValueError(f'{args.ann_file}: expected {{"metainfo": ..., "data_list": [...]}}')
     for d in ann['data_list']:

@@ -3,7 +3,7 @@ import os.path as osp
 from typing import List, Optional, Sequence
 
 from mmdet.datasets import BaseDetDataset
-from mmengine.fileio import load
+from ..utils.json_io import load_json
 from mmdet.registry import DATASETS
 
 KNOWN_TASKS = ('det', 'seg')
@@ -71,7 +71,7 @@ class MultiTaskDataset(BaseDetDataset):
         """Read the annotation file once: check and merge its metainfo, then parse every entry."""
         if not osp.isfile(self.ann_file):
             raise FileNotFoundError(f'annotation file {self.ann_file} does not exist')
-        annotations = load(self.ann_file, backend_args=self.backend_args)
+        annotations = load_json(self.ann_file, backend_args=self.backend_args)
         if not isinstance(annotations, dict) or 'data_list' not in annotations or 'metainfo' not in annotations:
             raise ValueError(f'{self.ann_file}: expected a JSON object with "metainfo" and "data_list"')
         file_meta = annotations['metainfo']
@@ -131,7 +131,7 @@ class MultiTaskDataset(BaseDetDataset):
     def _apply_split(self, data_list: List[dict]) -> None:
         if not osp.isfile(self.split_file):
             raise FileNotFoundError(f'split file {self.split_file} does not exist')
-        split = load(self.split_file)
+        split = load_json(self.split_file)
         if not isinstance(split, dict) or not isinstance(split.get('labeled'), dict):
             raise ValueError(f'split file {self.split_file}: expected {{"labeled": {{task: [img_path, ...]}}}}')
         prefix = self.data_prefix.get('img', '')

@@ -56,6 +56,8 @@ from typing import Dict, List, Optional, Tuple
 
 from PIL import Image
 
+from mtssl_mm.utils.json_io import load_json
+
 DET_CLASSES = ('pedestrian', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle', 'traffic light',
                'traffic sign')
 # BDD100K's label colours (the Cityscapes colours of the same classes)
@@ -122,8 +124,7 @@ def load_frames(path: str) -> List[dict]:
     """The frames of a Scalabel JSON file (a list of frames, or ``{"frames": [...]}``)."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path} does not exist (expected Scalabel detection labels)')
-    with open(path) as f:
-        data = json.load(f)
+    data = load_json(path)  # a truncated file: ValueError naming the file, line and column
     if isinstance(data, dict) and 'frames' in data:
         data = data['frames']
     if not isinstance(data, list):
