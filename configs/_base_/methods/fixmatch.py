@@ -19,3 +19,6 @@ custom_hooks = [
     dict(type='CheckInvalidLossHook', interval=50),
     dict(type='EMATeacherHook', decay=0.99),
 ]
+# Table 10: lr 1e-3 is for a global batch of 16 (8 GPUs x 2 images: 8 labeled + 8 others with explicit
+# sampling, 16 drawn uniformly with implicit sampling); --auto-scale-lr keeps the lr per image
+auto_scale_lr = dict(enable=False, base_batch_size=16)

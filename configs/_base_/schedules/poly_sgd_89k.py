@@ -11,5 +11,4 @@ param_scheduler = [
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=5000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-# Table 10's batch is 8 in total (8 GPUs x 1 image, see the dataset configs)
-auto_scale_lr = dict(enable=False, base_batch_size=8)
+# auto_scale_lr (the global batch this lr is for) is set by the method: configs/_base_/methods/*.py
