@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from fixtures import REPO, TINY_CONFIG, cfg_options
@@ -97,3 +98,57 @@ def test_reference_command_bdd100k_densefixmatch_explicit_two_processes(tmp_path
     assert 'det.unsup.loss_cls' in out and 'seg.unsup.loss_ce' in out and 'det.lambda' in out
     assert osp.isfile(tmp_path / 'work' / 'iter_2.pth')
     assert 'multitask/gmean' in out
+
+
+# ------------------------------------------------------------------------------------- test.py --tasks
+FIXMATCH_TINY = osp.join(REPO, 'configs', 'demo', 'fixmatch_tiny.py')
+
+
+def test_tasks_flag_restricts_supervised_and_semi_supervised_configs():
+    """`--tasks`: the predicting model (MultiTaskDetSeg, or the detector that student and teacher are built from),
+    the evaluator and the dataset see only the given tasks; an unknown task names the flag and the known tasks."""
+    from mmengine.config import Config
+    from official_fixtures import load_tool
+    restrict_tasks = load_tool('test.py').restrict_tasks
+
+    sup = Config.fromfile(TINY_CONFIG)
+    restrict_tasks(sup, ['det'])
+    assert sup.model.predict_tasks == ['det']
+    semi = Config.fromfile(FIXMATCH_TINY)
+    assert semi.model.type == 'MultiTaskSemiSupervised'
+    restrict_tasks(semi, ['seg', 'seg'])
+    assert semi.model.detector.predict_tasks == ['seg'] and 'predict_tasks' not in semi.model
+    for cfg, tasks in ((sup, ['det']), (semi, ['seg'])):
+        assert cfg.test_evaluator.tasks == tasks and cfg.test_dataloader.dataset.tasks == tuple(tasks)
+
+    from mmdet.registry import MODELS
+    model = MODELS.build(semi.model)  # both the student and the teacher predict seg only
+    assert model.student.predict_tasks == model.teacher.predict_tasks == ('seg', )
+
+    for config, known in ((TINY_CONFIG, "['det', 'seg']"), (FIXMATCH_TINY, "['det', 'seg']"),
+                          (osp.join(REPO, 'configs', 'cityscapes_lowdata', 'fixmatch_implicit_det.py'), "['det']")):
+        cfg = Config.fromfile(config)
+        with pytest.raises(ValueError) as info:
+            restrict_tasks(cfg, ['seg', 'depth'] if known == "['det']" else ['depth'])
+        msg = str(info.value)
+        assert msg.startswith('--tasks: unknown task(s)') and 'depth' in msg and msg.endswith(f'tasks {known}'), msg
+
+
+def test_test_py_tasks_on_a_semi_supervised_config(partial_root, tmp_path):
+    """tools/test.py --tasks seg on a FixMatch* config: the teacher predicts seg alone, only seg is evaluated."""
+    from mmdet.registry import MODELS
+    from fixtures import tiny_cfg
+    import mtssl_mm  # noqa: F401
+    cfg = tiny_cfg(partial_root, str(tmp_path), config=FIXMATCH_TINY)
+    ckpt = str(tmp_path / 'semi.pth')
+    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict(), meta=dict()), ckpt)
+    opts = cfg_options(partial_root)
+    out = run([sys.executable, TEST, FIXMATCH_TINY, ckpt, '--tasks', 'seg', '--work-dir', str(tmp_path / 'test'),
+               '--cfg-options', *opts])
+    assert 'seg/mIoU' in out and 'det/bbox_mAP' not in out
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
+    bad = subprocess.run([sys.executable, TEST, FIXMATCH_TINY, ckpt, '--tasks', 'depth', '--cfg-options', *opts],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0
+    assert "--tasks: unknown task(s) ['depth']; the model (MultiTaskSemiSupervised) has the tasks ['det', 'seg']" \
+        in bad.stderr, bad.stderr[-3000:]

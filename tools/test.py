@@ -31,12 +31,22 @@ def parse_args():
 
 
 def restrict_tasks(cfg, tasks):
-    """Run and evaluate only ``tasks``: the model predicts them, the evaluator and dataset only know them."""
-    known = [t for t, c in cfg.model.tasks.items() if c is not None]
-    unknown = set(tasks) - set(known)
+    """Run and evaluate only ``tasks``: the model predicts them, the evaluator and dataset only know them.
+
+    Supervised configs hold the :class:`MultiTaskDetSeg` config in ``cfg.model``; semi-supervised ones
+    (``MultiTaskSemiSupervised``) in ``cfg.model.detector``, from which the student and the EMA teacher (the
+    model that predicts) are both built, so ``predict_tasks`` goes there.
+
+    Raises:
+        ValueError: A task the model does not have (the message names ``--tasks`` and the known tasks).
+    """
+    predictor = cfg.model.detector if 'detector' in cfg.model else cfg.model
+    known = [t for t, c in predictor.tasks.items() if c is not None]
+    tasks = list(dict.fromkeys(tasks))  # in the given order, each once
+    unknown = [t for t in tasks if t not in known]
     if unknown:
-        raise KeyError(f'--tasks: {sorted(unknown)} not in the model\'s tasks {known}')
-    cfg.model.predict_tasks = list(tasks)
+        raise ValueError(f'--tasks: unknown task(s) {unknown}; the model ({cfg.model.type}) has the tasks {known}')
+    predictor.predict_tasks = tasks
     cfg.test_evaluator.tasks = list(tasks)
     cfg.test_dataloader.dataset.tasks = tuple(tasks)
 
