@@ -124,11 +124,18 @@ def test_unsup_loss_goes_to_b_u_t_of_each_task(unsup_on, monkeypatch):
         assert key in losses
 
 
-def test_no_unsup_sample_skips_teacher_and_strong_views(monkeypatch):
+@pytest.mark.parametrize('student_views', ['all', 'needed'])
+def test_no_unsup_sample_skips_the_teacher(student_views, monkeypatch):
     model = tiny_semi(unsup_on='unlabeled')
-    monkeypatch.setattr(model.strong_aug, 'forward', lambda *a, **k: pytest.fail('no strong view needed'))
+    model.student_views = student_views
+    monkeypatch.setattr(model.teacher, 'extract_feat', lambda *a, **k: pytest.fail('no pseudo-label needed'))
+    calls = []
+    original = model.strong_aug.forward
+    monkeypatch.setattr(model.strong_aug, 'forward', lambda imgs, *a, **k: calls.append(len(imgs)) or original(imgs))
     losses = model.loss(torch.randn(2, 3, H, W), [sample(('det', 'seg')), sample(('det', 'seg'), 1)])
     assert losses['det.unsup.loss_cls'] == 0 and losses['seg.unsup.loss_ce'] == 0
+    # the authors' student batch has the strong views of every sample; the cheaper one only those it needs
+    assert calls == ([2] if student_views == 'all' else [])
 
 
 def test_no_pseudo_box_gives_finite_zero_det_loss_and_gradients_flow():
@@ -155,17 +162,41 @@ def test_det_unsup_loss_counts_only_anchors_matched_to_pseudo_boxes():
     pseudo = [InstanceData(bboxes=torch.tensor([[10., 10., 40., 40.]]), labels=torch.tensor([2]),
                            scores=torch.tensor([0.9]))]
     ds = [sample(())]
-    base = task.unsup_loss(outs, ds, pseudo)
+    base = task.unsup_loss(outs, ds, pseudo).mean()
     # raise every class score far away from the pseudo box (rows/cols of the feature maps beyond it)
     shifted = ([c.clone() for c in outs[0]], outs[1])
     for c in shifted[0]:
         c[..., c.shape[-2] // 2 + 1:, :] += 5.0
-    far = task.unsup_loss(shifted, ds, pseudo)
+    far = task.unsup_loss(shifted, ds, pseudo).mean()
     torch.testing.assert_close(sum(far['loss_cls']), sum(base['loss_cls']))
     # whereas the supervised loss (negatives count) changes
-    sup_base = task.loss(outs, [sample(('det', ))])
-    sup_far = task.loss(shifted, [sample(('det', ))])
+    sup_base = task.loss(outs, [sample(('det', ))]).mean()
+    sup_far = task.loss(shifted, [sample(('det', ))]).mean()
     assert not torch.allclose(sum(sup_far['loss_cls']), sum(sup_base['loss_cls']))
+
+
+def test_image_without_pseudo_boxes_adds_nothing_to_the_det_normaliser():
+    """Normaliser of L_u,det: positive anchors over the batch, not mmdet's per-image max(positives, 1)."""
+    model = tiny_semi()
+    task = model.student.tasks['det']
+    with torch.no_grad():
+        outs = task(model.student.extract_feat(torch.randn(2, 3, H, W)))
+    boxes = InstanceData(bboxes=torch.tensor([[10., 10., 40., 40.]]), labels=torch.tensor([2]),
+                         scores=torch.tensor([0.9]))
+    empty = boxes[:0]
+    both = task.unsup_loss(outs, [sample(()), sample((), 1)], [boxes, empty])
+    first = task.unsup_loss(tuple([o[:1] for o in level] for level in outs), [sample(())], [boxes])
+    assert both.normaliser.item() == first.normaliser.item() > 0
+    for key in ('loss_cls', 'loss_bbox'):
+        torch.testing.assert_close(sum(both.mean()[key]), sum(first.mean()[key]))
+    nothing = task.unsup_loss(outs, [sample(()), sample((), 1)], [empty, empty])
+    assert nothing.normaliser.item() == 0 and sum(nothing.mean()['loss_cls']).item() == 0
+    # the supervised loss keeps mmdet's RetinaNet convention: an all-negative labeled image counts 1
+    sup = task.loss(outs, [sample(('det', )), sample(('det', ), 1)])
+    no_box = sample(('det', ), 1)
+    no_box.gt_instances = no_box.gt_instances[:0]
+    assert task.loss(outs, [sample(('det', )), no_box]).normaliser.item() < sup.normaliser.item()
+    assert task.loss(tuple([o[1:] for o in level] for level in outs), [no_box]).normaliser.item() == 1
 
 
 # ------------------------------------------------------------------------ exact equivariance
@@ -210,10 +241,13 @@ def test_exactly_equivariant_model_gives_zero_dense_fixmatch_loss(monkeypatch):
     assert model.loss(img, samples)['seg.unsup.loss_ce'].item() > 1.0
 
 
-@pytest.mark.parametrize('unsup_on,expected', [('unlabeled', 3 + 3), ('all', 3 + 4)])
-def test_student_sees_weak_views_of_labeled_samples_and_strong_views_of_b_u(unsup_on, expected, monkeypatch):
-    """One student pass over weak[L] + strong[U]: the weak view of a sample labeled for nothing is not used."""
+@pytest.mark.parametrize('student_views,unsup_on,expected', [('all', 'unlabeled', 4 + 4), ('all', 'all', 4 + 4),
+                                                              ('needed', 'unlabeled', 3 + 3), ('needed', 'all', 3 + 4)])
+def test_student_batch_composition(student_views, unsup_on, expected, monkeypatch):
+    """'all' (default, the authors' trainer): cat(all weak, all strong); 'needed': weak[L] + strong[U] only."""
     model = tiny_semi(unsup_on=unsup_on)
+    assert model.student_views == 'all'  # the default
+    model.student_views = student_views
     sizes = []
     original = model.student.extract_feat
     monkeypatch.setattr(model.student, 'extract_feat', lambda x: sizes.append(x.shape[0]) or original(x))
@@ -221,6 +255,32 @@ def test_student_sees_weak_views_of_labeled_samples_and_strong_views_of_b_u(unsu
     losses = model.loss(torch.randn(4, 3, H, W), samples)
     assert sizes == [expected]
     assert losses['det.sup.num_labeled'].item() == 2 and losses['seg.sup.num_labeled'].item() == 2
+
+
+@pytest.mark.parametrize('unsup_on', ['unlabeled', 'all'])
+def test_student_views_change_no_loss_when_batch_statistics_play_no_part(unsup_on):
+    """With BN in eval mode the extra views of 'all' are only seen by BN statistics: the losses are equal."""
+    model = tiny_semi(unsup_on=unsup_on).eval()
+    model.strong_aug = MODELS.build(dict(type='StrongAugment', ops=('Solarize', 'Rotate'), num_ops=2, cutout=None,
+                                         magnitudes=dict(Solarize=(0.5, 0.5), Rotate=(10.0, 10.0))))
+    x = torch.randn(4, 3, H, W)
+    samples = [sample(('det', 'seg'), 0), sample(('det', ), 1), sample(('seg', ), 2), sample((), 3)]
+    results = {}
+    for views in ('all', 'needed'):
+        model.student_views = views
+        results[views] = model.loss(x, samples)
+    for key, value in results['all'].items():
+        if 'loss' in key:
+            torch.testing.assert_close(sum(value) if isinstance(value, list) else value,
+                                       sum(results['needed'][key]) if isinstance(value, list)
+                                       else results['needed'][key], msg=key)
+
+
+def test_unknown_student_views_is_an_error():
+    cfg = Config.fromfile(FIXMATCH).model
+    cfg.semi_train_cfg.student_views = 'weak'
+    with pytest.raises(ValueError, match=r"semi_train_cfg.student_views must be one of \('all', 'needed'\)"):
+        MODELS.build(cfg)
 
 
 def test_batch_without_any_label_trains_on_strong_views_only():

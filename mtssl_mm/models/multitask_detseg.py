@@ -6,6 +6,8 @@ from mmdet.models.detectors import BaseDetector
 from mmdet.registry import MODELS
 from mmengine.model import ModuleDict
 
+from ..tasks.task_loss import normalise_globally
+
 
 @MODELS.register_module()
 class MultiTaskDetSeg(BaseDetector):
@@ -21,8 +23,10 @@ class MultiTaskDetSeg(BaseDetector):
           ├──► tasks['det'] (DetectionTask):    FPN ─► RetinaHead ─► cls/box maps per level
           └──► tasks['seg'] (SegmentationTask): ASPP(C5) + decoder(C2) ─► logits (B, K, H/4, W/4)
 
-        loss():    per task t, L_s,t over the samples whose ``labeled_tasks`` contain t (Eq. 3),
-                   total = sum_t gamma_t * L_s,t; keys ``'{t}.loss_*'`` (and ``'{t}.num_labeled'``)
+        loss():    per task t, L_s,t over the samples whose ``labeled_tasks`` contain t (Eq. 3), each loss sum
+                   divided by its count of valid elements over the global batch (one all_reduce under DDP,
+                   see ``tasks/task_loss.py``); total = sum_t gamma_t * L_s,t; keys ``'{t}.loss_*'`` (and
+                   ``'{t}.num_labeled'``, this rank's count)
         predict(): ``pred_instances`` and ``pred_sem_seg`` in each data sample, from one backbone pass
 
     Args:
@@ -61,10 +65,10 @@ class MultiTaskDetSeg(BaseDetector):
 
     def loss(self, batch_inputs: torch.Tensor, batch_data_samples) -> dict:
         feats = self.extract_feat(batch_inputs)
+        terms = {name: task.masked_loss(task(feats), batch_data_samples) for name, task in self.tasks.items()}
         losses = {}
-        for name, task in self.tasks.items():
-            task_losses = task.masked_loss(task(feats), batch_data_samples)
-            losses.update(self.weight_losses(name, task.loss_weight, task_losses))
+        for name, task_losses in normalise_globally(terms).items():
+            losses.update(self.weight_losses(name, self.tasks[name].loss_weight, task_losses))
         return losses
 
     @staticmethod

@@ -1,7 +1,7 @@
 """FixMatch* and Dense FixMatch for the multi-task model (Eq. 3-5)."""
 import copy
 import math
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmdet.models.detectors import BaseDetector
@@ -9,10 +9,12 @@ from mmdet.registry import MODELS
 from mmengine.logging import MessageHub
 from torch.utils._pytree import tree_map
 
+from ..tasks.task_loss import normalise_globally
 from ..utils import section
 from .multitask_detseg import MultiTaskDetSeg
 
-SEMI_TRAIN_KEYS = ('unsup_on', 'unsup_weight', 'rampup_ratio', 'rampup_iters')
+SEMI_TRAIN_KEYS = ('unsup_on', 'unsup_weight', 'rampup_ratio', 'rampup_iters', 'student_views')
+STUDENT_VIEWS = ('all', 'needed')
 
 
 def sigmoid_rampup(step: int, length: int) -> float:
@@ -30,20 +32,25 @@ class MultiTaskSemiSupervised(BaseDetector):
     Call flow of :meth:`loss` for a batch of weak views alpha(x) (the data pipeline's augmentation)::
 
         weak inputs (B, 3, H, W) ──────────────────────────────────────────────┐
-          │ samples U that need an unsupervised loss for some task t            │
+          │ U: samples that need an unsupervised loss for some task t           │
           ├─► teacher (eval, no grad) on weak[U] ─► per task: sigma_t ─► pseudo-labels (weak-view pixels)
-          └─► StrongAugment(weak[U]) ─► strong[U], matrices M (|U|, 3, 3) = A o alpha^-1
+          └─► StrongAugment(weak[S]) ─► strong[S], matrices M (|S|, 3, 3) = A o alpha^-1     (U ⊆ S)
                                           │                       │
-                                          │      task.warp_pseudo_labels(pseudo, M) ─► targets in strong view
+                                          │      task.warp_pseudo_labels(pseudo, M[U]) ─► targets in strong view
                                           ▼                                         │
-        student on cat(weak[L], strong[U]) (one backbone pass) ─► per task t:       │
+        student on cat(weak[L], strong[S]) (one backbone pass) ─► per task t:       │
             L_s,t on weak outputs of B^l_t (samples labeled for t, Eq. 3)           │
             L_u,t on strong outputs of B^u_t vs warped pseudo-labels (Eq. 4) ◄──────┘
+        every loss sum / its count over the global batch (one all_reduce, ``tasks/task_loss.py``)
         L = sum_t gamma_t (L_s,t + lambda_t L_u,t)                                  (Eq. 5)
 
-    L is the samples labeled for at least one task (a sample labeled for none has no weak-view term in Eq. 3-5,
-    so its weak view is not passed through the student). B^u_t is the samples not labeled for t
-    (``unsup_on='unlabeled'``) or all samples (``'all'``). lambda_t ramps
+    B^u_t is the samples not labeled for t (``unsup_on='unlabeled'``) or all samples (``'all'``); U is their
+    union. What the student sees (``student_views``): ``'all'`` (default, the authors' trainer, which passes
+    ``cat(all weak views, all strong views)`` through the student in one pass): L = S = the whole batch, so
+    BatchNorm statistics come from as many weak as strong views; ``'needed'``: L = samples labeled for some
+    task, S = U -- only the views some loss term uses (cheaper: at low label ratios with ``unsup_on='unlabeled'``
+    nearly half the images; BN statistics then come mostly from strong views). The teacher runs on weak[U]
+    either way (its outputs elsewhere are unused, and it is in eval mode). lambda_t ramps
     up along a sigmoid over the first ``rampup_ratio`` of training (or ``rampup_iters``) to ``unsup_weight[t]``.
     FixMatch* is this model with ``strong_aug.geometric=False`` (all matrices are the identity, the warp leaves
     labels in place); Dense FixMatch uses the affine ops too. Losses are logged as ``'{t}.sup.loss_*'``,
@@ -59,7 +66,8 @@ class MultiTaskSemiSupervised(BaseDetector):
         detector (dict): The :class:`MultiTaskDetSeg` config, built twice (student and teacher).
         strong_aug (dict): The strong augmentation (``StrongAugment``) config.
         semi_train_cfg (dict): ``unsup_on`` ('unlabeled' | 'all'), ``unsup_weight`` (dict task -> lambda_t max,
-            default 1), ``rampup_ratio`` (fraction of ``max_iters``, default 0.05) or ``rampup_iters``.
+            default 1), ``rampup_ratio`` (fraction of ``max_iters``, default 0.05) or ``rampup_iters``,
+            ``student_views`` ('all' | 'needed', default 'all').
         semi_test_cfg (dict, optional): ``predict_on`` ('teacher' | 'student').
         data_preprocessor (dict, optional): The ``DetDataPreprocessor`` config (normalisation is undone before
             the strong augmentation and redone after it).
@@ -91,6 +99,10 @@ class MultiTaskSemiSupervised(BaseDetector):
         if unknown:
             raise KeyError(f'semi_train_cfg.unsup_weight: unknown task(s) {sorted(unknown)}')
         self.unsup_weight = {t: float(weights.get(t, 1.0)) for t in self.student.tasks}
+        self.student_views = self.semi_train_cfg.get('student_views', 'all')
+        if self.student_views not in STUDENT_VIEWS:
+            raise ValueError(f'semi_train_cfg.student_views must be one of {STUDENT_VIEWS}, '
+                             f'got {self.student_views!r}')
         self.semi_test_cfg = dict(semi_test_cfg or dict(predict_on='teacher'))
 
     # ----------------------------------------------------------------------------------- helpers
@@ -118,70 +130,102 @@ class MultiTaskSemiSupervised(BaseDetector):
         return (imgs * 255.0 - pre.mean) / pre.std
 
     # -------------------------------------------------------------------------------------- loss
-    def loss(self, batch_inputs: torch.Tensor, batch_data_samples) -> dict:
+    def view_indices(self, batch_data_samples) -> Tuple[List[int], List[int], Dict[str, List[int]], List[int]]:
+        """Which views of which samples the student sees, and who is in B^u_t.
+
+        Returns:
+            tuple: ``weak_idx`` and ``strong_idx`` (batch indices of the student's weak and strong views, see
+            ``student_views``), ``unsup_idx`` (task -> batch indices of B^u_t) and ``union`` (their sorted union,
+            the samples the teacher labels; a subset of ``strong_idx``).
+        """
         tasks = self.student.tasks
+        batch = len(batch_data_samples)
         labeled = {name: task.labeled_mask(batch_data_samples) for name, task in tasks.items()}
         unsup_idx = {name: [i for i, lab in enumerate(mask) if self.unsup_on == 'all' or not lab]
                      for name, mask in labeled.items()}
         union = sorted(set().union(*unsup_idx.values()))
-        # weak views enter the student only where some task has a label for them: nothing in Eq. 3-5 uses the
-        # weak-view outputs of a sample labeled for no task (its terms are all on the strong view)
-        weak_idx = [i for i in range(len(batch_data_samples)) if any(mask[i] for mask in labeled.values())]
+        if self.student_views == 'all':
+            weak_idx = strong_idx = list(range(batch))
+        else:  # a sample labeled for no task has no weak-view term in Eq. 3-5
+            weak_idx = [i for i in range(batch) if any(mask[i] for mask in labeled.values())]
+            strong_idx = union
+        return weak_idx, strong_idx, unsup_idx, union
+
+    def loss(self, batch_inputs: torch.Tensor, batch_data_samples) -> dict:
+        tasks = self.student.tasks
+        weak_idx, strong_idx, unsup_idx, union = self.view_indices(batch_data_samples)
         device = batch_inputs.device
-        weak = batch_inputs.index_select(0, torch.as_tensor(weak_idx, dtype=torch.long, device=device))
+
+        def rows(idx):
+            return batch_inputs.index_select(0, torch.as_tensor(idx, dtype=torch.long, device=device))
+
         pseudo = {}
-        strong_u = batch_inputs[:0]
-        if union:
-            weak_u = batch_inputs.index_select(0, torch.as_tensor(union, dtype=torch.long, device=device))
-            samples_u = [batch_data_samples[i] for i in union]
+        strong = batch_inputs[:0]
+        if strong_idx:
             with torch.no_grad():
-                with section(self, 'teacher_forward'):
-                    feats_t = self.teacher.extract_feat(weak_u)
-                    outs_t = {t: self.teacher.tasks[t](feats_t) for t in tasks if unsup_idx[t]}
-                with section(self, 'pseudo_label_warp'):
-                    pseudo = {t: self.teacher.tasks[t].pseudo_label(o, samples_u) for t, o in outs_t.items()}
+                if union:
+                    samples_u = [batch_data_samples[i] for i in union]
+                    with section(self, 'teacher_forward'):
+                        feats_t = self.teacher.extract_feat(rows(union))
+                        outs_t = {t: self.teacher.tasks[t](feats_t) for t in tasks if unsup_idx[t]}
+                    with section(self, 'pseudo_label_warp'):
+                        pseudo = {t: self.teacher.tasks[t].pseudo_label(o, samples_u) for t, o in outs_t.items()}
                 with section(self, 'strong_aug'):
-                    strong_u, matrices = self.strong_aug(self._to_unit_range(weak_u))
-                    strong_u = self._normalise(strong_u).to(batch_inputs.dtype)
+                    strong, matrices = self.strong_aug(self._to_unit_range(rows(strong_idx)))
+                    strong = self._normalise(strong).to(batch_inputs.dtype)
                 with section(self, 'pseudo_label_warp'):
+                    if union and len(union) < len(strong_idx):
+                        row = {i: r for r, i in enumerate(strong_idx)}
+                        matrices = matrices[torch.as_tensor([row[i] for i in union], device=matrices.device)]
                     out_size = tuple(batch_inputs.shape[-2:])
                     pseudo = {t: tasks[t].warp_pseudo_labels(lab, matrices, out_size) for t, lab in pseudo.items()}
-        return self._student_losses(torch.cat([weak, strong_u]), [batch_data_samples[i] for i in weak_idx],
-                                    [batch_data_samples[i] for i in union], unsup_idx, union, pseudo)
+        return self._student_losses(torch.cat([rows(weak_idx), strong]), batch_data_samples, weak_idx, strong_idx,
+                                    unsup_idx, union, pseudo)
 
-    def _student_losses(self, inputs, weak_samples, strong_samples, unsup_idx, union, pseudo) -> dict:
+    def _student_losses(self, inputs, data_samples, weak_idx, strong_idx, unsup_idx, union, pseudo) -> dict:
         """One student pass on ``cat(weak, strong)`` views; every task's L_s,t and L_u,t with Eq. 5 weights.
 
         Args:
-            inputs: (len(weak_samples) + len(union), 3, H, W) weak views, then strong views.
-            weak_samples: data samples of the weak views (each labeled for at least one task).
-            strong_samples: data samples of the strong views (``union``: in B^u_t for some task t).
-            unsup_idx: task -> batch indices of B^u_t; union: their sorted union.
-            pseudo: task -> warped pseudo-labels of the samples of ``union``.
+            inputs: (len(weak_idx) + len(strong_idx), 3, H, W) weak views, then strong views.
+            data_samples: the data samples of the whole batch.
+            weak_idx, strong_idx: batch indices of the weak and the strong views in ``inputs``.
+            unsup_idx: task -> batch indices of B^u_t; union: their sorted union (a subset of ``strong_idx``).
+            pseudo: task -> warped pseudo-labels of the samples of ``union``, in its order.
         """
-        n_weak = len(weak_samples)
-        position = {i: p for p, i in enumerate(union)}  # batch index -> row among the strong views
+        n_weak = len(weak_idx)
+        strong_row = {i: r for r, i in enumerate(strong_idx)}  # batch index -> row among the strong views
+        union_pos = {i: p for p, i in enumerate(union)}  # batch index -> position among the pseudo-labels
         feats = self.student.extract_feat(inputs)
         ramp = self.rampup()
-        losses = {}
+        terms, extras = {}, {}
         for name, task in self.student.tasks.items():
             outs = task(feats)
             weak_outs = tree_map(lambda t: t[:n_weak], outs)
-            sup = task.masked_loss(weak_outs, weak_samples) if n_weak else dict(task.subset_loss(outs, [], None),
-                                                                            num_labeled=inputs.new_tensor(0.))
-            losses.update(self.student.weight_losses(f'{name}.sup', task.loss_weight, sup))
+            if n_weak:
+                terms[f'{name}.sup'] = task.masked_loss(weak_outs, [data_samples[i] for i in weak_idx])
+            else:
+                terms[f'{name}.sup'] = task.subset_loss(outs, [], None)
+                terms[f'{name}.sup'].sums['num_labeled'] = inputs.new_tensor(0.)
             strong_outs = tree_map(lambda t: t[n_weak:], outs)
-            pos = [position[i] for i in unsup_idx[name]]
-            if pos:
-                labels = task.take(pseudo[name], pos)
-                samples = [strong_samples[p] for p in pos]
-                unsup = task.subset_loss(strong_outs, pos, lambda o: task.unsup_loss(o, samples, labels))
+            members = unsup_idx[name]
+            if members:
+                labels = task.take(pseudo[name], [union_pos[i] for i in members])
+                samples = [data_samples[i] for i in members]
+                terms[f'{name}.unsup'] = task.subset_loss(strong_outs, [strong_row[i] for i in members],
+                                                          lambda o: task.unsup_loss(o, samples, labels))
                 stats = task.pseudo_stats(labels)
             else:
-                unsup = task.subset_loss(outs, [], None)
+                terms[f'{name}.unsup'] = task.subset_loss(outs, [], None)
                 stats = {}
             lam = self.unsup_weight[name] * ramp
-            losses.update(self.student.weight_losses(f'{name}.unsup', task.loss_weight * lam, unsup))
+            extras[name] = (lam, stats)
+        normalised = normalise_globally(terms)
+        losses = {}
+        for name, task in self.student.tasks.items():
+            lam, stats = extras[name]
+            losses.update(self.student.weight_losses(f'{name}.sup', task.loss_weight, normalised[f'{name}.sup']))
+            losses.update(self.student.weight_losses(f'{name}.unsup', task.loss_weight * lam,
+                                                     normalised[f'{name}.unsup']))
             losses[f'{name}.lambda'] = inputs.new_tensor(lam)
             losses.update({f'{name}.{k}': inputs.new_tensor(float(v)) for k, v in stats.items()})
         return losses

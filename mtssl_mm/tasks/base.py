@@ -6,6 +6,8 @@ import torch
 from mmengine.model import BaseModule
 from torch.utils._pytree import tree_flatten, tree_map
 
+from .task_loss import TaskLoss
+
 
 class BaseTask(BaseModule, metaclass=ABCMeta):
     """One task of :class:`MultiTaskDetSeg`: its head, its supervised loss and its predictions.
@@ -14,10 +16,14 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
     ``mtssl_mm/tasks/`` and an entry in the model config's ``tasks`` dict -- nothing else changes.
 
     Subclasses implement :meth:`forward` (shared backbone features -> raw head outputs, for the whole batch),
-    :meth:`loss` (raw outputs of *labeled* samples -> loss dict) and :meth:`predict` (raw outputs -> results
-    written into the data samples), and set :attr:`loss_keys`. For semi-supervised learning they also implement
-    the pseudo-labeling operator sigma_t (:meth:`pseudo_label`), the label warp A o alpha^-1
+    :meth:`loss` (raw outputs of *labeled* samples -> :class:`TaskLoss`) and :meth:`predict` (raw outputs ->
+    results written into the data samples), and set :attr:`loss_keys`. For semi-supervised learning they also
+    implement the pseudo-labeling operator sigma_t (:meth:`pseudo_label`), the label warp A o alpha^-1
     (:meth:`warp_pseudo_labels`) and the unsupervised loss L_u,t (:meth:`unsup_loss`) of Eq. 4.
+
+    Losses are returned as sums over valid elements with their count (:class:`TaskLoss`), never as means: the
+    model divides by the count over the global batch (:func:`~mtssl_mm.tasks.task_loss.normalise_globally`),
+    so that a loss is the same on 1 GPU x 16 images as on 8 x 2.
 
     Args:
         name (str): The task's key: in ``labeled_tasks`` metainfo, loss names (``f'{name}.loss_x'``) and the
@@ -49,8 +55,8 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
         """Raw head outputs for the whole batch from the backbone's multi-level features."""
 
     @abstractmethod
-    def loss(self, outs: Any, data_samples: Sequence) -> Dict[str, torch.Tensor]:
-        """Supervised loss over ``data_samples``, all labeled for this task; ``outs`` holds their outputs."""
+    def loss(self, outs: Any, data_samples: Sequence) -> TaskLoss:
+        """Supervised loss sums over ``data_samples``, all labeled for this task; ``outs`` holds their outputs."""
 
     @abstractmethod
     def predict(self, outs: Any, data_samples: Sequence, rescale: bool = True) -> None:
@@ -66,8 +72,8 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
         """A o alpha^-1: move pseudo-labels by per-sample (B, 3, 3) weak-to-strong matrices."""
 
     @abstractmethod
-    def unsup_loss(self, outs: Any, data_samples: Sequence, labels: Any) -> Dict[str, torch.Tensor]:
-        """L_u,t on strong-view outputs against (warped) pseudo-labels; all given samples count."""
+    def unsup_loss(self, outs: Any, data_samples: Sequence, labels: Any) -> TaskLoss:
+        """L_u,t sums on strong-view outputs against (warped) pseudo-labels; all given samples count."""
 
     @staticmethod
     def pseudo_stats(labels: Any) -> Dict[str, float]:
@@ -82,8 +88,8 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
         return [labels[i] for i in idx]
 
     # ------------------------------------------------------------------------------------- masking
-    def subset_loss(self, outs: Any, idx: Sequence[int], loss_fn: Callable[[Any], dict]) -> Dict[str, torch.Tensor]:
-        """``loss_fn`` on the outputs of samples ``idx`` only; a connected zero for every loss if ``idx`` is empty.
+    def subset_loss(self, outs: Any, idx: Sequence[int], loss_fn: Callable[[Any], TaskLoss]) -> TaskLoss:
+        """``loss_fn`` on the outputs of samples ``idx`` only; connected zeros and a 0 count if ``idx`` is empty.
 
         The zero stays connected to all head outputs, so that DDP sees every parameter used on every rank.
         """
@@ -91,25 +97,25 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
         batch = leaves[0].shape[0]
         if not idx:
             zero = sum(t.sum() for t in leaves) * 0.0
-            return {k: zero for k in self.loss_keys}
+            return TaskLoss({k: zero for k in self.loss_keys}, zero.detach().float())
         if len(idx) < batch:
             index = torch.as_tensor(list(idx), dtype=torch.long, device=leaves[0].device)
             outs = tree_map(lambda t: t.index_select(0, index), outs)
         return loss_fn(outs)
 
-    def masked_loss(self, outs: Any, data_samples: Sequence) -> Dict[str, torch.Tensor]:
+    def masked_loss(self, outs: Any, data_samples: Sequence) -> TaskLoss:
         """The supervised loss L_s,t of Eq. 3: computed over the samples labeled for this task only.
 
         Samples not labeled for the task are removed before the loss (they add neither positives nor
-        negatives, and no gradient). The mean runs over the valid elements of the labeled part of the batch
-        (pixels, positive anchors), the mmseg/mmdet convention. With no labeled sample, every loss is a zero
-        that is still connected to all head outputs (see :meth:`subset_loss`).
+        negatives, and no gradient, and nothing to the normaliser). The sums run over the valid elements of the
+        labeled part of the batch (pixels, anchors); the model divides them by the count of those elements
+        over the global batch. With no labeled sample, every sum is a zero that is still connected to all head
+        outputs (see :meth:`subset_loss`) and the count is 0.
 
         Returns:
-            dict: the task's losses (unweighted) and ``num_labeled``, the size of B^l_t.
+            TaskLoss: the task's loss sums (unweighted) and ``num_labeled``, the size of B^l_t on this rank.
         """
         idx = [i for i, m in enumerate(self.labeled_mask(data_samples)) if m]
-        losses = self.subset_loss(outs, idx, lambda o: self.loss(o, [data_samples[i] for i in idx]))
-        device = tree_flatten(outs)[0][0].device
-        losses['num_labeled'] = torch.tensor(float(len(idx)), device=device)
-        return losses
+        result = self.subset_loss(outs, idx, lambda o: self.loss(o, [data_samples[i] for i in idx]))
+        result.sums['num_labeled'] = result.normaliser.new_tensor(float(len(idx)))
+        return result

@@ -11,6 +11,7 @@ from mmengine.structures import InstanceData
 
 from ..augmentation import warp_boxes_batch
 from .base import BaseTask
+from .task_loss import TaskLoss
 
 
 @MODELS.register_module()
@@ -24,12 +25,14 @@ class DetectionTask(BaseTask):
 
     Supervised targets come from each sample's ``gt_instances`` (boxes in pixels of the network input);
     ``ignored_instances`` (crowd regions) make the anchors they cover ignored when the assigner sets
-    ``ignore_iof_thr``. Predictions go to ``pred_instances`` (``bboxes`` (N, 4) in pixels of the original image
+    ``ignore_iof_thr``. Losses are sums over anchors; their normaliser is mmdet's RetinaNet one, the number of
+    positive anchors with at least 1 per image (``SamplingResult.avg_factor``), summed over the global batch. Predictions go to ``pred_instances`` (``bboxes`` (N, 4) in pixels of the original image
     when ``rescale``, ``scores`` (N,), ``labels`` (N,)).
 
     Semi-supervised learning: sigma_t keeps the teacher's post-NMS boxes with score >= ``pseudo_score_thr``
     (0.5, section 3); the boxes are warped corner by corner into the strong view; the unsupervised loss counts
-    only the anchors assigned to a pseudo box (predictions matched to background are discarded).
+    only the anchors assigned to a pseudo box (predictions matched to background are discarded), normalised by
+    the number of those anchors in the global batch (an image without pseudo boxes adds nothing).
 
     Args:
         neck (dict): Neck config (mmdet ``FPN``).
@@ -63,9 +66,39 @@ class DetectionTask(BaseTask):
     def forward(self, feats: Sequence[torch.Tensor]) -> Tuple[list, list]:
         return self.head(self.neck(feats))
 
-    def loss(self, outs, data_samples) -> Dict[str, torch.Tensor]:
+    def loss(self, outs, data_samples) -> TaskLoss:
+        """Focal + GIoU loss sums over the anchors of ``data_samples``; normaliser: sum_i max(positives_i, 1)."""
         gt_instances, gt_ignore, img_metas = unpack_gt_instances(data_samples)
-        return self.head.loss_by_feat(*outs, gt_instances, img_metas, gt_ignore)
+        return self._anchor_loss(outs, gt_instances, img_metas, gt_ignore, positives_only=False)
+
+    def _anchor_loss(self, outs, gt_instances, img_metas, gt_ignore, positives_only: bool) -> TaskLoss:
+        """mmdet's ``AnchorHead.loss_by_feat`` as sums (``avg_factor=1``), with the normaliser beside them.
+
+        Args:
+            outs: ``(cls_scores, bbox_preds)``, per level ``(B, A*K, H_l, W_l)`` and ``(B, A*4, H_l, W_l)``.
+            gt_instances, img_metas, gt_ignore: per image, as ``unpack_gt_instances`` gives them.
+            positives_only: give background anchors zero classification weight and count only positive
+                anchors in the normaliser (the unsupervised loss); else mmdet's supervised convention.
+        """
+        cls_scores, bbox_preds = outs
+        head = self.head
+        anchors, valid_flags = head.get_anchors([s.shape[-2:] for s in cls_scores], img_metas,
+                                                device=cls_scores[0].device)
+        labels_l, label_weights_l, bbox_targets_l, bbox_weights_l, avg_factor = head.get_targets(
+            anchors, valid_flags, gt_instances, img_metas, batch_gt_instances_ignore=gt_ignore)
+        if positives_only:
+            positive = [lab < head.num_classes for lab in labels_l]
+            label_weights_l = [w * p for w, p in zip(label_weights_l, positive)]
+            normaliser = sum(p.sum() for p in positive).float()
+        else:
+            normaliser = cls_scores[0].new_tensor(float(avg_factor))
+        num_level_anchors = [a.size(0) for a in anchors[0]]
+        level_anchors = images_to_levels([cat_boxes(a) for a in anchors], num_level_anchors)
+        # avg_factor=1: mmdet's losses return their sums (divided by 1 + float32 eps)
+        losses_cls, losses_bbox = multi_apply(head.loss_by_feat_single, cls_scores, bbox_preds, level_anchors,
+                                              labels_l, label_weights_l, bbox_targets_l, bbox_weights_l,
+                                              avg_factor=1.0)
+        return TaskLoss(dict(loss_cls=losses_cls, loss_bbox=losses_bbox), normaliser)
 
     def predict(self, outs, data_samples, rescale: bool = True) -> None:
         img_metas = [ds.metainfo for ds in data_samples]
@@ -94,32 +127,21 @@ class DetectionTask(BaseTask):
         return [InstanceData(bboxes=b, labels=res.labels[k], scores=res.scores[k])
                 for b, k, res in zip(boxes, keeps, labels)]
 
-    def unsup_loss(self, outs, data_samples, labels) -> Dict[str, torch.Tensor]:
-        """Focal + GIoU loss over the anchors assigned to a pseudo box only.
+    def unsup_loss(self, outs, data_samples, labels) -> TaskLoss:
+        """Focal + GIoU loss sums over the anchors assigned to a pseudo box only; normaliser: their number.
 
         Anchors the assigner leaves as background get zero classification weight: with a high threshold the
         pseudo-labels miss many objects, and treating their anchors as negatives would teach the student to
-        miss them too. An image without any pseudo box therefore contributes an exact zero.
+        miss them too. An image without any pseudo box therefore contributes an exact zero, to the sums and to
+        the normaliser (not mmdet's per-image minimum of 1).
         """
-        cls_scores, bbox_preds = outs
         samples = []
         for ds, res in zip(data_samples, labels):
             sample = DetDataSample(metainfo=ds.metainfo)
             sample.gt_instances = InstanceData(bboxes=res.bboxes, labels=res.labels)
             samples.append(sample)
         gt_instances, gt_ignore, img_metas = unpack_gt_instances(samples)
-        head = self.head
-        anchors, valid_flags = head.get_anchors([s.shape[-2:] for s in cls_scores], img_metas,
-                                                device=cls_scores[0].device)
-        labels_l, label_weights_l, bbox_targets_l, bbox_weights_l, avg_factor = head.get_targets(
-            anchors, valid_flags, gt_instances, img_metas, batch_gt_instances_ignore=gt_ignore)
-        label_weights_l = [w * (lab < head.num_classes) for lab, w in zip(labels_l, label_weights_l)]
-        num_level_anchors = [a.size(0) for a in anchors[0]]
-        level_anchors = images_to_levels([cat_boxes(a) for a in anchors], num_level_anchors)
-        losses_cls, losses_bbox = multi_apply(head.loss_by_feat_single, cls_scores, bbox_preds, level_anchors,
-                                              labels_l, label_weights_l, bbox_targets_l, bbox_weights_l,
-                                              avg_factor=avg_factor)
-        return dict(loss_cls=losses_cls, loss_bbox=losses_bbox)
+        return self._anchor_loss(outs, gt_instances, img_metas, gt_ignore, positives_only=True)
 
     @staticmethod
     def pseudo_stats(labels) -> Dict[str, float]:

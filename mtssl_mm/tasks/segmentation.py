@@ -8,6 +8,7 @@ from mmengine.structures import PixelData
 
 from ..augmentation import warp_seg_maps
 from .base import BaseTask
+from .task_loss import TaskLoss
 
 
 @MODELS.register_module()
@@ -21,6 +22,8 @@ class SegmentationTask(BaseTask):
 
     Targets are ``gt_sem_seg.sem_seg`` (1, H, W) uint8 class indices, ``ignore_index`` (255) for unlabeled
     pixels (mmdet's convention, shared with mmdet's data preprocessor, ``SemSegMetric`` and visualizer).
+    The logits are upsampled to the label size (as mmseg's ``loss_by_feat``); the cross-entropy is summed over
+    the pixels that are not ``ignore_index`` and normalised by their number in the global batch.
     Predictions go to ``pred_sem_seg.sem_seg`` (1, H, W) int64, at the original image size when ``rescale``.
 
     Semi-supervised learning: sigma_t is the argmax of the teacher's logits at the input resolution (no
@@ -28,9 +31,9 @@ class SegmentationTask(BaseTask):
     from outside the weak view are ignored (255); the unsupervised loss is the same cross-entropy.
 
     Args:
-        head (dict): Decode head config (``mmseg.DepthwiseSeparableASPPHead``). Use
-            ``loss_decode=dict(type='mmseg.CrossEntropyLoss', avg_non_ignore=True)`` so that the mean runs over
-            labeled pixels only (Eq. 3).
+        head (dict): Decode head config (``mmseg.DepthwiseSeparableASPPHead``) whose ``loss_decode`` is one or
+            more ``mmseg.CrossEntropyLoss`` (softmax); the mean always runs over the non-ignored pixels (Eq. 3),
+            whatever their ``avg_non_ignore``.
         pseudo_score_thr (float): Pixels whose top softmax probability is below this are ignored. Defaults to 0.
         **kwargs: See :class:`BaseTask`.
     """
@@ -41,22 +44,43 @@ class SegmentationTask(BaseTask):
         self.head = MODELS.build(head)
         self.ignore_index = self.head.ignore_index
         self.align_corners = self.head.align_corners
+        from mmseg.models.losses import CrossEntropyLoss
+        for loss in self._loss_modules():
+            if not isinstance(loss, CrossEntropyLoss) or loss.use_sigmoid or loss.use_mask:
+                raise ValueError(f'SegmentationTask: head.loss_decode must be softmax mmseg.CrossEntropyLoss '
+                                 f'(a per-pixel sum that can be normalised over the global batch), got {loss}')
+
+    def _loss_modules(self):
+        losses = self.head.loss_decode
+        return list(losses) if isinstance(losses, torch.nn.ModuleList) else [losses]
 
     @property
     def loss_keys(self):
-        losses = self.head.loss_decode
-        losses = losses if isinstance(losses, torch.nn.ModuleList) else [losses]
-        return tuple(dict.fromkeys(loss.loss_name for loss in losses))
+        return tuple(dict.fromkeys(loss.loss_name for loss in self._loss_modules()))
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         return self.head(list(feats))
 
-    def loss(self, outs: torch.Tensor, data_samples) -> Dict[str, torch.Tensor]:
-        from mmseg.structures import SegDataSample
+    def loss(self, outs: torch.Tensor, data_samples) -> TaskLoss:
+        """Cross-entropy sums against ``gt_sem_seg``; normaliser: the labeled (non-ignored) pixels."""
+        # mmdet's packing gives uint8 ``gt_sem_seg.sem_seg`` (1, H, W)
+        labels = torch.stack([ds.gt_sem_seg.sem_seg[0] for ds in data_samples]).long()
+        return self._ce_loss(outs, labels)
 
-        # mmseg's heads read int64 ``gt_sem_seg.data``; mmdet's packing gives uint8 ``gt_sem_seg.sem_seg``.
-        seg_samples = [SegDataSample(gt_sem_seg=PixelData(data=ds.gt_sem_seg.sem_seg.long())) for ds in data_samples]
-        return self.head.loss_by_feat(outs, seg_samples)
+    def _ce_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> TaskLoss:
+        """Per-pixel cross-entropy summed over the non-ignored pixels of ``labels``.
+
+        Args:
+            logits: ``(B, K, h, w)`` head outputs, upsampled (bilinear) to the labels' size as mmseg does.
+            labels: ``(B, H, W)`` int64 class indices, ``ignore_index`` where there is no target.
+        """
+        from mmseg.models.utils import resize
+        logits = resize(logits, size=labels.shape[-2:], mode='bilinear', align_corners=self.align_corners)
+        sums = {}
+        for loss in self._loss_modules():
+            value = loss(logits, labels, ignore_index=self.ignore_index, reduction_override='sum')
+            sums[loss.loss_name] = sums[loss.loss_name] + value if loss.loss_name in sums else value
+        return TaskLoss(sums, (labels != self.ignore_index).sum().float())
 
     def predict(self, outs: torch.Tensor, data_samples, rescale: bool = True) -> None:
         pad_shape = data_samples[0].metainfo.get('batch_input_shape', data_samples[0].img_shape)
@@ -92,8 +116,11 @@ class SegmentationTask(BaseTask):
         """Nearest sampling; pixels from outside the weak view become ``ignore_index``."""
         return warp_seg_maps(labels, matrices, out_size, ignore_index=self.ignore_index)
 
-    def unsup_loss(self, outs: torch.Tensor, data_samples, labels: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Cross-entropy against the warped pseudo-labels, averaged over their non-ignored pixels."""
-        from mmseg.structures import SegDataSample
-        seg_samples = [SegDataSample(gt_sem_seg=PixelData(data=lab[None].long())) for lab in labels]
-        return self.head.loss_by_feat(outs, seg_samples)
+    def unsup_loss(self, outs: torch.Tensor, data_samples, labels: torch.Tensor) -> TaskLoss:
+        """Cross-entropy sums against the warped pseudo-labels; normaliser: their non-ignored pixels.
+
+        With sigma_t = argmax (Table 10) these are the in-view pixels of the strong view, the denominator of the
+        authors' code (``num_elements``); with ``pseudo_score_thr > 0`` the pixels below it are left out of the
+        denominator too (the authors keep them in it).
+        """
+        return self._ce_loss(outs, labels.long())
