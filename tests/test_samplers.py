@@ -15,14 +15,15 @@ from mtssl_mm.datasets.samplers import ExplicitSampler, check_dataloader_cfg, la
 class FakeDataset:
     """``labeled_tasks`` per index, read through ``get_data_info`` as from a MultiTaskDataset."""
 
-    def __init__(self, labeled_tasks):
-        self.tasks = [tuple(t) for t in labeled_tasks]
+    def __init__(self, labeled_tasks, tasks=('det', 'seg')):
+        self.per_sample = [tuple(t) for t in labeled_tasks]
+        self.tasks = tasks
 
     def __len__(self):
-        return len(self.tasks)
+        return len(self.per_sample)
 
     def get_data_info(self, i):
-        return dict(labeled_tasks=self.tasks[i])
+        return dict(labeled_tasks=self.per_sample[i])
 
 
 def mixed(n_labeled=10, n_other=30):
@@ -91,19 +92,33 @@ def test_ratio_rounding_and_bad_arguments():
         ExplicitSampler(ds, batch_size=4, labeled_ratio=0.9, seed=0)
 
 
-def test_labeled_tasks_option_and_empty_pools():
+def test_labeled_option_any_all_named_and_empty_pools():
     ds = FakeDataset([('det', ), ('det', 'seg'), ('det', ), ('det', 'seg'), ('det', )])  # scenario (a)-like
-    with pytest.raises(ValueError, match=r'other \(unlabeled\) pool is empty.*labeled_tasks'):
+    with pytest.raises(ValueError, match=r"other pool is empty with labeled='any' on FakeDataset\(FakeDataset; "
+                                         r"tasks \['det', 'seg'\]\): 5 labeled and 0 other samples.*sampler.labeled"):
         ExplicitSampler(ds, batch_size=2, seed=0)
-    s = ExplicitSampler(ds, batch_size=2, labeled_tasks=('seg', ), seed=0)
+    s = ExplicitSampler(ds, batch_size=2, labeled=['seg'], seed=0)
     assert (s.labeled_indices, s.other_indices) == ([1, 3], [0, 2, 4])
     stream = take(s, 20)
     assert set(stream[0::2]) == {1, 3} and set(stream[1::2]) == {0, 2, 4}
-    assert labeled_pools(ds, 'det') == ([0, 1, 2, 3, 4], [])
-    with pytest.raises(ValueError, match=r'labeled pool is empty.*for one of \[\'seg\'\]'):
-        ExplicitSampler(FakeDataset([('det', ), ()]), batch_size=2, labeled_tasks='seg', seed=0)
+    assert labeled_pools(ds, 'all') == ([1, 3], [0, 2, 4])  # every task: the fully-labeled samples
+    assert labeled_pools(ds, ['det']) == ([0, 1, 2, 3, 4], [])
+    assert labeled_pools(ds, ['det', 'seg']) == labeled_pools(ds, 'all')
+    bdd_like = FakeDataset([('det', 'seg'), ('det', ), ('seg', ), (), ('det', 'seg')])
+    assert labeled_pools(bdd_like, 'any') == ([0, 1, 2, 4], [3])
+    assert labeled_pools(bdd_like, 'all') == ([0, 4], [1, 2, 3])
+    single = FakeDataset([('det', ), (), ('det', )], tasks=('det', ))  # a detection-only experiment
+    assert labeled_pools(single, 'all') == labeled_pools(single, 'any') == ([0, 2], [1])
+    with pytest.raises(ValueError, match=r"labeled pool is empty with labeled=\['seg'\].*0 labeled and 2 other"):
+        ExplicitSampler(FakeDataset([('det', ), ()]), batch_size=2, labeled=['seg'], seed=0)
     with pytest.raises(ValueError, match='labeled pool is empty'):
         ExplicitSampler(FakeDataset([(), ()]), batch_size=2, seed=0)
+    with pytest.raises(ValueError, match=r"labeled=\['depth'\] names task\(s\) \['depth'\] that the dataset"):
+        ExplicitSampler(ds, batch_size=2, labeled=['depth'], seed=0)
+    with pytest.raises(ValueError, match="labeled must be 'any', 'all' or a non-empty list of task names, got 'seg'"):
+        ExplicitSampler(ds, batch_size=2, labeled='seg', seed=0)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'labeled_tasks'"):  # the old name is gone
+        ExplicitSampler(ds, batch_size=2, labeled_tasks=['seg'], seed=0)
 
 
 def test_ranks_draw_disjoint_shares_with_the_ratio_on_every_rank(monkeypatch):

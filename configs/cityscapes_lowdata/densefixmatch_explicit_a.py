@@ -1,0 +1,4 @@
+# Dense FixMatch, Cityscapes low-data scenario (a) (4.1, Table 1 (a)), explicit sampling with the seg-labeled images
+# as the labeled pool, unsupervised loss on the samples unlabeled for each task.
+_base_ = './fixmatch_explicit_a.py'
+model = dict(strong_aug=dict(geometric=True))  # + affine ops, pseudo-labels warped
