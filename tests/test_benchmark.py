@@ -25,6 +25,14 @@ def test_quick_benchmark_reports_every_part(tmp_path):
     for name in ('fixmatch', 'densefixmatch'):
         assert steps[name]['teacher_forward'] > 0 and steps[name]['strong_aug'] > 0 and steps[name]['ema'] > 0
         assert steps[name]['ratio_to_supervised'] > 1
+    # Dense FixMatch's two student batches: B = 2 labeled + 2 unlabeled (explicit); 1 labeled of 4 (sparse)
+    views = {name: (v['student_views'], v['weak_views'], v['strong_views'])
+             for name, v in steps['student_batch'].items()}
+    assert views == {'densefixmatch': ('all', 4, 4), 'densefixmatch_needed': ('needed', 2, 2),
+                     'densefixmatch_sparse': ('all', 4, 4), 'densefixmatch_sparse_needed': ('needed', 1, 3)}
+    assert steps['student_batch']['densefixmatch_sparse_needed']['strong_share'] == 0.75
+    assert all(steps[name]['total'] > 0 and steps['student_batch'][name]['step_s'] == steps[name]['total']
+               for name in views)
     assert res['strong_aug']['batch_images_per_s'] > 0 and res['strong_aug']['per_image_cpu_images_per_s'] > 0
     assert 0 < res['inference']['ratio_multitask_to_separate'] and 0 < res['inference']['expected_ratio'] < 1
     assert res['dataloader']['workers_0'] > 0 and res['dataloader']['train_steps_per_s'] > 0
@@ -32,3 +40,4 @@ def test_quick_benchmark_reports_every_part(tmp_path):
     assert res['anchors']['anchors'] > 0 and res['anchors']['plain_ms'] > 0 and res['anchors']['cached_ms'] > 0
     md = (tmp_path / 'benchmark.md').read_text()
     assert '| student_forward |' in md and 'Strong augmentation' in md and 'EMA update' in md and 'Anchors' in md
+    assert "1b. Dense FixMatch's student batch" in md and '| needed | 1 + 3 | 75 % |' in md

@@ -7,6 +7,10 @@ One run, one machine, the same images and the same labeled batch for every measu
    pseudo-labeling and label warping, student forward (+ losses), backward, optimizer step, EMA update.
    Reported: each part's share, the ratio of each semi-supervised step to the supervised one, and the share
    of everything that is not a forward/backward pass (goal: <= 5 % of the Dense FixMatch step).
+   Beside it, Dense FixMatch with both student batches (``semi_train_cfg.student_views``): ``'all'`` (the
+   default, the authors' ``cat(all weak, all strong)``) and ``'needed'`` (weak views of labeled samples, strong
+   views of B^u only), on the explicit batch and on an implicit batch with one labeled image in 2B: step time
+   and the share of strong views in the student batch.
 2. Strong-augmentation throughput (images/s): our batched on-device path against a per-image CPU pipeline
    doing the same ops with mmdet's transforms (RandAugment of Table 10's ops + CutOut), at 800x800.
 3. Inference of the multi-task model against the two single-task models (RetinaNet R50-FPN, DeepLabV3+ R50
@@ -58,6 +62,13 @@ CONFIGS = dict(
 STEP_PARTS = ('h2d', 'strong_aug', 'teacher_forward', 'pseudo_label_warp', 'student_forward', 'backward',
               'optimizer', 'ema')
 PASSES = ('teacher_forward', 'student_forward', 'backward')  # the forward/backward passes Eq. 3-5 require
+# Dense FixMatch's student batch (semi_train_cfg.student_views) on two batches: name -> (views, batch, label)
+VIEW_RUNS = dict(
+    densefixmatch=('all', 'explicit', 'explicit batch (B labeled + B unlabeled)'),
+    densefixmatch_needed=('needed', 'explicit', 'explicit batch (B labeled + B unlabeled)'),
+    densefixmatch_sparse=('all', 'sparse', 'implicit batch, 1 labeled image of 2B'),
+    densefixmatch_sparse_needed=('needed', 'sparse', 'implicit batch, 1 labeled image of 2B'),
+)
 
 
 def parse_args(argv=None):
@@ -172,14 +183,30 @@ class StepRunner:
 
 
 # ------------------------------------------------------------------------------------------- benchmarks
+def sparse_batch(data):
+    """The benchmark batch with only its first image labeled (both tasks): implicit sampling at a low ratio."""
+    batch = copy.deepcopy(data)
+    for ds in batch['data_samples'][1:]:
+        ds.set_metainfo(dict(labeled_tasks=()))
+        ds.gt_instances = ds.gt_instances[:0]
+        ds.gt_sem_seg = PixelData(sem_seg=torch.full_like(ds.gt_sem_seg.sem_seg, 255))
+    return batch
+
+
 def bench_train_steps(args, data):
-    """The three steps, interleaved iteration by iteration so that machine drift hits them alike."""
+    """The steps, interleaved iteration by iteration so that machine drift hits them alike."""
     runners = {}
     for name, (config, _) in CONFIGS.items():
         _, model = build_model(config, args.device)
         batch = data if name != 'supervised' else dict(inputs=data['inputs'][:args.batch],
                                                         data_samples=data['data_samples'][:args.batch])
         runners[name] = StepRunner(model, batch, args.device, args.amp, ema=name != 'supervised')
+    batches = dict(explicit=data, sparse=sparse_batch(data))
+    for name, (views, batch, _) in VIEW_RUNS.items():
+        if name not in runners:
+            _, model = build_model(CONFIGS['densefixmatch'][0], args.device,
+                                   model=dict(semi_train_cfg=dict(student_views=views)))
+            runners[name] = StepRunner(model, batches[batch], args.device, args.amp, ema=True)
     for it in range(args.iters + 1):
         for runner in runners.values():
             runner.step(timed=it > 0)
@@ -191,6 +218,14 @@ def bench_train_steps(args, data):
         results[name] = parts
     for name in ('fixmatch', 'densefixmatch'):
         results[name]['ratio_to_supervised'] = results[name]['total'] / results['supervised']['total']
+    results['student_batch'] = {}
+    for name, (views, batch, _) in VIEW_RUNS.items():
+        model = runners[name].model
+        assert model.student_views == views
+        weak, strong, _, _ = model.view_indices(batches[batch]['data_samples'])
+        results['student_batch'][name] = dict(student_views=views, weak_views=len(weak), strong_views=len(strong),
+                                              strong_share=len(strong) / (len(weak) + len(strong)),
+                                              step_s=results[name]['total'])
     return results
 
 
@@ -347,6 +382,13 @@ def markdown(res):
         f"{100 * steps[n]['non_pass_share']:.1f} %" for n in CONFIGS) + ' |')
     lines.append('| step / supervised step | 1.00 | ' + ' | '.join(
         f"{steps[n]['ratio_to_supervised']:.2f}" for n in ('fixmatch', 'densefixmatch')) + ' |')
+    lines += ['', "**1b. Dense FixMatch's student batch** (`semi_train_cfg.student_views`; 'all' is the default, "
+              "the authors' `cat(all weak, all strong)`)", '',
+              '| batch | student_views | weak + strong views | strong share | step (ms) |', '|---|---|---|---|---|']
+    for name, (views, _, label) in VIEW_RUNS.items():
+        v = steps['student_batch'][name]
+        lines.append(f"| {label} | {views} | {v['weak_views']} + {v['strong_views']} | "
+                     f"{100 * v['strong_share']:.0f} % | {1e3 * v['step_s']:.0f} |")
     s = res['strong_aug']
     i = res['inference']
     d = res['dataloader']
