@@ -97,7 +97,7 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
         batch = leaves[0].shape[0]
         if not idx:
             zero = sum(t.sum() for t in leaves) * 0.0
-            return TaskLoss({k: zero for k in self.loss_keys}, zero.detach().float())
+            return TaskLoss({k: zero for k in self.loss_keys}, leaves[0].new_zeros((), dtype=torch.float32))
         if len(idx) < batch:
             index = torch.as_tensor(list(idx), dtype=torch.long, device=leaves[0].device)
             outs = tree_map(lambda t: t.index_select(0, index), outs)
