@@ -10,6 +10,7 @@ from mmengine.runner import Runner
 import mtssl_mm  # noqa: F401  (registers the components; configs also import it via custom_imports)
 from mtssl_mm.datasets.samplers import check_dataloader_cfg
 from mtssl_mm.utils import setup_cpu_distributed
+from mtssl_mm.utils.dist import destroy_distributed
 
 
 def parse_args():
@@ -73,6 +74,10 @@ def main():
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+    # the process group must not outlive the interpreter (gloo aborts at exit): drop the Runner, whose DDP
+    # model holds the group, then destroy and free the group (every rank, after its last collective)
+    del runner
+    destroy_distributed()
 
 
 if __name__ == '__main__':
