@@ -175,7 +175,7 @@ def test_demo_configs_compare_the_methods_fairly():
         assert fm['train_dataloader'][key] == sup['train_dataloader'][key], key
     # the semi-supervised batches: the supervised batch of labeled samples + as many others
     assert fm['train_dataloader']['batch_size'] == 2 * sup['train_dataloader']['batch_size']
-    assert fm['train_dataloader']['sampler'] == dict(type='ExplicitSampler', batch_size=4)
+    assert fm['train_dataloader']['sampler'] == dict(type='ExplicitSampler', batch_size=4, labeled='any')
     assert sup['train_dataloader']['dataset']['filter_cfg'] == dict(labeled='any')
     assert fm['train_dataloader']['dataset']['filter_cfg'] is None
     assert fm['model']['strong_aug']['geometric'] is False and dfm['model']['strong_aug']['geometric'] is True
