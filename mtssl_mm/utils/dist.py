@@ -77,8 +77,8 @@ def destroy_distributed():
     asking for the GIL while the interpreter finalizes is ended with ``pthread_exit``, whose unwinding through
     C++ ends in ``terminate called without an active exception`` (SIGABRT) - after a run that had succeeded.
     Seen in the 2-process BDD100K test (about 1 run in 10 under CPU load) and in a bare gloo all_reduce script;
-    the same mechanism is described in pytorch/pytorch#190489 (and #65513 adds this call to a torch test for the
-    same reason). ``destroy_process_group`` alone does not stop those threads while the DDP model's reducer still
+    the same mechanism is described in pytorch/pytorch#179291 (an abandoned atexit fix in torch itself), and
+    pytorch/torchtitan#1342 likewise destroys the group only after a successful run. ``destroy_process_group`` alone does not stop those threads while the DDP model's reducer still
     holds the group: the group (and its threads, joined by its destructor) goes only when nothing references
     it, hence ``del runner`` before and ``gc.collect()`` here (the Runner sits in reference cycles).
 
