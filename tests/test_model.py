@@ -141,3 +141,14 @@ def test_init_weights_reaches_every_task_head(model):
     # focal loss in the thousands and diverges
     bias = model.tasks['det'].head.retina_cls.bias
     torch.testing.assert_close(bias, torch.full_like(bias, -4.59512), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize('name,value,key', [
+    ('loss_decode', dict(type='mmseg.CrossEntropyLoss', class_weight=[1.0] * 19), 'class_weight'),
+    ('sampler', dict(type='mmseg.OHEMPixelSampler', thresh=0.7), 'sampler'),
+    ('loss_decode', dict(type='mmseg.DiceLoss'), 'CrossEntropyLoss')])
+def test_seg_losses_that_cannot_be_normalised_globally_are_errors(name, value, key):
+    cfg = Config.fromfile(TINY_CONFIG).model
+    cfg.tasks.seg.head[name] = value
+    with pytest.raises(ValueError, match=f'SegmentationTask: head.*{key}'):
+        MODELS.build(cfg)

@@ -91,7 +91,7 @@ class DetectionTask(BaseTask):
             label_weights_l = [w * p for w, p in zip(label_weights_l, positive)]
             normaliser = sum(p.sum() for p in positive).float()
         else:
-            normaliser = cls_scores[0].new_tensor(float(avg_factor))
+            normaliser = torch.tensor(float(avg_factor), dtype=torch.float32, device=cls_scores[0].device)
         num_level_anchors = [a.size(0) for a in anchors[0]]
         level_anchors = images_to_levels([cat_boxes(a) for a in anchors], num_level_anchors)
         # avg_factor=1: mmdet's losses return their sums (divided by 1 + float32 eps)

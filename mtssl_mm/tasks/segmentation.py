@@ -49,6 +49,12 @@ class SegmentationTask(BaseTask):
             if not isinstance(loss, CrossEntropyLoss) or loss.use_sigmoid or loss.use_mask:
                 raise ValueError(f'SegmentationTask: head.loss_decode must be softmax mmseg.CrossEntropyLoss '
                                  f'(a per-pixel sum that can be normalised over the global batch), got {loss}')
+            if loss.class_weight is not None:
+                raise ValueError('SegmentationTask: head.loss_decode.class_weight is not supported (mmseg divides '
+                                 'by the summed class weights, not by the labeled pixels of the global batch)')
+        if getattr(self.head, 'sampler', None) is not None:
+            raise ValueError('SegmentationTask: head.sampler (pixel sampling, e.g. OHEM) is not supported: its '
+                             'per-pixel weights would not reach the loss')
 
     def _loss_modules(self):
         losses = self.head.loss_decode
