@@ -157,6 +157,8 @@ class MultiTaskSemiSupervised(BaseDetector):
         device = batch_inputs.device
 
         def rows(idx):
+            if len(idx) == len(batch_data_samples):  # the whole batch (student_views='all'): no copy
+                return batch_inputs
             return batch_inputs.index_select(0, torch.as_tensor(idx, dtype=torch.long, device=device))
 
         pseudo = {}
