@@ -1,4 +1,4 @@
-"""MultiTaskMetric on hand-computed cases: routing by labeled_tasks, COCO mAP, mIoU, geometric mean."""
+"""MultiTaskMetric on hand-computed cases: routing by labeled_tasks, COCO mAP, mIoU, geometric mean, class-wise."""
 import math
 
 import pytest
@@ -85,3 +85,65 @@ def test_no_prediction_at_all_is_zero_map_not_an_error():
     m.process({}, [sample(0, ('det', ))])
     res = m.evaluate(1)
     assert res['det/bbox_mAP'] == 0.0 and res['multitask/gmean'] == 0.0
+
+
+# ------------------------------------------------------------------------------------------ class-wise
+def det_sample(img_id, gt, preds):
+    """``gt``: [(box, label)], ``preds``: [(box, score, label)] -- an evaluator's det-labeled sample."""
+    return dict(img_id=img_id, ori_shape=(20, 20), labeled_tasks=('det', ),
+                instances=[dict(bbox=b, bbox_label=lab, ignore_flag=0) for b, lab in gt],
+                pred_instances=dict(bboxes=torch.tensor([p[0] for p in preds]).reshape(len(preds), 4),
+                                    scores=torch.tensor([p[1] for p in preds], dtype=torch.float32),
+                                    labels=torch.tensor([p[2] for p in preds], dtype=torch.long)))
+
+
+def test_classwise_det_ap_mean_and_population_std():
+    # car (2): a perfect box -> AP 1; person (0): IoU 0.62 -> AP 0.3 (true positive at IoU .50, .55, .60 only);
+    # rider (1): a confident false positive but no ground truth -> no AP at all (not 0)
+    m = metric(tasks=['det'])
+    m.process({}, [det_sample(0, [(GT_BOX, 2), ([0., 0., 10., 10.], 0)],
+                              [(GT_BOX, 0.9, 2), ([0., 0., 10., 6.2], 0.8, 0), ([12., 12., 18., 18.], 0.99, 1)])])
+    res = m.evaluate(1)
+    assert res['det/AP/car'] == pytest.approx(1.0) and res['det/AP/person'] == pytest.approx(0.3, abs=1e-3)
+    assert 'det/AP/rider' not in res and 'det/AP/truck' not in res
+    assert res['det/AP_num_classes'] == 2
+    assert res['det/AP_class_mean'] == pytest.approx(0.65, abs=1e-3) == res['det/bbox_mAP']
+    assert res['det/AP_class_std'] == pytest.approx(0.35, abs=1e-3)  # population std: |1 - 0.3| / 2
+    assert not any(k.endswith('_precision') for k in res)  # mmdet's own per-class keys are renamed
+    assert all(isinstance(v, (int, float)) for k, v in res.items() if '/AP' in k)
+
+
+def test_classwise_seg_iou_counts_a_predicted_class_without_ground_truth():
+    # gt [[road, road], [sidewalk, sidewalk]], pred [[road, building], [sidewalk, sidewalk]]:
+    # road 1/2, sidewalk 2/2, building 0/1 (predicted, no ground truth: counts as 0, as in mIoU), others: no value
+    m = metric(tasks=['seg'])
+    m.process({}, [sample(0, ('seg', ), gt=SEG_GT, pred=[[0, 2], [1, 1]])])
+    res = m.evaluate(1)
+    assert res['seg/IoU/road'] == pytest.approx(0.5) and res['seg/IoU/sidewalk'] == pytest.approx(1.0)
+    assert res['seg/IoU/building'] == 0.0
+    assert 'seg/IoU/traffic_light' not in res and 'seg/IoU/sky' not in res
+    assert res['seg/IoU_num_classes'] == 3
+    assert res['seg/IoU_class_mean'] == pytest.approx(0.5) == pytest.approx(float(res['seg/mIoU']) / 100)
+    assert res['seg/IoU_class_std'] == pytest.approx(math.sqrt(0.5 / 3))
+
+
+def test_classwise_off_keeps_only_the_summary():
+    m = METRICS.build(dict(
+        type='MultiTaskMetric', classwise=False,
+        task_metrics=dict(det=dict(type='CocoMetric', metric='bbox'), seg=dict(type='SemSegMetric')),
+        main_keys=dict(det=('bbox_mAP', 1.0), seg=('mIoU', 0.01)), meta_keys=dict(seg=dict(classes='seg_classes'))))
+    m.dataset_meta = dict(classes=DET_CLASSES, seg_classes=SEG_CLASSES)
+    m.process({}, [sample(0, ('det', ), [GT_BOX], [0.9]), sample(1, ('seg', ), gt=SEG_GT, pred=SEG_PRED)])
+    res = m.evaluate(2)
+    assert not any('/AP' in k or '/IoU' in k for k in res) and 'det/bbox_mAP' in res and 'seg/mIoU' in res
+
+
+def test_class_std_is_the_papers():
+    """Population std (ddof=0) across classes reproduces Table 6 (supervised: 0.367 ± 0.114) and Table 5."""
+    from mtssl_mm.evaluation.classwise import class_mean_std
+    mean, std, n = class_mean_std([0.360, 0.400, 0.525, 0.325, 0.558, 0.241, 0.234, 0.289])
+    assert (round(mean, 3), round(std, 3), n) == (0.367, 0.114, 8)
+    t5 = [0.976, 0.814, 0.919, 0.474, 0.592, 0.618, 0.656, 0.762, 0.919, 0.600, 0.943, 0.821, 0.617, 0.949,
+          0.801, 0.886, 0.760, 0.657, 0.762]
+    assert [round(v, 3) for v in class_mean_std(t5)[:2]] == [0.765, 0.143]
+    assert class_mean_std([float('nan'), 0.5, 1.0])[2] == 2  # NaN (no ground truth) is left out, not a 0

@@ -2,9 +2,13 @@
 import math
 from typing import Dict, Optional, Sequence
 
+from mmdet.evaluation import CocoMetric, SemSegMetric
 from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
+
+from .classwise import (class_mean_std, coco_classwise_ap, det_gt_counts, format_class_table, metric_key,
+                        semseg_classwise_iou)
 
 
 @METRICS.register_module()
@@ -16,6 +20,16 @@ class MultiTaskMetric(BaseMetric):
     ones. The results are reported as ``'{task}/{key}'`` (e.g. ``det/bbox_mAP``, ``seg/mIoU``) plus
     ``'multitask/gmean'``, the geometric mean of each task's main metric as a fraction in [0, 1] -- the
     model-selection criterion of the paper (``CheckpointHook(save_best='multitask/gmean', rule='greater')``).
+
+    Class-wise results (``classwise=True``, the default; the paper's Tables 5, 6, 8, 9), for a ``CocoMetric``
+    and a ``SemSegMetric`` task: ``'{task}/AP/{class}'`` (COCO AP@[.5:.95] of the class, a fraction, from
+    ``CocoMetric(classwise=True)``) or ``'{task}/IoU/{class}'`` (a fraction, not %), then
+    ``'{task}/AP_class_mean'``, ``'{task}/AP_class_std'`` (population std across classes) and
+    ``'{task}/AP_num_classes'`` (the classes that entered them), ``IoU_*`` likewise; whitespace in class names
+    becomes ``_``. Classes without ground truth are left out, never set to 0 (see
+    :mod:`mtssl_mm.evaluation.classwise`). Each task's table (class | value | share of the ground truth, then
+    mean ± std) goes to the log. All values are Python floats, so mmengine's ``LoggerHook`` writes them to
+    ``vis_data/scalars.json`` (validation) and the test run's JSON file.
 
     Per-sample results are kept in sample order, so mmengine's collection across ranks (which drops the
     padding of the distributed sampler) stays correct for every task.
@@ -29,6 +43,7 @@ class MultiTaskMetric(BaseMetric):
         meta_keys (dict, optional): Task name -> ``{sub_key: dataset_key}``: which dataset metainfo keys each
             task's metric sees under which name (the seg metric reads ``classes`` from ``seg_classes``).
         tasks (Sequence[str], optional): Evaluate only these tasks (``tools/test.py --tasks``). Default: all.
+        classwise (bool): Report and log per-class results. Defaults to True.
         collect_device (str): As :class:`mmengine.evaluator.BaseMetric`.
         prefix (str, optional): Ignored prefix slot of :class:`BaseMetric` (keys carry their task).
     """
@@ -40,6 +55,7 @@ class MultiTaskMetric(BaseMetric):
                  main_keys: Dict[str, Sequence],
                  meta_keys: Optional[Dict[str, Dict[str, str]]] = None,
                  tasks: Optional[Sequence[str]] = None,
+                 classwise: bool = True,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -52,6 +68,11 @@ class MultiTaskMetric(BaseMetric):
         self.task_metrics = {t: METRICS.build(task_metrics[t]) for t in tasks}
         self.main_keys = {t: (main_keys[t][0], float(main_keys[t][1])) for t in tasks}
         self.meta_keys = meta_keys or {}
+        self.classwise = bool(classwise)
+        if self.classwise:
+            for metric in self.task_metrics.values():
+                if isinstance(metric, CocoMetric):
+                    metric.classwise = True  # mmdet computes each class's AP from COCO's precision array
 
     @BaseMetric.dataset_meta.setter
     def dataset_meta(self, dataset_meta: dict) -> None:
@@ -89,6 +110,7 @@ class MultiTaskMetric(BaseMetric):
                           'and not part of multitask/gmean', 'current', level=30)
                 continue
             values = metric.compute_metrics(task_results)
+            per_class = self._classwise(task, metric, task_results, values) if self.classwise else {}
             key, scale = self.main_keys[task]
             if not values:
                 # CocoMetric returns nothing when the model made no prediction at all (early training):
@@ -100,8 +122,45 @@ class MultiTaskMetric(BaseMetric):
                 raise KeyError(f'MultiTaskMetric: {type(metric).__name__} returned no {key!r} '
                                f'(got {sorted(values)})')
             out.update({f'{task}/{k}': v for k, v in values.items()})
+            out.update(per_class)
             out[f'{task}/num_images'] = len(task_results)
             fractions.append(max(float(values[key]) * scale, 0.0))  # COCO reports -1 when nothing to match
         if fractions:
             out['multitask/gmean'] = math.prod(fractions)**(1.0 / len(fractions))
+        return out
+
+    def _classwise(self, task: str, metric: BaseMetric, task_results: list, values: dict) -> Dict[str, float]:
+        """Per-class values of one task as ``'{task}/{AP|IoU}/{class}'`` + mean, std, count; the table is logged.
+
+        ``values`` (the task metric's output) loses mmdet's ``'{class}_precision'`` entries. A metric other than
+        ``CocoMetric`` / ``SemSegMetric`` has no class-wise report (an info line says so).
+        """
+        classes = metric.dataset_meta['classes']
+        n_images = len(task_results)
+        if isinstance(metric, CocoMetric):
+            gt = det_gt_counts(metric._coco_api, metric.cat_ids, metric.img_ids)
+            per_class = coco_classwise_ap(values, classes, gt)
+            name, notes = 'AP', {}
+            title = (f'{task}: class-wise COCO AP@[.5:.95] on the {n_images} images labeled for {task} '
+                     f'(classes without ground-truth boxes: n/a, left out of mean ± std)')
+            share = '% objects'
+        elif isinstance(metric, SemSegMetric):
+            per_class, no_gt, gt = semseg_classwise_iou(task_results, classes)
+            name, notes = 'IoU', {c: 'no ground truth, predicted: counts as 0' for c in no_gt}
+            title = (f'{task}: class-wise IoU on the {n_images} images labeled for {task} (fraction; classes with '
+                     'neither ground truth nor prediction: n/a, left out of mean ± std)')
+            share = '% pixels'
+            if no_gt:
+                print_log(f'MultiTaskMetric: {task} classes {no_gt} have no ground-truth pixels in the evaluated '
+                          'images but are predicted; their IoU is 0 and counts in the class mean (as in mIoU)',
+                          'current', level=30)
+        else:
+            print_log(f'MultiTaskMetric: no class-wise report for {type(metric).__name__} ({task})', 'current')
+            return {}
+        mean, std, n = class_mean_std(list(per_class.values()))
+        out = {f'{task}/{name}/{metric_key(c)}': float(v) for c, v in per_class.items()}
+        if n:
+            out.update({f'{task}/{name}_class_mean': mean, f'{task}/{name}_class_std': std})
+        out[f'{task}/{name}_num_classes'] = n
+        print_log('\n' + format_class_table(title, name, classes, per_class, gt, share, notes), 'current')
         return out
