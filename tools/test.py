@@ -1,13 +1,16 @@
-"""Evaluate a checkpoint: both tasks, or one alone (``--tasks det``)."""
+"""Evaluate a checkpoint: both tasks, or one alone (``--tasks det``); flip TTA (``--tta``); draw (``--show``)."""
 import argparse
 import os
 import os.path as osp
+import warnings
 
-from mmengine.config import Config, DictAction
+from mmdet.engine.hooks.utils import trigger_visualization_hook
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mtssl_mm  # noqa: F401
+from mtssl_mm.models import build_tta_pipeline
 from mtssl_mm.utils import setup_cpu_distributed
 from mtssl_mm.utils.dist import destroy_distributed
 
@@ -19,7 +22,12 @@ def parse_args():
     parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--tasks', nargs='+', help='run and evaluate only these tasks (e.g. --tasks det)')
     parser.add_argument('--out', help='dump the predictions to this pickle file')
-    parser.add_argument('--show-dir', help='directory where painted images are saved')
+    parser.add_argument('--show', action='store_true', help='show each prediction in a window (needs a display)')
+    parser.add_argument('--show-dir', help='directory where painted images are saved (under work_dir/timestamp)')
+    parser.add_argument('--wait-time', type=float, default=2, help='seconds each image is shown with --show')
+    parser.add_argument('--tta', action='store_true',
+                        help='flip test-time augmentation for every task (cfg.tta_model, cfg.tta_pipeline or one '
+                        'built from the test pipeline)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value pairs')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -52,6 +60,30 @@ def restrict_tasks(cfg, tasks):
     cfg.test_dataloader.dataset.tasks = tuple(tasks)
 
 
+def innermost_dataset(dataset_cfg):
+    """The dataset config that holds the pipeline (through wrappers such as ``ConcatDataset``'s ``dataset``)."""
+    while 'dataset' in dataset_cfg:
+        dataset_cfg = dataset_cfg['dataset']
+    return dataset_cfg
+
+
+def apply_tta(cfg):
+    """Wrap ``cfg.model`` in ``cfg.tta_model`` and give the test dataset ``cfg.tta_pipeline``, as mmdet's ``--tta``.
+
+    Without ``tta_model`` in the config, :class:`MultiTaskTTAModel` with mmdet's NMS settings; without
+    ``tta_pipeline``, :func:`build_tta_pipeline` of the test pipeline (the image and its horizontal flip). Works for
+    supervised and semi-supervised configs (the wrapped ``MultiTaskSemiSupervised`` predicts with its teacher).
+    """
+    if 'tta_model' not in cfg:
+        warnings.warn('--tta: no tta_model in the config; using MultiTaskTTAModel with its defaults')
+        cfg.tta_model = dict(type='MultiTaskTTAModel')
+    dataset = innermost_dataset(cfg.test_dataloader.dataset)
+    if 'tta_pipeline' not in cfg:
+        cfg.tta_pipeline = build_tta_pipeline(dataset.pipeline)
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    dataset.pipeline = cfg.tta_pipeline
+
+
 def main():
     args = parse_args()
     for path, what in ((args.config, 'config file'), (args.checkpoint, 'checkpoint')):
@@ -68,9 +100,10 @@ def main():
     cfg.load_from = args.checkpoint
     if args.tasks:
         restrict_tasks(cfg, args.tasks)
-    if args.show_dir:
-        cfg.default_hooks.visualization.draw = True
-        cfg.default_hooks.visualization.test_out_dir = args.show_dir
+    if args.show or args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args)  # draw=True; show and wait_time, test_out_dir
+    if args.tta:
+        apply_tta(cfg)
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl file, got {args.out}')

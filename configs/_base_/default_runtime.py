@@ -26,3 +26,8 @@ log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
 log_level = 'INFO'
 load_from = None
 resume = False
+
+# tools/test.py --tta: flip test-time augmentation of both tasks (mtssl_mm/models/multitask_tta.py); boxes of the
+# views merged by class-wise NMS as mmdet's DetTTAModel, seg softmax scores averaged as mmseg's SegTTAModel. The
+# views' pipeline (tta_pipeline) is built from the test pipeline unless a config sets one.
+tta_model = dict(type='MultiTaskTTAModel', tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))

@@ -88,7 +88,14 @@ class SegmentationTask(BaseTask):
             sums[loss.loss_name] = sums[loss.loss_name] + value if loss.loss_name in sums else value
         return TaskLoss(sums, (labels != self.ignore_index).sum().float())
 
+    #: also write each sample's logits as ``seg_logits`` (PixelData, ``data`` (K, H, W) float) in :meth:`predict`;
+    #: set by :class:`~mtssl_mm.models.MultiTaskTTAModel`, which averages them over the views and drops them
+    #: (at Cityscapes' size they are 19 x 1024 x 2048 floats, 160 MB per image)
+    keep_logits: bool = False
+
     def predict(self, outs: torch.Tensor, data_samples, rescale: bool = True) -> None:
+        """``pred_sem_seg.sem_seg`` (1, H, W) int64, the argmax of the logits at the original image size when
+        ``rescale`` (else at ``img_shape``); with :attr:`keep_logits`, also ``seg_logits.data`` (K, H, W) there."""
         pad_shape = data_samples[0].metainfo.get('batch_input_shape', data_samples[0].img_shape)
         logits = F.interpolate(outs, size=tuple(pad_shape), mode='bilinear', align_corners=self.align_corners)
         for i, ds in enumerate(data_samples):
@@ -98,6 +105,8 @@ class SegmentationTask(BaseTask):
                 logit = F.interpolate(logit, size=tuple(ds.ori_shape[:2]), mode='bilinear',
                                       align_corners=self.align_corners)
             ds.pred_sem_seg = PixelData(sem_seg=logit.argmax(dim=1))
+            if self.keep_logits:
+                ds.seg_logits = PixelData(data=logit[0])
 
     # ------------------------------------------------------------------------------------ semi-supervised
     def pseudo_label(self, outs: torch.Tensor, data_samples) -> torch.Tensor:
