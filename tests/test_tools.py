@@ -23,7 +23,8 @@ def run(cmd, **kw):
 
 
 def params(path):
-    ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    from mtssl_mm.utils.checkpoint import load_from_local  # the package's safe loader (weights_only=True)
+    ckpt = load_from_local(path, map_location='cpu')
     return ckpt['state_dict']
 
 

@@ -7,6 +7,7 @@ from mmdet.registry import MODELS
 from mmengine.model import ModuleDict
 
 from ..tasks.task_loss import normalise_globally
+from .state_dict_check import check_keys, expected_keys, own_keys
 
 
 @MODELS.register_module()
@@ -28,6 +29,10 @@ class MultiTaskDetSeg(BaseDetector):
                    see ``tasks/task_loss.py``); total = sum_t gamma_t * L_s,t; keys ``'{t}.loss_*'`` (and
                    ``'{t}.num_labeled'``, this rank's count)
         predict(): ``pred_instances`` and ``pred_sem_seg`` in each data sample, from one backbone pass
+
+    Loading a checkpoint whose keys do not fit (missing or unexpected keys, a semi-supervised checkpoint: export it
+    with ``tools/export_teacher.py``) raises :class:`CheckpointKeysError`, also through mmengine's non-strict
+    ``load_from``/``--resume``.
 
     Args:
         backbone (dict): Backbone config (mmdet ``ResNet``; its ``out_indices`` must cover what the heads
@@ -91,3 +96,10 @@ class MultiTaskDetSeg(BaseDetector):
     def _forward(self, batch_inputs: torch.Tensor, batch_data_samples=None) -> dict:
         feats = self.extract_feat(batch_inputs)
         return {name: task(feats) for name, task in self.tasks.items()}
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """Refuse a state dict whose keys under ``prefix`` do not fit (``state_dict_check.py``), then load it."""
+        check_keys(type(self).__name__, own_keys(state_dict, prefix), expected_keys(self), prefix, local_metadata)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)

@@ -12,6 +12,7 @@ from torch.utils._pytree import tree_map
 from ..tasks.task_loss import normalise_globally
 from ..utils import section
 from .multitask_detseg import MultiTaskDetSeg
+from .state_dict_check import check_keys, expected_keys, is_semi_supervised, own_keys
 
 SEMI_TRAIN_KEYS = ('unsup_on', 'unsup_weight', 'rampup_ratio', 'rampup_iters', 'student_views')
 STUDENT_VIEWS = ('all', 'needed')
@@ -60,7 +61,8 @@ class MultiTaskSemiSupervised(BaseDetector):
     The teacher follows the student through :class:`EMATeacherHook` (decay 0.99, Table 10), stays in eval mode
     and is what :meth:`predict` uses by default (``semi_test_cfg.predict_on='teacher'``); mmdet's
     ``TeacherStudentValLoop`` evaluates both. A checkpoint of :class:`MultiTaskDetSeg` (keys without
-    ``student.``/``teacher.``) loads into both.
+    ``student.``/``teacher.``) loads into both; any checkpoint whose keys do not fit raises
+    :class:`CheckpointKeysError` (``state_dict_check.py``), also through mmengine's non-strict ``load_from``.
 
     Args:
         detector (dict): The :class:`MultiTaskDetSeg` config, built twice (student and teacher).
@@ -250,13 +252,17 @@ class MultiTaskSemiSupervised(BaseDetector):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
-        """Load a supervised :class:`MultiTaskDetSeg` checkpoint into both student and teacher."""
-        own = [k for k in state_dict if k.startswith(prefix)]
-        if own and not any(k[len(prefix):].startswith(('student.', 'teacher.', 'strong_aug.')) for k in own):
-            for k in own:
-                value = state_dict.pop(k)
-                rest = k[len(prefix):]
+        """Load a semi-supervised checkpoint, or a supervised :class:`MultiTaskDetSeg` one into both student and
+        teacher; keys that do not fit raise :class:`CheckpointKeysError`."""
+        found = own_keys(state_dict, prefix)
+        if found and not is_semi_supervised(found) and not any(k.startswith('strong_aug.') for k in found):
+            check_keys(type(self).__name__, found, expected_keys(self.student), prefix, local_metadata,
+                       what=' (a MultiTaskDetSeg checkpoint, for student and teacher)')
+            for rest in found:
+                value = state_dict.pop(prefix + rest)
                 state_dict[f'{prefix}student.{rest}'] = value
                 state_dict[f'{prefix}teacher.{rest}'] = value
+        else:
+            check_keys(type(self).__name__, found, expected_keys(self), prefix, local_metadata)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)

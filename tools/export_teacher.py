@@ -1,0 +1,127 @@
+"""Export the EMA teacher (or the student) of a semi-supervised checkpoint as a ``MultiTaskDetSeg`` checkpoint.
+
+A ``MultiTaskSemiSupervised`` checkpoint holds two models (keys ``student.*``, ``teacher.*``) and the training state
+(optimizer, message hub, schedulers, RNG state). The output holds one model, keys without prefix, and loads into
+the supervised config of the same model (e.g. ``configs/demo/densefixmatch_tiny.py`` ->
+``configs/demo/supervised_tiny.py``) with no missing or unexpected key::
+
+    python tools/export_teacher.py work_dirs/densefixmatch/iter_89250.pth teacher.pth
+    python tools/export_teacher.py work_dirs/densefixmatch/iter_89250.pth student.pth --student
+    python tools/test.py configs/cityscapes/supervised_partial.py teacher.pth
+
+The input is read with the package's safe loader (``weights_only=True`` and an allowlist, see
+``mtssl_mm/utils/checkpoint.py``). The output is ``{'state_dict': ..., 'meta': ...}``: ``meta`` keeps what mmdet and
+mmengine read (``dataset_meta``, versions, epoch/iter) and drops the RNG states; ``meta['exported_from']`` records
+the source file, the branch and the source's training config text.
+"""
+import argparse
+import os
+import os.path as osp
+import pickle
+import sys
+from collections import OrderedDict
+
+import torch
+
+from mtssl_mm.utils.checkpoint import safe_torch_load
+
+BRANCHES = ('teacher', 'student')
+TRAINING_ONLY_META = ('torch_rng_state', 'cuda_rng_state', 'cfg')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Export the EMA teacher (default) or the student of a '
+                                     'MultiTaskSemiSupervised checkpoint as a MultiTaskDetSeg checkpoint')
+    parser.add_argument('checkpoint', help='semi-supervised checkpoint (keys student.*, teacher.*)')
+    parser.add_argument('out', help='output file (.pth)')
+    parser.add_argument('--student', action='store_true', help='export the student instead of the EMA teacher')
+    return parser.parse_args(argv)
+
+
+def branch_state_dict(state_dict, branch: str, source: str) -> OrderedDict:
+    """The ``{branch}.*`` entries of a semi-supervised state dict, without the prefix (and its ``_metadata``).
+
+    Args:
+        state_dict (dict): The ``state_dict`` of a ``MultiTaskSemiSupervised`` checkpoint.
+        branch (str): ``'teacher'`` or ``'student'``.
+        source (str): The file, for messages.
+
+    Returns:
+        OrderedDict: name -> tensor, in the checkpoint's order.
+
+    Raises:
+        ValueError: not a semi-supervised state dict, or ``branch`` is not in it.
+    """
+    prefixes = tuple(f'{b}.' for b in BRANCHES)
+    if not any(k.startswith(prefixes) for k in state_dict):
+        raise ValueError(f'{source}: not a semi-supervised checkpoint (its state_dict has no student.*/teacher.* '
+                         f'keys, e.g. {list(state_dict)[:3]}); a MultiTaskDetSeg checkpoint loads as it is')
+    prefix = f'{branch}.'
+    out = OrderedDict((k[len(prefix):], v) for k, v in state_dict.items() if k.startswith(prefix))
+    if not out:
+        raise ValueError(f'{source}: the checkpoint has no {prefix}* keys to export')
+    other = [k for k in state_dict if not k.startswith(prefixes)]
+    if other:
+        raise ValueError(f'{source}: keys outside student.*/teacher.* ({other[:5]}): not a checkpoint of '
+                         'MultiTaskSemiSupervised as this tool knows it; nothing written')
+    metadata = getattr(state_dict, '_metadata', None)
+    if metadata is not None:  # module versions (BN), re-rooted at the branch
+        out._metadata = OrderedDict(
+            (k[len(prefix):] if k != branch else '', v) for k, v in metadata.items()
+            if k == branch or k.startswith(prefix))
+    return out
+
+
+def export(checkpoint: str, out: str, branch: str = 'teacher') -> dict:
+    """Write the ``branch`` model of a semi-supervised checkpoint to ``out``.
+
+    Args:
+        checkpoint (str): Path of a ``MultiTaskSemiSupervised`` checkpoint.
+        out (str): Output path; its directory is created.
+        branch (str): ``'teacher'`` (the EMA teacher, what validation used) or ``'student'``.
+
+    Returns:
+        dict: What was written: ``state_dict`` and ``meta``.
+
+    Raises:
+        FileNotFoundError: no such checkpoint.
+        ValueError: not a semi-supervised checkpoint; ``out`` is the input.
+        UnsafeCheckpointError: the file needs globals outside the loader's allowlist (not unpickled).
+    """
+    if branch not in BRANCHES:
+        raise ValueError(f'branch must be one of {BRANCHES}, got {branch!r}')
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint file {checkpoint} does not exist')
+    if osp.exists(out) and osp.samefile(checkpoint, out):
+        raise ValueError(f'{out}: the output would overwrite the input checkpoint')
+    ckpt = safe_torch_load(checkpoint, map_location='cpu')
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get('state_dict'), dict):
+        raise ValueError(f'{checkpoint}: not a Runner checkpoint (no state_dict entry; top-level keys: '
+                         f'{list(ckpt)[:5] if isinstance(ckpt, dict) else type(ckpt).__name__})')
+    state_dict = branch_state_dict(ckpt['state_dict'], branch, checkpoint)
+    meta = {k: v for k, v in (ckpt.get('meta') or {}).items() if k not in TRAINING_ONLY_META}
+    meta['exported_from'] = dict(checkpoint=osp.abspath(checkpoint), branch=branch,
+                                 cfg=(ckpt.get('meta') or {}).get('cfg'))
+    result = dict(state_dict=state_dict, meta=meta)
+    if osp.dirname(out):
+        os.makedirs(osp.dirname(out), exist_ok=True)
+    torch.save(result, out)
+    return result
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    branch = 'student' if args.student else 'teacher'
+    try:
+        result = export(args.checkpoint, args.out, branch)
+    except (FileNotFoundError, ValueError, pickle.UnpicklingError) as error:
+        print(f'export_teacher: {error}', file=sys.stderr)
+        return 1
+    n = sum(v.numel() for v in result['state_dict'].values())
+    print(f'{args.out}: the {branch} of {args.checkpoint}, {len(result["state_dict"])} tensors ({n} values), '
+          'loads into the supervised config of the same model')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
