@@ -1,0 +1,365 @@
+"""Export :class:`MultiTaskDetSeg` to one ONNX graph and check it against PyTorch with onnxruntime.
+
+The graph (one input, one output per raw head tensor, batch axis optionally dynamic)::
+
+    img (B, 3, H, W) float32, 0..255, channel order as loaded by mmcv (BGR), H and W multiples of 32
+      │  inside the graph: the data preprocessor's channel flip (bgr_to_rgb) and (x - mean) / std
+      ▼
+    backbone ─┬─► det: FPN ─► RetinaHead ─► det_cls_scores  (B, N, K)  logits (sigmoid -> scores)
+              │                         └─► det_bbox_deltas (B, N, 4)  DeltaXYWH deltas w.r.t. the anchors
+              └─► seg: DeepLabV3+ ───────► seg_logits      (B, K_seg, H/4, W/4)
+
+``N = sum_l H_l * W_l * A`` over the head's levels, flattened as mmdet's ``predict_by_feat`` and mmdeploy do:
+level by level, then row (y), column (x), anchor (a) -- anchor ``n`` is row ``n`` of :func:`det_anchors`
+(mmdet's ``grid_priors`` of every level, concatenated). A task the model does not have gives no output.
+Nothing after the heads is in the graph: no sigmoid, no box decoding, no NMS, no upsampling of the logits.
+
+The check (:func:`compare_with_onnxruntime`) runs the saved file with onnxruntime's CPU provider and the
+wrapper with PyTorch on the same random input; an output passes when
+``max|ort - torch| <= atol + rtol * max|torch|`` (defaults :data:`ATOL`, :data:`RTOL`).
+
+onnx, onnxruntime and onnxscript (torch's default exporter) are optional: ``pip install -e .[deploy]``
+(``requirements/deploy.txt``). This module imports them only inside the functions that need them.
+"""
+import json
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+INPUT_NAME = 'img'
+DET_OUTPUTS = ('det_cls_scores', 'det_bbox_deltas')
+SEG_OUTPUTS = ('seg_logits', )
+#: tolerance of the check: ``max|ort - torch| <= ATOL + RTOL * max|torch|`` per output
+ATOL = 1e-5
+RTOL = 1e-4
+EXPORTERS = ('dynamo', 'torchscript')
+SEMI_KEY_PREFIXES = ('student.', 'teacher.')
+
+
+def predictor_config(cfg):
+    """The :class:`MultiTaskDetSeg` config of ``cfg``: ``cfg.model``, or ``cfg.model.detector`` (semi-supervised).
+
+    Its ``data_preprocessor`` falls back to ``cfg.model.data_preprocessor`` when the detector has none.
+    """
+    model_cfg = cfg.model
+    if 'detector' in model_cfg:
+        det_cfg = model_cfg.detector.copy()
+        if det_cfg.get('data_preprocessor') is None:
+            det_cfg.data_preprocessor = model_cfg.get('data_preprocessor')
+        model_cfg = det_cfg
+    if model_cfg.get('type') != 'MultiTaskDetSeg':
+        raise TypeError(f'export: the config\'s model is {model_cfg.get("type")!r}; only MultiTaskDetSeg (or a '
+                        'semi-supervised wrapper around it in model.detector) can be exported')
+    return model_cfg
+
+
+def load_plain_checkpoint(model: nn.Module, checkpoint: str) -> dict:
+    """Load a :class:`MultiTaskDetSeg` checkpoint into ``model`` (every key must match); return its ``meta``.
+
+    Raises:
+        FileNotFoundError: ``checkpoint`` does not exist.
+        KeyError: It holds a semi-supervised state dict (``student.*``/``teacher.*``; extract the teacher with
+            ``tools/export_teacher.py`` first) or keys that do not fit the model (the message lists them).
+    """
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    import mtssl_mm  # noqa: F401  (registers the package's loader for local files, see utils/checkpoint.py)
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
+    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise KeyError(f'{checkpoint}: not a state dict nor a dict with "state_dict"')
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    if any(k.startswith(SEMI_KEY_PREFIXES) for k in state):
+        raise KeyError(f'{checkpoint} is a semi-supervised (MultiTaskSemiSupervised) checkpoint: its keys start with '
+                       '"student."/"teacher.". Extract the teacher into a plain MultiTaskDetSeg checkpoint first: '
+                       f'python tools/export_teacher.py {checkpoint} teacher.pth, then export teacher.pth')
+    own = model.state_dict()
+    missing = sorted(k for k in own if k not in state)
+    unexpected = sorted(k for k in state if k not in own)
+    shapes = sorted(k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape))
+    if missing or unexpected or shapes:
+        def head(keys):
+            return f'{len(keys)} {keys[:5]}{" ..." if len(keys) > 5 else ""}'
+        raise KeyError(f'{checkpoint} does not fit the config\'s model: missing keys {head(missing)}, unexpected '
+                       f'keys {head(unexpected)}, shape mismatches {head(shapes)}')
+    model.load_state_dict(state, strict=True)
+    return ckpt.get('meta', {}) if isinstance(ckpt.get('meta'), dict) else {}
+
+
+def build_model(cfg, checkpoint: Optional[str] = None) -> Tuple[nn.Module, dict]:
+    """Build the :class:`MultiTaskDetSeg` of ``cfg`` on CPU in eval mode, with ``checkpoint``'s weights.
+
+    Returns:
+        tuple: ``(model, meta)``, ``meta`` the checkpoint's ``meta`` dict (``{}`` without a checkpoint).
+    """
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    import mtssl_mm  # noqa: F401  (registers the components)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = MODELS.build(predictor_config(cfg))
+    meta = {}
+    if checkpoint is not None:
+        meta = load_plain_checkpoint(model, checkpoint)
+    return model.eval(), meta
+
+
+class MultiTaskOnnxWrapper(nn.Module):
+    """``img -> raw head outputs`` of a :class:`MultiTaskDetSeg`, with the data preprocessor's normalisation.
+
+    Args:
+        model (MultiTaskDetSeg): The model (put in eval mode: BN running statistics, no dropout).
+        mean, std (Sequence[float]): Per-channel normalisation of the data preprocessor, in its output channel
+            order (``(x - mean) / std`` after the optional flip), 0..255 units.
+        flip_channels (bool): Reverse the channel order first (the preprocessor's ``bgr_to_rgb`` or
+            ``rgb_to_bgr``).
+        size_divisor (int): H and W of the input must be multiples of this (the preprocessor's
+            ``pad_size_divisor``, 32). Defaults to 32.
+
+    Input: ``img`` (B, 3, H, W) float32 in 0..255, channels as loaded by mmcv (BGR), H and W multiples of the
+    preprocessor's ``pad_size_divisor`` (32). Outputs (tuple, in this order; a task the model lacks is left
+    out): ``det_cls_scores`` (B, N, K) logits, ``det_bbox_deltas`` (B, N, 4), ``seg_logits``
+    (B, K_seg, H/4, W/4); see the module docstring.
+    """
+
+    def __init__(self,
+                 model: nn.Module,
+                 mean: Sequence[float],
+                 std: Sequence[float],
+                 flip_channels: bool,
+                 size_divisor: int = 32) -> None:
+        super().__init__()
+        self.size_divisor = int(size_divisor)
+        from mtssl_mm.tasks.detection import DetectionTask
+        from mtssl_mm.tasks.segmentation import SegmentationTask
+        self.model = model.eval()
+        self.flip_channels = bool(flip_channels)
+        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.task_kinds = []  # (task name, 'det' | 'seg'), in model order
+        for name, task in model.tasks.items():
+            if isinstance(task, DetectionTask):
+                self.task_kinds.append((name, 'det'))
+            elif isinstance(task, SegmentationTask):
+                self.task_kinds.append((name, 'seg'))
+            else:
+                raise TypeError(f'export: task {name!r} ({type(task).__name__}) has no ONNX output rule; '
+                                'known: DetectionTask, SegmentationTask')
+        kinds = [k for _, k in self.task_kinds]
+        for kind in ('det', 'seg'):
+            if kinds.count(kind) > 1:
+                raise ValueError(f'export: more than one {kind} task ({kinds}); the output names would clash')
+
+    @classmethod
+    def from_model(cls, model: nn.Module) -> 'MultiTaskOnnxWrapper':
+        """Take mean, std and the channel flip from ``model.data_preprocessor`` (an mmengine ImgDataPreprocessor)."""
+        pre = model.data_preprocessor
+        if not getattr(pre, '_enable_normalize', False):
+            raise ValueError('export: the data preprocessor does not normalise (no mean/std); nothing to put '
+                             'in the graph')
+        return cls(model, pre.mean.flatten().tolist(), pre.std.flatten().tolist(), pre._channel_conversion,
+                   max(int(getattr(pre, 'pad_size_divisor', 1)), 1))
+
+    @property
+    def output_names(self) -> List[str]:
+        names = []
+        for _, kind in self.task_kinds:
+            names += list(DET_OUTPUTS if kind == 'det' else SEG_OUTPUTS)
+        return names
+
+    def forward(self, img: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        x = img.flip(1) if self.flip_channels else img
+        x = (x - self.mean) / self.std
+        feats = self.model.extract_feat(x)
+        outs = []
+        for name, kind in self.task_kinds:
+            task = self.model.tasks[name]
+            if kind == 'det':
+                cls_scores, bbox_preds = task(feats)
+                k = task.head.cls_out_channels
+                outs.append(torch.cat([flatten_level(s, k) for s in cls_scores], dim=1))
+                outs.append(torch.cat([flatten_level(b, 4) for b in bbox_preds], dim=1))
+            else:
+                outs.append(task(feats))
+        return tuple(outs)
+
+
+def flatten_level(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """(B, A*C, H, W) -> (B, H*W*A, C), mmdet's ``predict_by_feat_single`` order (row, column, anchor)."""
+    return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, channels)
+
+
+def det_anchors(model: nn.Module, shape: Tuple[int, int]) -> torch.Tensor:
+    """The anchors of ``det_cls_scores``/``det_bbox_deltas`` rows for an input of ``shape`` (H, W).
+
+    Returns:
+        Tensor: (N, 4) x1, y1, x2, y2 in input pixels, row ``n`` the anchor of output row ``n``.
+    """
+    from mtssl_mm.tasks.detection import DetectionTask
+    dets = [t for t in model.tasks.values() if isinstance(t, DetectionTask)]
+    if not dets:
+        raise ValueError('det_anchors: the model has no detection task')
+    with torch.no_grad():
+        feats = model.extract_feat(torch.zeros(1, 3, *shape))
+        cls_scores, _ = dets[0](feats)
+    levels = dets[0].head.prior_generator.grid_priors([s.shape[-2:] for s in cls_scores], device='cpu')
+    return torch.cat(levels, dim=0)
+
+
+def check_shape(shape: Sequence[int], divisor: int = 32) -> Tuple[int, int]:
+    """``shape`` (H, W) as ints, each a positive multiple of ``divisor`` (the preprocessor pads to it)."""
+    if len(shape) != 2 or any(int(s) <= 0 or int(s) % divisor for s in shape):
+        raise ValueError(f'export shape must be H W, positive multiples of {divisor} (the data preprocessor\'s '
+                         f'pad_size_divisor), got {list(shape)}; pad the image up to the next multiple')
+    return int(shape[0]), int(shape[1])
+
+
+def export_onnx(wrapper: MultiTaskOnnxWrapper,
+                out_file: str,
+                shape: Tuple[int, int],
+                batch_size: int = 1,
+                opset: Optional[int] = None,
+                dynamic_batch: bool = False,
+                exporter: str = 'dynamo',
+                metadata: Optional[Dict[str, str]] = None) -> str:
+    """Write ``wrapper`` to ``out_file`` as one self-contained ONNX file (weights inside).
+
+    Args:
+        wrapper: The model to export.
+        out_file: Path of the ``.onnx`` file.
+        shape: Input (H, W), multiples of ``wrapper.size_divisor``; fixed in the graph.
+        batch_size: Batch of the example input (the fixed batch unless ``dynamic_batch``).
+        opset: ONNX opset; ``None`` takes torch's default for the exporter (20 for dynamo in torch 2.13).
+        dynamic_batch: Make axis 0 of the input and of every output symbolic (``batch``).
+        exporter: ``'dynamo'`` (``torch.export``-based, torch's default and recommended path; needs onnxscript)
+            or ``'torchscript'`` (the legacy tracer, ``dynamo=False``, deprecated since torch 2.9).
+        metadata: Strings stored in the model's ``metadata_props``.
+
+    Returns:
+        str: ``out_file``.
+    """
+    if exporter not in EXPORTERS:
+        raise ValueError(f'exporter must be one of {EXPORTERS}, got {exporter!r}')
+    import onnx  # noqa: F401  (a clear ImportError before a long trace when the extra is missing)
+    h, w = check_shape(shape, wrapper.size_divisor)
+    example = torch.rand(batch_size, 3, h, w, generator=torch.Generator().manual_seed(0)) * 255
+    names = wrapper.output_names
+    kwargs = dict(input_names=[INPUT_NAME], output_names=names, opset_version=opset)
+    wrapper.eval()
+    with torch.no_grad():
+        if exporter == 'dynamo':
+            import onnxscript  # noqa: F401
+            dynamic = {INPUT_NAME: {0: torch.export.Dim('batch', min=1)}} if dynamic_batch else None
+            torch.onnx.export(wrapper, (example, ), out_file, dynamo=True, dynamic_shapes=dynamic,
+                              external_data=False, verbose=False, **kwargs)
+        else:
+            axes = {n: {0: 'batch'} for n in [INPUT_NAME] + names} if dynamic_batch else None
+            torch.onnx.export(wrapper, (example, ), out_file, dynamo=False, dynamic_axes=axes,
+                              do_constant_folding=True, **kwargs)
+    if metadata:
+        add_metadata(out_file, metadata)
+    return out_file
+
+
+def add_metadata(onnx_file: str, metadata: Dict[str, str]) -> None:
+    """Store ``metadata`` in the file's ``metadata_props`` (replacing keys that exist)."""
+    import onnx
+    model = onnx.load(onnx_file)
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update({str(k): str(v) for k, v in metadata.items()})
+    del model.metadata_props[:]
+    for key, value in props.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, onnx_file)
+
+
+def export_metadata(wrapper: MultiTaskOnnxWrapper, shape: Tuple[int, int], meta: dict) -> Dict[str, str]:
+    """What a consumer of the file needs to know, as ``metadata_props`` strings (JSON values)."""
+    from mtssl_mm.tasks.detection import DetectionTask
+    data = {
+        'mtssl_mm.input': f'{INPUT_NAME}: (B, 3, H, W) float32 0..255, channel order as loaded by mmcv (BGR); '
+                          'the graph flips channels and normalises',
+        'mtssl_mm.input_channel_order': 'bgr' if wrapper.flip_channels else 'rgb',
+        'mtssl_mm.mean': json.dumps(wrapper.mean.flatten().tolist()),
+        'mtssl_mm.std': json.dumps(wrapper.std.flatten().tolist()),
+        'mtssl_mm.flip_channels': json.dumps(wrapper.flip_channels),
+        'mtssl_mm.export_shape': json.dumps(list(shape)),
+        'mtssl_mm.outputs': json.dumps(wrapper.output_names),
+    }
+    for name, task in wrapper.model.tasks.items():
+        if isinstance(task, DetectionTask):
+            head = task.head
+            coder = head.bbox_coder
+            data['mtssl_mm.det_num_classes'] = json.dumps(head.num_classes)
+            data['mtssl_mm.det_score'] = 'sigmoid' if head.use_sigmoid_cls else 'softmax'
+            data['mtssl_mm.det_bbox_coder'] = json.dumps(dict(
+                type=type(coder).__name__, target_means=list(map(float, coder.means)),
+                target_stds=list(map(float, coder.stds))))
+            data['mtssl_mm.det_test_cfg'] = json.dumps(_plain(head.test_cfg))
+        else:
+            data['mtssl_mm.seg_num_classes'] = json.dumps(task.head.num_classes)
+    dataset_meta = meta.get('dataset_meta') or {}
+    for key, prop in (('classes', 'det_classes'), ('seg_classes', 'seg_classes')):
+        if dataset_meta.get(key):
+            data[f'mtssl_mm.{prop}'] = json.dumps(list(dataset_meta[key]))
+    return data
+
+
+def _plain(obj):
+    """ConfigDict/tuples -> JSON-friendly dicts and lists."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def compare_with_onnxruntime(wrapper: MultiTaskOnnxWrapper,
+                             onnx_file: str,
+                             inputs: torch.Tensor,
+                             atol: float = ATOL,
+                             rtol: float = RTOL) -> List[dict]:
+    """Run ``onnx_file`` (onnxruntime, CPU) and ``wrapper`` (PyTorch) on ``inputs`` and compare every output.
+
+    Args:
+        inputs: (B, 3, H, W) float32 0..255, the graph's input.
+        atol, rtol: An output passes when ``max|ort - torch| <= atol + rtol * max|torch|``.
+
+    Returns:
+        list[dict]: Per output ``name``, ``shape`` (onnxruntime's), ``max_abs`` (max |ort - torch|),
+        ``scale`` (max |torch|), ``rel`` (max_abs / scale), ``ok`` (bool; False also on a shape mismatch).
+    """
+    import onnxruntime as ort
+    session = ort.InferenceSession(onnx_file, providers=['CPUExecutionProvider'])
+    got_names = [o.name for o in session.get_outputs()]
+    if got_names != wrapper.output_names:
+        raise ValueError(f'{onnx_file}: outputs {got_names}, expected {wrapper.output_names}')
+    ort_outs = session.run(None, {INPUT_NAME: inputs.numpy().astype(np.float32)})
+    with torch.no_grad():
+        ref_outs = [t.numpy() for t in wrapper.eval()(inputs)]
+    stats = []
+    for name, got, ref in zip(got_names, ort_outs, ref_outs):
+        if got.shape != ref.shape:
+            stats.append(dict(name=name, shape=tuple(got.shape), ref_shape=tuple(ref.shape), max_abs=float('inf'),
+                              scale=float(np.abs(ref).max()), rel=float('inf'), ok=False))
+            continue
+        max_abs = float(np.abs(got.astype(np.float64) - ref).max())
+        scale = float(np.abs(ref).max())
+        stats.append(dict(name=name, shape=tuple(got.shape), max_abs=max_abs, scale=scale,
+                          rel=max_abs / scale if scale > 0 else float('inf') if max_abs > 0 else 0.0,
+                          ok=bool(max_abs <= atol + rtol * scale)))
+    return stats
+
+
+def format_stats(stats: List[dict], atol: float, rtol: float) -> str:
+    """One line per output, then the criterion."""
+    lines = [f'{s["name"]:<16} shape {str(s["shape"]):<20} max|ort-torch| {s["max_abs"]:.3e}  '
+             f'max|torch| {s["scale"]:.3e}  relative {s["rel"]:.3e}  {"ok" if s["ok"] else "FAIL"}'
+             + (f' (PyTorch shape {s["ref_shape"]})' if 'ref_shape' in s else '') for s in stats]
+    lines.append(f'criterion: max|ort - torch| <= {atol:g} + {rtol:g} * max|torch| per output')
+    return '\n'.join(lines)
