@@ -83,7 +83,7 @@ def reference(config, ckpt, root):
     """The model's predictions through tools/test.py's path: the labeled data set, its test pipeline (with
     LoadMultiTaskAnnotations), one image per batch, ``model.test_step``. Keyed by image path relative to
     leftImg8bit/ (the images/ folder of the inferencer holds the same tree)."""
-    cfg = Config.fromfile(config)
+    cfg = Config.fromfile(config) if isinstance(config, str) else config
     model = MODELS.build(cfg.model)
     load_checkpoint(model, ckpt, map_location='cpu', strict=True, logger='silent')
     model.eval()
@@ -219,6 +219,22 @@ def test_matches_the_test_pipeline_prediction_on_images_without_labels(data, sup
         np.testing.assert_allclose([b['bbox'] for b in result['boxes']], [b['bbox'] for b in by_path[path]['boxes']],
                                    atol=1e-3)
     assert not osp.exists(osp.join(out, 'preds', 'array_00000000.json'))
+
+
+def test_resizing_test_pipeline_predicts_in_original_pixels(data, sup_ckpt, tmp_path):
+    """A test pipeline that resizes (to 2/3 here): boxes and segmentation come back at the image's size, equal to
+    the test_step path through the same pipeline."""
+    cfg = Config.fromfile(TINY_CONFIG)
+    cfg.test_dataloader.dataset.pipeline.insert(1, dict(type='Resize', scale=(96, 48), keep_ratio=True))
+    model, ref = reference(cfg, sup_ckpt, data)
+    assert all(pred.img_shape != pred.ori_shape for pred in ref.values())
+    inferencer = MultiTaskInferencer(cfg, sup_ckpt, device='cpu', score_thr=0.45, show_progress=False)
+    out = str(tmp_path / 'out')
+    results = inferencer(osp.join(data, 'images', 'odd'), out_dir=out, no_save_vis=True)['predictions']
+    assert len(results) == 2
+    for result in results:
+        rel = osp.relpath(result['img_path'], osp.join(data, 'images'))
+        assert_same_prediction(result, ref[rel], out, 0.45, CITYSCAPES_IDS, CKPT_CLASSES)
 
 
 def test_semi_supervised_config_predicts_with_the_teacher(data, semi_ckpt, tmp_path):
