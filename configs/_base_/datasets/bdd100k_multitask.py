@@ -22,7 +22,8 @@ det_palette = [(220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100)
                (119, 11, 32), (250, 170, 30), (220, 220, 0)]
 num_det_classes = len(det_classes)
 # segmentation: the 19 Cityscapes trainIds, classes and palette inherited
-metainfo = dict(classes=det_classes, palette=det_palette)
+# segmentation maps and evaluation in trainIds: no label-id mapping for tools/infer.py's PNGs
+metainfo = dict(classes=det_classes, palette=det_palette, seg_label_ids=None)
 
 # Table 10: resize scale 0.5-2 of BDD100K's 1280x720, random crop 800x800, horizontal flip
 train_pipeline = [
