@@ -19,7 +19,9 @@ env_cfg = dict(
 # BN layers become SyncBN under DDP (BN statistics over the whole batch of 8, Table 10)
 sync_bn = 'torch'
 
-vis_backends = [dict(type='LocalVisBackend')]
+# scalars (losses, lr, validation metrics) go to work_dir/<timestamp>/vis_data/: scalars.json (LocalVisBackend) and
+# a TensorBoard event file (`tensorboard --logdir work_dirs/`); drop the second entry to turn TensorBoard off
+vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
 visualizer = dict(type='MultiTaskLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
 
