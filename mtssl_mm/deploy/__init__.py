@@ -5,10 +5,10 @@ and this package imports them only inside the functions that use them.
 """
 from .onnx_export import (ATOL, DET_OUTPUTS, INPUT_NAME, RTOL, SEG_OUTPUTS, MultiTaskOnnxWrapper, build_model,
                           compare_with_onnxruntime, det_anchors, export_metadata, export_onnx, format_stats,
-                          load_plain_checkpoint, predictor_config)
+                          input_channel_order, load_plain_checkpoint, predictor_config)
 
 __all__ = [
     'ATOL', 'DET_OUTPUTS', 'INPUT_NAME', 'RTOL', 'SEG_OUTPUTS', 'MultiTaskOnnxWrapper', 'build_model',
     'compare_with_onnxruntime', 'det_anchors', 'export_metadata', 'export_onnx', 'format_stats',
-    'load_plain_checkpoint', 'predictor_config'
+    'input_channel_order', 'load_plain_checkpoint', 'predictor_config'
 ]

@@ -278,16 +278,34 @@ def add_metadata(onnx_file: str, metadata: Dict[str, str]) -> None:
     onnx.save(model, onnx_file)
 
 
-def export_metadata(wrapper: MultiTaskOnnxWrapper, shape: Tuple[int, int], meta: dict) -> Dict[str, str]:
-    """What a consumer of the file needs to know, as ``metadata_props`` strings (JSON values)."""
+def input_channel_order(cfg) -> str:
+    """The channel order the graph's input must have: ``'bgr'`` for a preprocessor with ``bgr_to_rgb`` (our configs;
+    mmcv loads BGR), ``'rgb'`` with ``rgb_to_bgr``, else ``'unchanged'`` (as the pipeline loads it, mean/std order)."""
+    pre = predictor_config(cfg).get('data_preprocessor') or {}
+    if pre.get('bgr_to_rgb'):
+        return 'bgr'
+    if pre.get('rgb_to_bgr'):
+        return 'rgb'
+    return 'unchanged'
+
+
+def export_metadata(wrapper: MultiTaskOnnxWrapper, shape: Tuple[int, int], meta: dict,
+                    input_order: str = 'bgr') -> Dict[str, str]:
+    """What a consumer of the file needs to know, as ``metadata_props`` strings (JSON values).
+
+    Args:
+        wrapper: The exported model.
+        shape: The export (H, W).
+        meta: The checkpoint's ``meta`` (its ``dataset_meta`` gives the class names).
+        input_order: See :func:`input_channel_order`.
+    """
     from mtssl_mm.tasks.detection import DetectionTask
     data = {
-        'mtssl_mm.input': f'{INPUT_NAME}: (B, 3, H, W) float32 0..255, channel order as loaded by mmcv (BGR); '
-                          'the graph flips channels and normalises',
-        'mtssl_mm.input_channel_order': 'bgr' if wrapper.flip_channels else 'rgb',
+        'mtssl_mm.input': f'{INPUT_NAME}: (B, 3, H, W) float32 0..255, channel order {input_order}; the graph '
+                          f'{"flips the channels and " if wrapper.flip_channels else ""}subtracts mean, divides by std',
+        'mtssl_mm.input_channel_order': input_order,
         'mtssl_mm.mean': json.dumps(wrapper.mean.flatten().tolist()),
         'mtssl_mm.std': json.dumps(wrapper.std.flatten().tolist()),
-        'mtssl_mm.flip_channels': json.dumps(wrapper.flip_channels),
         'mtssl_mm.export_shape': json.dumps(list(shape)),
         'mtssl_mm.outputs': json.dumps(wrapper.output_names),
     }
@@ -299,7 +317,7 @@ def export_metadata(wrapper: MultiTaskOnnxWrapper, shape: Tuple[int, int], meta:
             data['mtssl_mm.det_score'] = 'sigmoid' if head.use_sigmoid_cls else 'softmax'
             data['mtssl_mm.det_bbox_coder'] = json.dumps(dict(
                 type=type(coder).__name__, target_means=list(map(float, coder.means)),
-                target_stds=list(map(float, coder.stds))))
+                target_stds=list(map(float, coder.stds)), clip_border=getattr(coder, 'clip_border', None)))
             data['mtssl_mm.det_test_cfg'] = json.dumps(_plain(head.test_cfg))
         else:
             data['mtssl_mm.seg_num_classes'] = json.dumps(task.head.num_classes)

@@ -50,7 +50,7 @@ def parse_args(argv=None):
 
 
 def prepare(args):
-    """Check the arguments, build the model and load the checkpoint: ``(model, meta, wrapper, shape)``."""
+    """Check the arguments, build the model, load the checkpoint: ``(model, meta, wrapper, shape, input_order)``."""
     for path, what in ((args.config, 'config file'), (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} {path} does not exist')
@@ -67,16 +67,16 @@ def prepare(args):
     model, meta = ox.build_model(cfg, args.checkpoint)
     wrapper = ox.MultiTaskOnnxWrapper.from_model(model)
     shape = ox.check_shape(args.shape, wrapper.size_divisor)
-    return model, meta, wrapper, shape
+    return model, meta, wrapper, shape, ox.input_channel_order(cfg)
 
 
-def run(args, model, meta, wrapper, shape) -> int:
+def run(args, model, meta, wrapper, shape, input_order) -> int:
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     start = time.perf_counter()
     # a batch of 2 in the example keeps torch.export from specialising the dynamic axis to 1
     ox.export_onnx(wrapper, args.out, shape, batch_size=2 if args.dynamic_batch else 1, opset=args.opset,
                    dynamic_batch=args.dynamic_batch, exporter=args.exporter,
-                   metadata=ox.export_metadata(wrapper, shape, meta))
+                   metadata=ox.export_metadata(wrapper, shape, meta, input_order))
     print(f'exported {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB, {args.exporter} exporter, '
           f'{time.perf_counter() - start:.1f} s): input {ox.INPUT_NAME} '
           f'({"B" if args.dynamic_batch else 1}, 3, {shape[0]}, {shape[1]}), outputs {wrapper.output_names}')
