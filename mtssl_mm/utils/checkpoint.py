@@ -60,8 +60,8 @@ def history_buffer_method(obj, name: str):
 
     Args:
         obj: Must be the ``HistoryBuffer`` class.
-        name (str): A statistics method: ``min``, ``max``, ``current``, ``mean`` or one registered with
-            ``HistoryBuffer.register_statistics``.
+        name (str): One of ``HistoryBuffer``'s own statistics methods: ``min``, ``max``, ``current``, ``mean``
+            (a method added with ``HistoryBuffer.register_statistics`` is pickled by its own name, not by getattr).
 
     Returns:
         Callable: ``getattr(HistoryBuffer, name)``.
@@ -69,11 +69,8 @@ def history_buffer_method(obj, name: str):
     Raises:
         pickle.UnpicklingError: for any other object or name.
     """
-    if obj is HistoryBuffer and isinstance(name, str) and (
-            name in HISTORY_BUFFER_STATISTICS or name in HistoryBuffer._statistics_methods):
-        method = getattr(HistoryBuffer, name, None)
-        if callable(method):
-            return method
+    if obj is HistoryBuffer and name in HISTORY_BUFFER_STATISTICS:
+        return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(f'getattr({obj!r}, {name!r}) is not allowed: only statistics methods of '
                                  'mmengine HistoryBuffer may be looked up in a checkpoint')
 
