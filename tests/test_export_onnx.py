@@ -69,6 +69,7 @@ def test_cli_exports_one_graph_that_onnxruntime_runs_like_pytorch(tiny):
 
     # the graph: one input, the three documented outputs, a symbolic batch axis
     graph = onnx.load(out).graph
+    assert ox.onnx_opset(out) >= ox.DYNAMO_MIN_OPSET
     dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
             for v in list(graph.input) + list(graph.output)}
     n = sum(h * w * 9 for h, w in ((16, 32), (8, 16), (8, 16), (4, 8), (2, 4)))  # strides 8, 16, 16, 32, 64
@@ -126,7 +127,8 @@ def test_torchscript_exporter_and_semi_supervised_config(tiny, tmp_path):
     model, meta = ox.build_model(Config.fromfile(FIXMATCH_TINY), ckpt)
     assert type(model).__name__ == 'MultiTaskDetSeg' and meta['dataset_meta']['classes'] == DET_CLASSES
     wrapper = ox.MultiTaskOnnxWrapper.from_model(model)
-    out = ox.export_onnx(wrapper, str(tmp_path / 'ts.onnx'), (H, W), exporter='torchscript')
+    out = ox.export_onnx(wrapper, str(tmp_path / 'ts.onnx'), (H, W), exporter='torchscript', opset=17)
+    assert ox.onnx_opset(out) == 17
     img = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(2)) * 255
     stats = ox.compare_with_onnxruntime(wrapper, out, img)
     assert [s['name'] for s in stats] == ['det_cls_scores', 'det_bbox_deltas', 'seg_logits']
@@ -165,6 +167,7 @@ def test_bad_inputs_stop_with_one_clear_line(tiny, tmp_path, capsys):
         ([TINY_CONFIG, wrong, out], 'missing keys'),
         ([TINY_CONFIG, ckpt, out, '--shape', '100', str(W)], 'multiples of 32'),
         ([TINY_CONFIG, ckpt, str(tmp_path / 'x.pth')], 'must be a .onnx file'),
+        ([TINY_CONFIG, ckpt, out, '--opset', '17'], 'use --exporter torchscript'),
     ]
     for args, words in cases:
         with pytest.raises(SystemExit) as exc:

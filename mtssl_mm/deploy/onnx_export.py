@@ -36,6 +36,9 @@ SEG_OUTPUTS = ('seg_logits', )
 ATOL = 1e-5
 RTOL = 1e-4
 EXPORTERS = ('dynamo', 'torchscript')
+#: the lowest opset torch 2.13's dynamo exporter writes; below it torch tries a version conversion, which fails on
+#: this model (onnx's Resize/axes adapter) and then keeps opset 18 -- so a lower opset needs 'torchscript'
+DYNAMO_MIN_OPSET = 18
 SEMI_KEY_PREFIXES = ('student.', 'teacher.')
 
 
@@ -234,7 +237,8 @@ def export_onnx(wrapper: MultiTaskOnnxWrapper,
         out_file: Path of the ``.onnx`` file.
         shape: Input (H, W), multiples of ``wrapper.size_divisor``; fixed in the graph.
         batch_size: Batch of the example input (the fixed batch unless ``dynamic_batch``).
-        opset: ONNX opset; ``None`` takes torch's default for the exporter (20 for dynamo in torch 2.13).
+        opset: ONNX opset; ``None`` takes torch's default for the exporter (20 for dynamo in torch 2.13). The dynamo
+            exporter needs >= :data:`DYNAMO_MIN_OPSET`; 'torchscript' wrote 11, 13 and 17 for the tiny model.
         dynamic_batch: Make axis 0 of the input and of every output symbolic (``batch``).
         exporter: ``'dynamo'`` (``torch.export``-based, torch's default and recommended path; needs onnxscript)
             or ``'torchscript'`` (the legacy tracer, ``dynamo=False``, deprecated since torch 2.9).
@@ -245,6 +249,7 @@ def export_onnx(wrapper: MultiTaskOnnxWrapper,
     """
     if exporter not in EXPORTERS:
         raise ValueError(f'exporter must be one of {EXPORTERS}, got {exporter!r}')
+    check_opset(opset, exporter)
     import onnx  # noqa: F401  (a clear ImportError before a long trace when the extra is missing)
     h, w = check_shape(shape, wrapper.size_divisor)
     example = torch.rand(batch_size, 3, h, w, generator=torch.Generator().manual_seed(0)) * 255
@@ -261,9 +266,26 @@ def export_onnx(wrapper: MultiTaskOnnxWrapper,
             axes = {n: {0: 'batch'} for n in [INPUT_NAME] + names} if dynamic_batch else None
             torch.onnx.export(wrapper, (example, ), out_file, dynamo=False, dynamic_axes=axes,
                               do_constant_folding=True, **kwargs)
+    written = onnx_opset(out_file)
+    if opset is not None and written != opset:
+        raise RuntimeError(f'{out_file}: asked for opset {opset}, the {exporter} exporter wrote opset {written}')
     if metadata:
         add_metadata(out_file, metadata)
     return out_file
+
+
+def check_opset(opset: Optional[int], exporter: str) -> None:
+    """Refuse an opset the exporter would not write (see :data:`DYNAMO_MIN_OPSET`)."""
+    if opset is not None and exporter == 'dynamo' and opset < DYNAMO_MIN_OPSET:
+        raise ValueError(f'--opset {opset}: the dynamo exporter writes opset >= {DYNAMO_MIN_OPSET} (torch\'s '
+                         'conversion to a lower opset fails on this model); use --exporter torchscript for it')
+
+
+def onnx_opset(onnx_file: str) -> int:
+    """The default-domain (ai.onnx) opset of a saved model."""
+    import onnx
+    model = onnx.load(onnx_file, load_external_data=False)
+    return next(o.version for o in model.opset_import if o.domain in ('', 'ai.onnx'))
 
 
 def add_metadata(onnx_file: str, metadata: Dict[str, str]) -> None:

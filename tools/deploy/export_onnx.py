@@ -35,7 +35,8 @@ def parse_args(argv=None):
                         help='input height and width, multiples of 32, fixed in the graph (default: 1024 2048, '
                         'Cityscapes at the full resolution the test pipeline keeps; BDD100K 720x1280 padded: 736 1280)')
     parser.add_argument('--opset', type=int, default=None,
-                        help="ONNX opset (default: torch's for the exporter, 20 for dynamo in torch 2.13)")
+                        help="ONNX opset (default: torch's for the exporter, 20 for dynamo in torch 2.13); "
+                        f'the dynamo exporter needs >= {ox.DYNAMO_MIN_OPSET}, use --exporter torchscript below')
     parser.add_argument('--dynamic-batch', action='store_true', help='make the batch axis dynamic')
     parser.add_argument('--no-check', action='store_true', help='skip the onnxruntime-vs-PyTorch comparison')
     parser.add_argument('--exporter', choices=ox.EXPORTERS, default='dynamo',
@@ -67,6 +68,7 @@ def prepare(args):
     model, meta = ox.build_model(cfg, args.checkpoint)
     wrapper = ox.MultiTaskOnnxWrapper.from_model(model)
     shape = ox.check_shape(args.shape, wrapper.size_divisor)
+    ox.check_opset(args.opset, args.exporter)
     return model, meta, wrapper, shape, ox.input_channel_order(cfg)
 
 
@@ -78,6 +80,7 @@ def run(args, model, meta, wrapper, shape, input_order) -> int:
                    dynamic_batch=args.dynamic_batch, exporter=args.exporter,
                    metadata=ox.export_metadata(wrapper, shape, meta, input_order))
     print(f'exported {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB, {args.exporter} exporter, '
+          f'opset {ox.onnx_opset(args.out)}, '
           f'{time.perf_counter() - start:.1f} s): input {ox.INPUT_NAME} '
           f'({"B" if args.dynamic_batch else 1}, 3, {shape[0]}, {shape[1]}), outputs {wrapper.output_names}')
     if any(kind == 'det' for _, kind in wrapper.task_kinds):
