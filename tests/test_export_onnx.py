@@ -82,6 +82,8 @@ def test_cli_exports_one_graph_that_onnxruntime_runs_like_pytorch(tiny):
     meta = {p.key: p.value for p in onnx.load(out).metadata_props}
     assert json.loads(meta['mtssl_mm.det_classes']) == DET_CLASSES
     assert json.loads(meta['mtssl_mm.seg_classes']) == SEG_CLASSES
+    assert json.loads(meta['mtssl_mm.det_level_rows']) == [h * w * 9 for h, w in ((16, 32), (8, 16), (8, 16), (4, 8),
+                                                                                  (2, 4))]
     assert meta['mtssl_mm.input_channel_order'] == 'bgr'
     assert json.loads(meta['mtssl_mm.mean']) == pytest.approx([123.675, 116.28, 103.53])
 

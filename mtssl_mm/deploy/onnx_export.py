@@ -13,6 +13,15 @@ The graph (one input, one output per raw head tensor, batch axis optionally dyna
 level by level, then row (y), column (x), anchor (a) -- anchor ``n`` is row ``n`` of :func:`det_anchors`
 (mmdet's ``grid_priors`` of every level, concatenated). A task the model does not have gives no output.
 Nothing after the heads is in the graph: no sigmoid, no box decoding, no NMS, no upsampling of the logits.
+mmdet's post-processing, per image: ``sigmoid`` of the scores; per level (rows ``det_level_rows``) the ``nms_pre``
+best (anchor, class) pairs above ``score_thr``; boxes ``DeltaXYWHBBoxCoder.decode(anchors, deltas, max_shape=(h, w))``;
+class-wise NMS; ``max_per_img``. Segmentation: bilinear upsampling (align_corners=False) to (H, W), argmax.
+An image smaller than (H, W) is padded at the bottom and right with the mean colour (the preprocessor pads the
+normalised image with 0); (h, w) is its size before padding, and the padded part of the masks is dropped.
+
+The file's ``metadata_props`` (``mtssl_mm.*``, JSON values) record the input channel order, mean and std, the export
+shape, the output names, the box coder, the head's ``test_cfg``, ``det_level_rows`` and, when the checkpoint's
+``meta.dataset_meta`` has them, the class names.
 
 The check (:func:`compare_with_onnxruntime`) runs the saved file with onnxruntime's CPU provider and the
 wrapper with PyTorch on the same random input; an output passes when
@@ -197,11 +206,12 @@ def flatten_level(x: torch.Tensor, channels: int) -> torch.Tensor:
     return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, channels)
 
 
-def det_anchors(model: nn.Module, shape: Tuple[int, int]) -> torch.Tensor:
+def det_anchors(model: nn.Module, shape: Tuple[int, int], per_level: bool = False):
     """The anchors of ``det_cls_scores``/``det_bbox_deltas`` rows for an input of ``shape`` (H, W).
 
     Returns:
-        Tensor: (N, 4) x1, y1, x2, y2 in input pixels, row ``n`` the anchor of output row ``n``.
+        Tensor: (N, 4) x1, y1, x2, y2 in input pixels, row ``n`` the anchor of output row ``n``; with ``per_level``
+        a list of (N_l, 4), one per head level (mmdet's ``nms_pre`` is applied per level).
     """
     from mtssl_mm.tasks.detection import DetectionTask
     dets = [t for t in model.tasks.values() if isinstance(t, DetectionTask)]
@@ -211,7 +221,7 @@ def det_anchors(model: nn.Module, shape: Tuple[int, int]) -> torch.Tensor:
         feats = model.extract_feat(torch.zeros(1, 3, *shape))
         cls_scores, _ = dets[0](feats)
     levels = dets[0].head.prior_generator.grid_priors([s.shape[-2:] for s in cls_scores], device='cpu')
-    return torch.cat(levels, dim=0)
+    return levels if per_level else torch.cat(levels, dim=0)
 
 
 def check_shape(shape: Sequence[int], divisor: int = 32) -> Tuple[int, int]:
@@ -311,8 +321,8 @@ def input_channel_order(cfg) -> str:
     return 'unchanged'
 
 
-def export_metadata(wrapper: MultiTaskOnnxWrapper, shape: Tuple[int, int], meta: dict,
-                    input_order: str = 'bgr') -> Dict[str, str]:
+def export_metadata(wrapper: MultiTaskOnnxWrapper, shape: Tuple[int, int], meta: dict, input_order: str = 'bgr',
+                    det_level_rows: Optional[Sequence[int]] = None) -> Dict[str, str]:
     """What a consumer of the file needs to know, as ``metadata_props`` strings (JSON values).
 
     Args:
@@ -320,6 +330,7 @@ def export_metadata(wrapper: MultiTaskOnnxWrapper, shape: Tuple[int, int], meta:
         shape: The export (H, W).
         meta: The checkpoint's ``meta`` (its ``dataset_meta`` gives the class names).
         input_order: See :func:`input_channel_order`.
+        det_level_rows: Rows of the detection outputs per head level (``len`` of :func:`det_anchors` levels).
     """
     from mtssl_mm.tasks.detection import DetectionTask
     data = {
@@ -341,6 +352,8 @@ def export_metadata(wrapper: MultiTaskOnnxWrapper, shape: Tuple[int, int], meta:
                 type=type(coder).__name__, target_means=list(map(float, coder.means)),
                 target_stds=list(map(float, coder.stds)), clip_border=getattr(coder, 'clip_border', None)))
             data['mtssl_mm.det_test_cfg'] = json.dumps(_plain(head.test_cfg))
+            if det_level_rows is not None:
+                data['mtssl_mm.det_level_rows'] = json.dumps([int(n) for n in det_level_rows])
         else:
             data['mtssl_mm.seg_num_classes'] = json.dumps(task.head.num_classes)
     dataset_meta = meta.get('dataset_meta') or {}

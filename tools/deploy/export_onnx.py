@@ -74,20 +74,24 @@ def prepare(args):
 
 def run(args, model, meta, wrapper, shape, input_order) -> int:
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    levels = None
+    if any(kind == 'det' for _, kind in wrapper.task_kinds):
+        levels = ox.det_anchors(model, shape, per_level=True)
     start = time.perf_counter()
     # a batch of 2 in the example keeps torch.export from specialising the dynamic axis to 1
     ox.export_onnx(wrapper, args.out, shape, batch_size=2 if args.dynamic_batch else 1, opset=args.opset,
                    dynamic_batch=args.dynamic_batch, exporter=args.exporter,
-                   metadata=ox.export_metadata(wrapper, shape, meta, input_order))
+                   metadata=ox.export_metadata(wrapper, shape, meta, input_order,
+                                               det_level_rows=[len(a) for a in levels] if levels else None))
     print(f'exported {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB, {args.exporter} exporter, '
-          f'opset {ox.onnx_opset(args.out)}, '
-          f'{time.perf_counter() - start:.1f} s): input {ox.INPUT_NAME} '
+          f'opset {ox.onnx_opset(args.out)}, {time.perf_counter() - start:.1f} s): input {ox.INPUT_NAME} '
           f'({"B" if args.dynamic_batch else 1}, 3, {shape[0]}, {shape[1]}), outputs {wrapper.output_names}')
-    if any(kind == 'det' for _, kind in wrapper.task_kinds):
+    if levels:
         anchors_file = args.out[:-len('.onnx')] + '_anchors.npy'
-        anchors = ox.det_anchors(model, shape).numpy().astype(np.float32)
+        anchors = torch.cat(levels).numpy().astype(np.float32)
         np.save(anchors_file, anchors)
-        print(f'anchors {anchors_file}: {anchors.shape} x1 y1 x2 y2 in input pixels')
+        print(f'anchors {anchors_file}: {anchors.shape} x1 y1 x2 y2 in input pixels, rows per level '
+              f'{[len(a) for a in levels]}')
     if args.no_check:
         return 0
 
