@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 install: $(STAMP)
 
 # Re-run the install only when what it installs changes.
-$(STAMP): requirements/install.sh requirements/mmcv_deps.txt requirements/runtime.txt requirements/tests.txt setup.py
+$(STAMP): requirements/install.sh requirements/mmcv_deps.txt requirements/runtime.txt requirements/tests.txt requirements/deploy.txt setup.py
 	VENV=$(VENV) bash requirements/install.sh
 	touch $(STAMP)
 
