@@ -41,6 +41,15 @@ class MultiTaskDataset(BaseDetDataset):
             replaces the ``labeled_tasks`` of the annotation file (used for the low-data splits written by
             ``tools/make_partial_split.py``). Images not listed for a task become unlabeled for it. Every
             listed image must exist in the annotation file and carry that task's labels.
+        withheld_labels (bool): Also hand the pipeline the labels that ``split_file`` took away, as
+            ``withheld_tasks`` (per sample: the tasks of ``tasks`` the annotation file labels but the split
+            does not). They are loaded and moved by the pipeline like real labels and packed apart
+            (``withheld_instances`` / ``withheld_sem_seg``, :class:`PackMultiTaskInputs`); nothing trains on them:
+            :class:`~mtssl_mm.engine.PseudoLabelQualityHook` measures the teacher's pseudo-labels against them.
+            Defaults to False (data without a split withholds nothing). The pipeline must not make a random draw
+            depend on the boxes (``RandomCrop(allow_negative_crop=False)`` retries crops without boxes,
+            ``FilterAnnotations`` drops samples): such transforms are refused, so that training is the same with
+            the option on or off.
         filter_cfg (dict, optional): ``labeled='any'`` keeps images labeled for at least one of ``tasks``,
             ``labeled='all'`` keeps images labeled for all of them (the supervised baselines);
             unset keeps every image (semi-supervised training). Ignored in ``test_mode``.
@@ -51,6 +60,7 @@ class MultiTaskDataset(BaseDetDataset):
                  *args,
                  tasks: Sequence[str] = KNOWN_TASKS,
                  split_file: Optional[str] = None,
+                 withheld_labels: bool = False,
                  **kwargs) -> None:
         unknown = set(tasks) - set(KNOWN_TASKS)
         if unknown:
@@ -58,7 +68,19 @@ class MultiTaskDataset(BaseDetDataset):
                              f'known: {KNOWN_TASKS}')
         self.tasks = tuple(tasks)
         self.split_file = split_file
+        self.withheld_labels = bool(withheld_labels)
         super().__init__(*args, **kwargs)
+        if self.withheld_labels:
+            self._check_pipeline()
+
+    def _check_pipeline(self) -> None:
+        """Refuse transforms whose draws or outcome depend on the boxes (withheld boxes would change them)."""
+        for transform in getattr(self.pipeline, 'transforms', []):
+            name = type(transform).__name__
+            if getattr(transform, 'allow_negative_crop', True) is False or name == 'FilterAnnotations':
+                raise ValueError(f'MultiTaskDataset(withheld_labels=True) with {name} in the pipeline: its outcome '
+                                 'depends on the boxes, so loading withheld boxes would change training; set '
+                                 'allow_negative_crop=True / remove it, or withheld_labels=False')
 
     def _join_prefix(self):
         super()._join_prefix()
@@ -88,6 +110,10 @@ class MultiTaskDataset(BaseDetDataset):
         data_list = [self.parse_data_info(raw) for raw in annotations['data_list']]
         if self.split_file is not None:
             self._apply_split(data_list)
+        if self.withheld_labels:
+            for info in data_list:
+                info['withheld_tasks'] = tuple(t for t in self.tasks
+                                               if t in info['ann_labeled_tasks'] and t not in info['labeled_tasks'])
         return data_list
 
     def parse_data_info(self, raw: dict) -> dict:

@@ -163,8 +163,9 @@ class MultiTaskSemiSupervised(BaseDetector):
                 return batch_inputs
             return batch_inputs.index_select(0, torch.as_tensor(idx, dtype=torch.long, device=device))
 
-        pseudo = {}
+        pseudo, outs_t, matrices = {}, {}, None
         strong = batch_inputs[:0]
+        out_size = tuple(batch_inputs.shape[-2:])
         if strong_idx:
             with torch.no_grad():
                 if union:
@@ -181,10 +182,69 @@ class MultiTaskSemiSupervised(BaseDetector):
                     if union and len(union) < len(strong_idx):
                         row = {i: r for r, i in enumerate(strong_idx)}
                         matrices = matrices[torch.as_tensor([row[i] for i in union], device=matrices.device)]
-                    out_size = tuple(batch_inputs.shape[-2:])
+                    pseudo_weak = pseudo
                     pseudo = {t: tasks[t].warp_pseudo_labels(lab, matrices, out_size) for t, lab in pseudo.items()}
+                if self.record_pseudo_views and union:
+                    self.pseudo_views = self._record_views(rows(union), strong, strong_idx, union, unsup_idx,
+                                                           pseudo_weak, pseudo, batch_data_samples)
+        if self.measure_pseudo_quality:
+            with torch.no_grad():
+                self.pseudo_quality_counts = self._quality_counts(batch_data_samples, unsup_idx, union, outs_t,
+                                                                  pseudo, matrices, out_size)
         return self._student_losses(torch.cat([rows(weak_idx), strong]), batch_data_samples, weak_idx, strong_idx,
                                     unsup_idx, union, pseudo)
+
+    # ------------------------------------------------- what the student is taught (hooks, never a loss)
+    #: set by :class:`~mtssl_mm.engine.PseudoLabelQualityHook`: :meth:`loss` then stores
+    #: :attr:`pseudo_quality_counts` (task -> the task's ``quality_counts``) every call
+    measure_pseudo_quality: bool = False
+    pseudo_quality_counts: Optional[Dict[str, Dict[str, torch.Tensor]]] = None
+    #: set by :class:`~mtssl_mm.engine.PseudoLabelVisHook` for one call: :meth:`loss` then stores
+    #: :attr:`pseudo_views` for the first ``record_pseudo_views`` samples that get pseudo-labels
+    record_pseudo_views: int = 0
+    pseudo_views: Optional[List[dict]] = None
+
+    def _quality_counts(self, data_samples, unsup_idx, union, outs_t, pseudo, matrices, out_size) -> dict:
+        """Every task's ``quality_counts`` over the samples of B^u_t with withheld labels for t (maybe none).
+
+        Withheld labels are read here and nowhere else in the model; nothing computed here reaches a loss.
+        """
+        union_pos = {i: p for p, i in enumerate(union)}
+        counts = {}
+        for name, task in self.teacher.tasks.items():
+            mask = task.withheld_mask(data_samples)
+            members = [i for i in unsup_idx[name] if mask[i]]
+            outs = labels = mats = None
+            if members:
+                pos = [union_pos[i] for i in members]
+                index = torch.as_tensor(pos, dtype=torch.long, device=matrices.device)
+                outs = tree_map(lambda t: t.index_select(0, index.to(t.device)), outs_t[name])
+                labels = task.take(pseudo[name], pos)
+                mats = matrices.index_select(0, index)
+            counts[name] = task.quality_counts(outs, labels, [data_samples[i] for i in members], mats, out_size)
+        return counts
+
+    def _record_views(self, weak, strong, strong_idx, union, unsup_idx, pseudo_weak, pseudo, data_samples):
+        """The first ``record_pseudo_views`` samples of ``union``: weak and strong view as (H, W, 3) uint8 RGB
+        arrays, and per task it is taught: its pseudo-labels on the weak view (``pseudo``) and warped into the
+        strong view (``warped``), on the CPU (InstanceData for boxes, (H, W) tensors for maps)."""
+        strong_row = {i: r for r, i in enumerate(strong_idx)}
+
+        def to_uint8(img):  # (3, H, W) normalised RGB -> (H, W, 3) uint8
+            return (self._to_unit_range(img[None].float())[0] * 255).round().clamp(0, 255).byte().permute(
+                1, 2, 0).cpu().numpy()
+
+        views = []
+        for p, i in enumerate(union[:int(self.record_pseudo_views)]):
+            taught = [t for t in pseudo if i in unsup_idx[t]]
+            first = {}
+            for key, labels in (('pseudo', pseudo_weak), ('warped', pseudo)):
+                first[key] = {}
+                for t in taught:
+                    first[key][t] = self.student.tasks[t].take(labels[t], [p])[0].cpu()
+            views.append(dict(img_path=data_samples[i].metainfo.get('img_path'), weak=to_uint8(weak[p]),
+                              strong=to_uint8(strong[strong_row[i]]), **first))
+        return views
 
     def _student_losses(self, inputs, data_samples, weak_idx, strong_idx, unsup_idx, union, pseudo) -> dict:
         """One student pass on ``cat(weak, strong)`` views; every task's L_s,t and L_u,t with Eq. 5 weights.

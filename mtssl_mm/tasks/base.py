@@ -80,6 +80,38 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
         """Statistics of a batch of (warped) pseudo-labels, logged beside the losses."""
         return {}
 
+    # ------------------------------------------------ pseudo-label quality against withheld labels
+    def withheld_mask(self, data_samples: Sequence) -> List[bool]:
+        """Which samples carry withheld labels for this task (``withheld_tasks`` metainfo; absent: none)."""
+        return [self.name in ds.metainfo.get('withheld_tasks', ()) for ds in data_samples]
+
+    def withheld_labels(self, data_samples: Sequence) -> Any:
+        """The withheld labels of ``data_samples``, in the format :meth:`pseudo_label` returns and in the weak
+        view's input pixels; None when no sample has them (and by default: a task without it is not measured).
+        Samples that lack them among samples that have them are an error (select with :meth:`withheld_mask`)."""
+        return None
+
+    def quality_counts(self, outs: Any, pseudo: Any, data_samples: Sequence, matrices: torch.Tensor,
+                       out_size: Tuple[int, int]) -> Dict[str, torch.Tensor]:
+        """Sums that measure the pseudo-labels against the withheld labels; empty by default (not measured).
+
+        Never used by a loss. The sums can be added over iterations and ranks; they hold ``num_images`` (the
+        number of samples measured) and have the same keys and shapes whatever the samples, also for none.
+
+        Args:
+            outs: the teacher's raw outputs on the weak views of ``data_samples`` (None when there are none).
+            pseudo: the pseudo-labels of ``data_samples`` warped into the strong views (what the student is taught).
+            data_samples: samples of B^u_t that carry withheld labels for this task (may be empty).
+            matrices: ``(len(data_samples), 3, 3)`` weak-to-strong matrices (pixel-index coordinates).
+            out_size: ``(H, W)`` of the strong views.
+        """
+        return {}
+
+    def quality_metrics(self, counts: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        """Metrics (fractions and per-image means) from summed :meth:`quality_counts`; logged as
+        ``'{name}.pl/{key}'``."""
+        return {}
+
     @staticmethod
     def take(labels: Any, idx: Sequence[int]) -> Any:
         """Select samples ``idx`` of a batch of pseudo-labels (a list, or a tensor with the batch first)."""

@@ -1,4 +1,5 @@
 """Object detection task: FPN + RetinaNet head (focal loss, GIoU loss)."""
+import copy
 from typing import Dict, List, Sequence, Tuple
 
 import torch
@@ -11,6 +12,7 @@ from mmengine.structures import InstanceData
 
 from ..augmentation import warp_boxes_batch
 from .base import BaseTask
+from .pseudo_quality import box_counts, box_metrics
 from .task_loss import TaskLoss
 
 
@@ -41,6 +43,8 @@ class DetectionTask(BaseTask):
         test_cfg (dict, optional): Score threshold / NMS config of the head.
         pseudo_score_thr (float): Confidence threshold of sigma_t. Defaults to 0.5.
         pseudo_min_box_size (float): Warped pseudo boxes narrower or shorter than this (pixels) are dropped.
+        quality_score_thrs (Sequence[float]): Score thresholds at which :meth:`quality_counts` measures the pseudo
+            boxes against withheld boxes (``pseudo_score_thr`` is always added). Defaults to (0.3, 0.5, 0.7).
         **kwargs: See :class:`BaseTask`.
     """
 
@@ -53,10 +57,12 @@ class DetectionTask(BaseTask):
                  test_cfg=None,
                  pseudo_score_thr: float = 0.5,
                  pseudo_min_box_size: float = 2.0,
+                 quality_score_thrs: Sequence[float] = (0.3, 0.5, 0.7),
                  **kwargs) -> None:
         super().__init__(**kwargs)
         self.pseudo_score_thr = float(pseudo_score_thr)
         self.pseudo_min_box_size = float(pseudo_min_box_size)
+        self.quality_score_thrs = tuple(sorted({float(t) for t in quality_score_thrs} | {self.pseudo_score_thr}))
         self.neck = MODELS.build(neck)
         head = dict(head)
         head.update(train_cfg=ConfigDict(train_cfg) if train_cfg else None,
@@ -147,3 +153,47 @@ class DetectionTask(BaseTask):
     def pseudo_stats(labels) -> Dict[str, float]:
         """Logged beside the losses: the mean number of pseudo boxes per image."""
         return dict(pseudo_boxes_per_img=sum(len(res) for res in labels) / max(len(labels), 1))
+
+    # ------------------------------------------------------------ pseudo-label quality (never a loss)
+    def withheld_labels(self, data_samples):
+        """Withheld boxes (``withheld_instances``): per sample InstanceData ``bboxes`` (G, 4) in input pixels,
+        ``labels`` (G,); None when no sample has them."""
+        has = [('withheld_instances' in ds) for ds in data_samples]
+        if not any(has):
+            return None
+        if not all(has):
+            missing = [ds.metainfo.get('img_path') for ds, h in zip(data_samples, has) if not h]
+            raise KeyError(f'DetectionTask.withheld_labels: samples {missing} have no withheld_instances')
+        return [InstanceData(bboxes=ds.withheld_instances.bboxes, labels=ds.withheld_instances.labels)
+                for ds in data_samples]
+
+    def quality_counts(self, outs, pseudo, data_samples, matrices, out_size) -> Dict[str, torch.Tensor]:
+        """Pseudo boxes vs withheld boxes in the strong views, at each of :attr:`quality_score_thrs`.
+
+        The teacher's boxes are decoded again (``predict_by_feat``, score threshold lowered to the lowest quality
+        threshold when the head's ``test_cfg`` is higher), so that thresholds below ``pseudo_score_thr`` can be
+        measured; at ``pseudo_score_thr`` they are sigma_det's boxes (unless NMS keeps more than ``max_per_img``).
+        Pseudo and withheld boxes are both moved by :meth:`warp_pseudo_labels` (clipped, small boxes dropped).
+
+        Returns:
+            dict: see :func:`~mtssl_mm.tasks.pseudo_quality.box_counts` (thresholds: :attr:`quality_score_thrs`).
+        """
+        device = next(self.parameters()).device
+        if not data_samples:
+            return box_counts([], [], self.quality_score_thrs, device=device)
+        cfg = copy.deepcopy(self.head.test_cfg)
+        cfg.score_thr = min(float(cfg.get('score_thr', 0.0)), self.quality_score_thrs[0])
+        cls_scores, bbox_preds = ([t.float() for t in level] for level in outs)
+        results = self.head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=[ds.metainfo for ds in data_samples],
+                                            cfg=cfg, rescale=False)
+        results = [res[res.scores >= self.quality_score_thrs[0]] for res in results]
+        withheld = self.withheld_labels(data_samples)
+        for res in withheld:
+            res.scores = res.bboxes.new_ones(len(res))
+        warped_pred = self.warp_pseudo_labels(results, matrices, out_size)
+        warped_gt = self.warp_pseudo_labels([w.to(matrices.device) for w in withheld], matrices, out_size)
+        return box_counts(warped_pred, warped_gt, self.quality_score_thrs, device=device)
+
+    def quality_metrics(self, counts) -> Dict[str, float]:
+        """``precision@thr``, ``recall@thr`` (IoU 0.5, same class) and ``boxes_per_img@thr`` per threshold."""
+        return box_metrics(counts, self.quality_score_thrs)

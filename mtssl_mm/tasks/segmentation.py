@@ -8,6 +8,7 @@ from mmengine.structures import PixelData
 
 from ..augmentation import warp_seg_maps
 from .base import BaseTask
+from .pseudo_quality import seg_counts, seg_metrics
 from .task_loss import TaskLoss
 
 
@@ -139,3 +140,47 @@ class SegmentationTask(BaseTask):
         denominator too (the authors keep them in it).
         """
         return self._ce_loss(outs, labels.long())
+
+    # ------------------------------------------------------------ pseudo-label quality (never a loss)
+    def withheld_labels(self, data_samples):
+        """Withheld maps (``withheld_sem_seg``): (B, H, W) int64 at the padded input size (``batch_input_shape``),
+        ``ignore_index`` on the padding and unlabeled pixels; None when no sample has them."""
+        has = [('withheld_sem_seg' in ds) for ds in data_samples]
+        if not any(has):
+            return None
+        if not all(has):
+            missing = [ds.metainfo.get('img_path') for ds, h in zip(data_samples, has) if not h]
+            raise KeyError(f'SegmentationTask.withheld_labels: samples {missing} have no withheld_sem_seg')
+        pad_h, pad_w = data_samples[0].metainfo.get('batch_input_shape', data_samples[0].img_shape)[:2]
+        first = data_samples[0].withheld_sem_seg.sem_seg
+        out = first.new_full((len(data_samples), pad_h, pad_w), self.ignore_index, dtype=torch.long)
+        for i, ds in enumerate(data_samples):
+            seg = ds.withheld_sem_seg.sem_seg[0]
+            h, w = min(seg.shape[0], pad_h), min(seg.shape[1], pad_w)
+            out[i, :h, :w] = seg[:h, :w]
+        return out
+
+    def quality_counts(self, outs, pseudo, data_samples, matrices, out_size):
+        """Warped pseudo-labels (``pseudo``, what the student is taught) vs the withheld maps warped the same way
+        (nearest, out of view = ignore): the confusion over pixels where both are valid, and the strong views'
+        in-view pixels (those coming from inside each weak view's ``img_shape``).
+
+        Returns:
+            dict: see :func:`~mtssl_mm.tasks.pseudo_quality.seg_counts` (K = the head's ``num_classes``).
+        """
+        k = self.head.num_classes
+        if not data_samples:
+            empty = torch.zeros((0, ) + tuple(out_size), dtype=torch.long, device=next(self.parameters()).device)
+            return seg_counts(empty, empty, empty.bool(), k)
+        withheld = self.withheld_labels(data_samples).to(pseudo.device)
+        warped = warp_seg_maps(withheld, matrices, out_size, ignore_index=self.ignore_index)
+        sizes = torch.tensor([ds.img_shape[:2] for ds in data_samples], device=pseudo.device)  # (B, 2)
+        rows = torch.arange(withheld.shape[1], device=pseudo.device)
+        cols = torch.arange(withheld.shape[2], device=pseudo.device)
+        inside = (rows[None, :, None] < sizes[:, 0, None, None]) & (cols[None, None, :] < sizes[:, 1, None, None])
+        in_view = warp_seg_maps(inside.to(torch.uint8), matrices, out_size, ignore_index=0).bool()
+        return seg_counts(pseudo, warped, in_view, k)
+
+    def quality_metrics(self, counts):
+        """``acc``, ``mIoU`` and ``in_view`` (fractions in [0, 1])."""
+        return seg_metrics(counts)

@@ -19,6 +19,9 @@ class LoadMultiTaskAnnotations(LoadAnnotations):
       map of exactly the image's size (checked: a clear error names the file otherwise).
     - not labeled for ``seg``: ``gt_seg_map`` filled with ``ignore_index``, so that geometric transforms and
       batching treat every sample alike.
+    - withheld tasks (``results['withheld_tasks']``, :class:`MultiTaskDataset` with ``withheld_labels=True``):
+      loaded exactly as labeled ones, into the same keys, so that every geometric transform moves them like real
+      labels; :class:`PackMultiTaskInputs` moves them out of the training fields.
 
     Args:
         ignore_index (int): Value of unlabeled pixels. Defaults to 255.
@@ -34,7 +37,12 @@ class LoadMultiTaskAnnotations(LoadAnnotations):
         if 'labeled_tasks' not in results:
             raise KeyError(f'LoadMultiTaskAnnotations: sample {results.get("img_path")} has no "labeled_tasks"; '
                            'use it with MultiTaskDataset')
-        labeled = results['labeled_tasks']
+        withheld = tuple(results.get('withheld_tasks', ()))
+        both = set(withheld) & set(results['labeled_tasks'])
+        if both:
+            raise ValueError(f'LoadMultiTaskAnnotations: sample {results.get("img_path")}: task(s) {sorted(both)} '
+                             'are both labeled and withheld')
+        labeled = tuple(results['labeled_tasks']) + withheld
         if 'det' not in labeled:
             results['instances'] = []
         if self.with_bbox:

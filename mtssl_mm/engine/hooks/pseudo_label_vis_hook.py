@@ -1,0 +1,105 @@
+"""Pictures of what the student is taught: weak view + pseudo-labels beside strong view + warped pseudo-labels."""
+from typing import Dict, Optional
+
+import cv2
+import numpy as np
+import torch
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.structures import InstanceData, PixelData
+
+from mmdet.registry import HOOKS
+from .semi_model import semi_model
+
+HEADER = 16  # pixels of the title band above each view
+GAP = 4  # pixels between the two views
+
+
+def _titled(image: np.ndarray, title: str) -> np.ndarray:
+    """``image`` (H, W, 3) uint8 RGB under a black band with ``title`` in white."""
+    band = np.zeros((HEADER, image.shape[1], 3), np.uint8)
+    cv2.putText(band, title, (2, HEADER - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return np.concatenate([band, image], axis=0)
+
+
+def draw_labels(visualizer, image: np.ndarray, labels: Dict[str, object]) -> np.ndarray:
+    """Draw one view's pseudo-labels: maps ((H, W) tensors) as a seg overlay first, then boxes (InstanceData).
+
+    Args:
+        visualizer: a :class:`~mtssl_mm.visualization.MultiTaskLocalVisualizer` with ``dataset_meta`` set.
+        image: (H, W, 3) uint8 RGB.
+        labels: task -> that task's labels of this view.
+
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
+    meta = visualizer.dataset_meta or {}
+    image = image.copy()
+    for value in labels.values():
+        if isinstance(value, torch.Tensor):
+            seg = PixelData(sem_seg=value[None].cpu())
+            seg.set_metainfo(dict(ignore_index=255))
+            image = visualizer._draw_sem_seg(image, seg, None, None)
+    for value in labels.values():
+        if isinstance(value, InstanceData):
+            image = visualizer._draw_instances(image, value.cpu(), meta.get('classes'), meta.get('palette'))
+    return image
+
+
+@HOOKS.register_module()
+class PseudoLabelVisHook(Hook):
+    """Every ``interval`` iterations, draw what the student is taught for the first ``num_samples`` samples.
+
+    Each picture is one sample of the batch that gets pseudo-labels, side by side: the weak view with the
+    teacher's pseudo-labels (sigma_t: boxes above ``pseudo_score_thr`` with class and score, the seg map as an
+    overlay), and the strong view with the pseudo-labels warped into it (``A o alpha^-1``), for the tasks the
+    sample is taught by the teacher (B^u_t). Flipped boxes, masks a few pixels off and Cutout areas show here
+    first. Pictures go through ``runner.visualizer.add_image(f'pseudo_labels_{i}', image, step)`` to the vis
+    backends: PNGs ``vis_data/vis_image/pseudo_labels_{i}_{step}.png`` (``LocalVisBackend``) and TensorBoard
+    images. Only the main process records and draws.
+
+    Args:
+        interval (int): Draw every ``interval`` training iterations. Defaults to 500.
+        num_samples (int): Samples drawn each time (fewer when fewer samples get pseudo-labels). Defaults to 2.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, interval: int = 500, num_samples: int = 2) -> None:
+        if int(interval) < 1 or int(num_samples) < 1:
+            raise ValueError(f'PseudoLabelVisHook: interval and num_samples must be >= 1, got {interval} and '
+                             f'{num_samples}')
+        self.interval = int(interval)
+        self.num_samples = int(num_samples)
+
+    def before_train(self, runner) -> None:
+        from ...visualization import MultiTaskLocalVisualizer
+        semi_model(runner, type(self).__name__)
+        if not isinstance(runner.visualizer, MultiTaskLocalVisualizer):
+            raise TypeError(f'PseudoLabelVisHook needs visualizer=dict(type="MultiTaskLocalVisualizer") (seg maps '
+                            f'with the seg classes), got {type(runner.visualizer).__name__}')
+        if not runner.visualizer.dataset_meta:
+            runner.visualizer.dataset_meta = runner.train_dataloader.dataset.metainfo
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if is_main_process() and self.every_n_train_iters(runner, self.interval):
+            semi_model(runner, type(self).__name__).record_pseudo_views = self.num_samples
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        model = semi_model(runner, type(self).__name__)
+        views: Optional[list] = model.pseudo_views
+        model.record_pseudo_views, model.pseudo_views = 0, None
+        if not views:
+            return
+        step = runner.iter + 1
+        for i, view in enumerate(views):
+            image = self.draw(runner.visualizer, view)
+            runner.visualizer.add_image(f'pseudo_labels_{i}', image, step=step)
+
+    @staticmethod
+    def draw(visualizer, view: dict) -> np.ndarray:
+        """One recorded view (``MultiTaskSemiSupervised.pseudo_views`` entry) -> (H + 16, 2 W + 4, 3) uint8 RGB."""
+        weak = _titled(draw_labels(visualizer, view['weak'], view['pseudo']), 'weak view + pseudo-labels')
+        strong = _titled(draw_labels(visualizer, view['strong'], view['warped']), 'strong view + warped')
+        gap = np.full((weak.shape[0], GAP, 3), 255, np.uint8)
+        return np.concatenate([weak, gap, strong], axis=1)
