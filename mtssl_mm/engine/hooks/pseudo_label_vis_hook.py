@@ -13,6 +13,7 @@ from .semi_model import semi_model
 
 HEADER = 16  # pixels of the title band above each view
 GAP = 4  # pixels between the two views
+MIN_SIDE = 256  # smaller views are enlarged by an integer factor (nearest) so that class names stay readable
 
 
 def _titled(image: np.ndarray, title: str) -> np.ndarray:
@@ -22,27 +23,30 @@ def _titled(image: np.ndarray, title: str) -> np.ndarray:
     return np.concatenate([band, image], axis=0)
 
 
-def draw_labels(visualizer, image: np.ndarray, labels: Dict[str, object]) -> np.ndarray:
+def draw_labels(visualizer, image: np.ndarray, labels: Dict[str, object], scale: int = 1) -> np.ndarray:
     """Draw one view's pseudo-labels: maps ((H, W) tensors) as a seg overlay first, then boxes (InstanceData).
 
     Args:
         visualizer: a :class:`~mtssl_mm.visualization.MultiTaskLocalVisualizer` with ``dataset_meta`` set.
         image: (H, W, 3) uint8 RGB.
-        labels: task -> that task's labels of this view.
+        labels: task -> that task's labels of this view (pixels of ``image``).
+        scale: integer enlargement of the picture (image, maps and boxes alike).
 
     Returns:
-        (H, W, 3) uint8 RGB.
+        (scale H, scale W, 3) uint8 RGB.
     """
     meta = visualizer.dataset_meta or {}
-    image = image.copy()
+    image = np.ascontiguousarray(image.repeat(scale, axis=0).repeat(scale, axis=1))
     for value in labels.values():
         if isinstance(value, torch.Tensor):
-            seg = PixelData(sem_seg=value[None].cpu())
+            seg = PixelData(sem_seg=value.cpu().repeat_interleave(scale, 0).repeat_interleave(scale, 1)[None])
             seg.set_metainfo(dict(ignore_index=255))
             image = visualizer._draw_sem_seg(image, seg, None, None)
     for value in labels.values():
         if isinstance(value, InstanceData):
-            image = visualizer._draw_instances(image, value.cpu(), meta.get('classes'), meta.get('palette'))
+            value = value.cpu().clone()
+            value.bboxes = value.bboxes * scale
+            image = visualizer._draw_instances(image, value, meta.get('classes'), meta.get('palette'))
     return image
 
 
@@ -98,8 +102,10 @@ class PseudoLabelVisHook(Hook):
 
     @staticmethod
     def draw(visualizer, view: dict) -> np.ndarray:
-        """One recorded view (``MultiTaskSemiSupervised.pseudo_views`` entry) -> (H + 16, 2 W + 4, 3) uint8 RGB."""
-        weak = _titled(draw_labels(visualizer, view['weak'], view['pseudo']), 'weak view + pseudo-labels')
-        strong = _titled(draw_labels(visualizer, view['strong'], view['warped']), 'strong view + warped')
+        """One recorded view (``MultiTaskSemiSupervised.pseudo_views`` entry) -> (s H + 16, 2 s W + 4, 3) uint8 RGB,
+        ``s`` the smallest integer that makes the shorter side at least 256 px (1 for larger views)."""
+        scale = max(1, -(-MIN_SIDE // min(view['weak'].shape[:2])))
+        weak = _titled(draw_labels(visualizer, view['weak'], view['pseudo'], scale), 'weak + pseudo-labels')
+        strong = _titled(draw_labels(visualizer, view['strong'], view['warped'], scale), 'strong + warped')
         gap = np.full((weak.shape[0], GAP, 3), 255, np.uint8)
         return np.concatenate([weak, gap, strong], axis=1)
