@@ -356,3 +356,17 @@ def test_counts_summed_over_two_ranks_equal_one_process_on_the_global_batch(tmp_
     # 2 iterations x (det: samples 2, 3; seg: samples 1, 2)
     assert float(one['det']['num_images']) == 4 and float(one['seg']['num_images']) == 4
     assert float(one['det']['num_pseudo'][0]) > 0 and float(one['seg']['confusion'].sum()) > 0
+
+
+# ------------------------------------------------------------------------------------------------- configs
+def test_low_data_semi_configs_measure_and_draw_the_pseudo_labels_full_data_ones_do_not():
+    import glob
+    for path in sorted(glob.glob(f'{REPO}/configs/cityscapes_lowdata/*.py') + glob.glob(f'{REPO}/configs/cityscapes/*.py')):
+        cfg = Config.fromfile(path)
+        hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
+        low_data = '/cityscapes_lowdata/' in path
+        semi = cfg.model.type == 'MultiTaskSemiSupervised'
+        assert bool(cfg.train_dataloader.dataset.get('withheld_labels')) == low_data, path
+        assert ('PseudoLabelQualityHook' in hooks) == ('PseudoLabelVisHook' in hooks) == (low_data and semi), path
+        if low_data and semi:  # the method's hooks are kept
+            assert {'EMATeacherHook', 'RNGStateHook'} <= set(hooks), path

@@ -8,3 +8,10 @@ _base_ = [
 # 16 images per step: 8 GPUs x 2 drawn uniformly (Table 10: 16)
 train_dataloader = dict(batch_size=2, dataset=dict(filter_cfg=None))
 model = dict(semi_train_cfg=dict(unsup_on='unlabeled', rampup_ratio=0.05))
+# What the student is taught (every low-data semi-supervised config inherits this file): the pseudo-labels measured
+# against the labels the split withheld (det.pl/*, seg.pl/* scalars every 50 iterations) and drawn, weak view beside
+# strong view (vis_data/vis_image/pseudo_labels_*.png every 500 iterations)
+custom_hooks = _base_.custom_hooks + [
+    dict(type='PseudoLabelQualityHook', interval=50),
+    dict(type='PseudoLabelVisHook', interval=500, num_samples=2),
+]

@@ -13,5 +13,8 @@
 # Validation is the full val set, labeled for both tasks.
 _base_ = './cityscapes_multitask.py'
 
+# withheld_labels: the labels the split takes away still travel with their images, apart from the training fields
+# (nothing trains on them); the semi-supervised configs measure the teacher's pseudo-labels against them
+# (PseudoLabelQualityHook, configs/cityscapes_lowdata/fixmatch_implicit.py).
 split_file = 'splits/REPLACE_ME.json'
-train_dataloader = dict(dataset=dict(split_file=split_file))
+train_dataloader = dict(dataset=dict(split_file=split_file, withheld_labels=True))
