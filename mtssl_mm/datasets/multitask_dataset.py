@@ -7,6 +7,8 @@ from ..utils.json_io import load_json
 from mmdet.registry import DATASETS
 
 KNOWN_TASKS = ('det', 'seg')
+# mmdet transforms whose random draws or outcome depend on the boxes (refused with withheld_labels=True)
+BOX_DEPENDENT_TRANSFORMS = ('FilterAnnotations', 'MinIoURandomCrop', 'RandomCenterCropPad')
 
 
 @DATASETS.register_module()
@@ -48,8 +50,8 @@ class MultiTaskDataset(BaseDetDataset):
             :class:`~mtssl_mm.engine.PseudoLabelQualityHook` measures the teacher's pseudo-labels against them.
             Defaults to False (data without a split withholds nothing). The pipeline must not make a random draw
             depend on the boxes (``RandomCrop(allow_negative_crop=False)`` retries crops without boxes,
-            ``FilterAnnotations`` drops samples): such transforms are refused, so that training is the same with
-            the option on or off.
+            ``FilterAnnotations`` drops samples, ``MinIoURandomCrop`` draws crops around them): such transforms
+            are refused, so that training is the same with the option on or off.
         filter_cfg (dict, optional): ``labeled='any'`` keeps images labeled for at least one of ``tasks``,
             ``labeled='all'`` keeps images labeled for all of them (the supervised baselines);
             unset keeps every image (semi-supervised training). Ignored in ``test_mode``.
@@ -77,7 +79,7 @@ class MultiTaskDataset(BaseDetDataset):
         """Refuse transforms whose draws or outcome depend on the boxes (withheld boxes would change them)."""
         for transform in getattr(self.pipeline, 'transforms', []):
             name = type(transform).__name__
-            if getattr(transform, 'allow_negative_crop', True) is False or name == 'FilterAnnotations':
+            if getattr(transform, 'allow_negative_crop', True) is False or name in BOX_DEPENDENT_TRANSFORMS:
                 raise ValueError(f'MultiTaskDataset(withheld_labels=True) with {name} in the pipeline: its outcome '
                                  'depends on the boxes, so loading withheld boxes would change training; set '
                                  'allow_negative_crop=True / remove it, or withheld_labels=False')

@@ -58,6 +58,13 @@ class MultiTaskSemiSupervised(BaseDetector):
     ``'{t}.unsup.loss_*'`` (weighted), ``'{t}.lambda'`` and task statistics such as
     ``'det.pseudo_boxes_per_img'``.
 
+    What the student is taught can be watched without changing it: with :attr:`measure_pseudo_quality` (set by
+    :class:`PseudoLabelQualityHook`) :meth:`loss` stores :attr:`pseudo_quality_counts`, each task's
+    ``quality_counts`` of its warped pseudo-labels against the labels a split file withheld (samples of B^u_t
+    with ``withheld_tasks`` metainfo; no loss reads them); with :attr:`record_pseudo_views` (set by
+    :class:`PseudoLabelVisHook` for one iteration) it stores :attr:`pseudo_views`, weak and strong views with
+    their pseudo-labels. Both are off by default and cost nothing then.
+
     The teacher follows the student through :class:`EMATeacherHook` (decay 0.99, Table 10), stays in eval mode
     and is what :meth:`predict` uses by default (``semi_test_cfg.predict_on='teacher'``); mmdet's
     ``TeacherStudentValLoop`` evaluates both. A checkpoint of :class:`MultiTaskDetSeg` (keys without
