@@ -109,4 +109,5 @@ class PseudoLabelQualityHook(Hook):
             runner.visualizer.add_scalars(scalars, step=step)
         measured = ', '.join(f'{t} {n}' for t, n in images.items())
         values = '  '.join(f'{k}: {v:.4f}' for k, v in scalars.items())
-        runner.logger.info(f'Pseudo-label quality (iter {step}; images with withheld labels: {measured}): {values}')
+        runner.logger.info(f'Pseudo-label quality at iter {step} (images measured since the last report, all '
+                           f'ranks: {measured}): {values}')
