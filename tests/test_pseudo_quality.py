@@ -361,7 +361,8 @@ def test_counts_summed_over_two_ranks_equal_one_process_on_the_global_batch(tmp_
 # ------------------------------------------------------------------------------------------------- configs
 def test_low_data_semi_configs_measure_and_draw_the_pseudo_labels_full_data_ones_do_not():
     import glob
-    for path in sorted(glob.glob(f'{REPO}/configs/cityscapes_lowdata/*.py') + glob.glob(f'{REPO}/configs/cityscapes/*.py')):
+    paths = glob.glob(f'{REPO}/configs/cityscapes_lowdata/*.py') + glob.glob(f'{REPO}/configs/cityscapes/*.py')
+    for path in sorted(paths):
         cfg = Config.fromfile(path)
         hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
         low_data = '/cityscapes_lowdata/' in path

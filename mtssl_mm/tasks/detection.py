@@ -184,8 +184,8 @@ class DetectionTask(BaseTask):
         cfg = copy.deepcopy(self.head.test_cfg)
         cfg.score_thr = min(float(cfg.get('score_thr', 0.0)), self.quality_score_thrs[0])
         cls_scores, bbox_preds = ([t.float() for t in level] for level in outs)
-        results = self.head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=[ds.metainfo for ds in data_samples],
-                                            cfg=cfg, rescale=False)
+        img_metas = [ds.metainfo for ds in data_samples]
+        results = self.head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=img_metas, cfg=cfg, rescale=False)
         results = [res[res.scores >= self.quality_score_thrs[0]] for res in results]
         withheld = self.withheld_labels(data_samples)
         for res in withheld:

@@ -70,7 +70,8 @@ def box_counts(pseudo: Sequence, withheld: Sequence, score_thrs: Sequence[float]
         num_pseudo += above.sum(dim=1).double()
         num_tp += (above & tp[None, :]).sum(dim=1).double()
         num_withheld += len(gt.bboxes)
-    out = dict(num_pseudo=num_pseudo, num_tp=num_tp, num_withheld=torch.tensor(float(num_withheld), dtype=torch.float64),
+    out = dict(num_pseudo=num_pseudo, num_tp=num_tp,
+               num_withheld=torch.tensor(float(num_withheld), dtype=torch.float64),
                num_images=torch.tensor(float(len(pseudo)), dtype=torch.float64))
     return {k: v.to(device) for k, v in out.items()} if device is not None else out
 

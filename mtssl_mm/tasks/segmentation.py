@@ -160,7 +160,7 @@ class SegmentationTask(BaseTask):
             out[i, :h, :w] = seg[:h, :w]
         return out
 
-    def quality_counts(self, outs, pseudo, data_samples, matrices, out_size):
+    def quality_counts(self, outs, pseudo, data_samples, matrices, out_size) -> Dict[str, torch.Tensor]:
         """Warped pseudo-labels (``pseudo``, what the student is taught) vs the withheld maps warped the same way
         (nearest, out of view = ignore): the confusion over pixels where both are valid, and the strong views'
         in-view pixels (those coming from inside each weak view's ``img_shape``).
@@ -181,6 +181,6 @@ class SegmentationTask(BaseTask):
         in_view = warp_seg_maps(inside.to(torch.uint8), matrices, out_size, ignore_index=0).bool()
         return seg_counts(pseudo, warped, in_view, k)
 
-    def quality_metrics(self, counts):
+    def quality_metrics(self, counts) -> Dict[str, float]:
         """``acc``, ``mIoU`` and ``in_view`` (fractions in [0, 1])."""
         return seg_metrics(counts)
