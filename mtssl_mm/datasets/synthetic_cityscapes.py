@@ -5,16 +5,16 @@ as Cityscapes polygons -- the ``_gtFine_polygons.json`` of the image -- and the 
 from that file by cityscapesscripts' own tools (``json2labelImg.createLabelImage``,
 ``json2instanceImg.createInstanceImage``), so they are what the official scripts make of the polygons::
 
-    ROOT/leftImg8bit/{train,val}/<city>/<city>_<seq:06d>_000019_leftImg8bit.png   RGB image
-    ROOT/gtFine/{train,val}/<city>/<stem>_gtFine_polygons.json                  imgHeight, imgWidth, objects
+    ROOT/leftImg8bit/{train,val,test}/<city>/<city>_<seq:06d>_000019_leftImg8bit.png   RGB image
+    ROOT/gtFine/{train,val,test}/<city>/<stem>_gtFine_polygons.json                  imgHeight, imgWidth, objects
                                                                                 [{label, polygon}], drawn
                                                                                 in order (later covers earlier)
-    ROOT/gtFine/{train,val}/<city>/<stem>_gtFine_labelIds.png                   uint8 label ids
-    ROOT/gtFine/{train,val}/<city>/<stem>_gtFine_instanceIds.png                uint16: id * 1000 + k for
+    ROOT/gtFine/{train,val,test}/<city>/<stem>_gtFine_labelIds.png                   uint8 label ids
+    ROOT/gtFine/{train,val,test}/<city>/<stem>_gtFine_instanceIds.png                uint16: id * 1000 + k for
                                                                                 instance k of a class with
                                                                                 instances, the bare id for
                                                                                 stuff and crowd groups
-    ROOT/gtFine/{train,val}/<city>/<stem>_gtFine_color.png                      RGBA colours of the table
+    ROOT/gtFine/{train,val,test}/<city>/<stem>_gtFine_color.png                      RGBA colours of the table
 
 Scenes: sky (gradients, clouds), facades and far buildings (window grids), a road in perspective (asphalt
 noise, lane markings), sidewalks (paving), trees (vegetation) and poles; then, from far to near (so nearer
@@ -47,8 +47,10 @@ from PIL import Image, ImageDraw
 
 TRAIN_CITIES = ('artesia', 'brickton', 'calloway')
 VAL_CITIES = ('dunmore', )
+TEST_CITIES = ('eastfield', )
+CITIES = dict(train=TRAIN_CITIES, val=VAL_CITIES, test=TEST_CITIES)
 FRAME = 19  # Cityscapes' annotated frame is the 20th of each 30-frame snippet
-SPLIT_CODES = {'train': 0, 'val': 1}
+SPLIT_CODES = {'train': 0, 'val': 1, 'test': 2}
 # the labels a scene uses, checked against cityscapesscripts' table at import (a group label is its class
 # name + 'group', as in the official polygon files)
 SCENE_LABELS = ('sky', 'building', 'vegetation', 'sidewalk', 'road', 'pole', 'traffic sign', 'person', 'rider',
@@ -629,6 +631,46 @@ def compose(c: Canvas) -> List[Tuple[str, Polygon, Texture]]:
     return layers
 
 
+def compose_simple(c: Canvas) -> List[Tuple[str, Polygon, Texture]]:
+    """A simpler scene (``scene='simple'``, for ``make demo``): the same street (sky, facades, sidewalks, road)
+    with a few trees, then 1-3 cars on the road and 0-2 persons, all near the camera (large), drawn far to near.
+    No trucks, buses, two-wheelers, poles, signs or crowd groups: 7 classes (sky, building, vegetation,
+    sidewalk, road; car, person), the lighting of :func:`lighting` unchanged."""
+    rng, h = c.rng, c.h
+    st = Street(c)
+    layers = [paint_sky(c, st)] + paint_sidewalks(c, st) + paint_facades(c, st) + [paint_road(c, st)]
+    things = []  # (y_foot, painter)
+
+    def depth_row(lo, hi):
+        s = rng.uniform(lo, hi)
+        return st.yh + s * (h - st.yh), s
+
+    for _ in range(rng.integers(0, 3)):
+        y, s = depth_row(0.1, 0.7)
+        side = -1 if rng.random() < 0.5 else 1
+        edge = st.road_x(y, side)
+        x = float(np.clip(edge + side * rng.uniform(0.1, 0.4) * c.w * s, 0, c.w - 1))
+        things.append((y, lambda y=y, s=s, x=x: tree(c, x, y, 1.1 * h * s)))
+    for _ in range(rng.integers(1, 4)):
+        y, s = depth_row(0.35, 1.0)
+        xl, xr = st.road_x(y, -1), st.road_x(y, 1)
+        x = (xl + xr) / 2 + rng.uniform(-0.6, 0.6) * (xr - xl) / 2
+        things.append((y, lambda y=y, s=s, x=x: car(c, x, y, 0.42 * h * s, side_view=False)))
+    for _ in range(rng.integers(0, 3)):
+        y, s = depth_row(0.4, 1.0)
+        side = -1 if rng.random() < 0.5 else 1
+        edge = st.road_x(y, side)
+        x = float(np.clip(edge + side * rng.uniform(0.02, 0.2) * c.w * s, 2, c.w - 3))
+        things.append((y, lambda y=y, s=s, x=x: person(c, x, y, 0.6 * h * s)))
+    things.sort(key=lambda t: t[0])
+    for _, paint in things:
+        layers += paint()
+    return layers
+
+
+SCENES = dict(street=compose, simple=compose_simple)
+
+
 # -------------------------------------------------------------------------------------- rendering
 def lighting(c: Canvas, img: np.ndarray, shadow: Optional[np.ndarray]) -> np.ndarray:
     """Per-image photometric conditions: shadows, exposure, white balance, gamma, haze, noise, blur."""
@@ -686,24 +728,27 @@ def label_maps(annotation: dict) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     return label_ids, instance_ids.astype(np.uint16), color
 
 
-def generate_scene(seed: int, split: str, index: int, height: int = 128, width: int = 256):
-    """One scene: ``(image RGB uint8, polygon annotation dict)`` from the stream ``[seed, split, index]``."""
+def generate_scene(seed: int, split: str, index: int, height: int = 128, width: int = 256, scene: str = 'street'):
+    """One scene: ``(image RGB uint8, polygon annotation dict)`` from the stream ``[seed, split, index]``;
+    ``scene`` names the composer (:data:`SCENES`: ``'street'`` or ``'simple'``)."""
+    if scene not in SCENES:
+        raise ValueError(f'scene must be one of {sorted(SCENES)}, got {scene!r}')
     rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
     c = Canvas(rng, height, width)
-    return render(compose(c), c)
+    return render(SCENES[scene](c), c)
 
 
 def stem_of(split: str, index: int) -> Tuple[str, str]:
     """City and file stem ``<city>_<seq:06d>_<frame:06d>`` of image ``index`` of ``split``."""
-    cities = TRAIN_CITIES if split == 'train' else VAL_CITIES
+    cities = CITIES[split]
     city = cities[index % len(cities)]
     return city, f'{city}_{index // len(cities):06d}_{FRAME:06d}'
 
 
-def write_image(job: Tuple[str, int, str, int, int, int]) -> dict:
+def write_image(job: Tuple[str, int, str, int, int, int, str]) -> dict:
     """Write the image and the gtFine files of one scene; return its per-class counts."""
-    root, seed, split, index, height, width = job
-    img, annotation = generate_scene(seed, split, index, height, width)
+    root, seed, split, index, height, width, scene = job
+    img, annotation = generate_scene(seed, split, index, height, width, scene)
     city, stem = stem_of(split, index)
     img_dir = osp.join(root, 'leftImg8bit', split, city)
     gt_dir = osp.join(root, 'gtFine', split, city)
@@ -729,12 +774,17 @@ def write_synthetic_cityscapes(root: str,
                                width: int = 256,
                                seed: int = 0,
                                nproc: int = 1,
-                               progress: Optional[Callable[[int, int], None]] = None) -> dict:
-    """Write ``num_train`` + ``num_val`` scenes under ``root`` in the official Cityscapes layout.
+                               progress: Optional[Callable[[int, int], None]] = None,
+                               num_test: int = 0,
+                               scene: str = 'street') -> dict:
+    """Write ``num_train`` + ``num_val`` (+ ``num_test``) scenes under ``root`` in the official Cityscapes layout.
 
     Args:
         root (str): The data root (gets ``leftImg8bit/`` and ``gtFine/``).
         num_train, num_val (int): Images per split.
+        num_test (int): Images of a ``test`` split (default 0: none), labeled like the others (unlike the
+            official test split, whose public labels are empty).
+        scene (str): ``'street'`` (every class, crowds, occlusions) or ``'simple'`` (:func:`compose_simple`).
         height, width (int): Image size in pixels.
         seed (int): Seed; the same seed writes the same files.
         nproc (int): Worker processes.
@@ -743,8 +793,10 @@ def write_synthetic_cityscapes(root: str,
     Returns:
         dict: Per split: ``images``, ``instances`` (pixel-visible instances) and ``crowd_groups``.
     """
-    jobs = [(root, seed, split, i, height, width) for split, n in (('train', num_train), ('val', num_val))
-            for i in range(n)]
+    if scene not in SCENES:
+        raise ValueError(f'scene must be one of {sorted(SCENES)}, got {scene!r}')
+    sizes = [('train', num_train), ('val', num_val)] + ([('test', num_test)] if num_test else [])
+    jobs = [(root, seed, split, i, height, width, scene) for split, n in sizes for i in range(n)]
     if nproc > 1:
         from multiprocessing import get_context
         with get_context('fork').Pool(nproc) as pool:
@@ -760,7 +812,7 @@ def write_synthetic_cityscapes(root: str,
             if progress:
                 progress(len(stats), len(jobs))
     summary = {}
-    for split, n in (('train', num_train), ('val', num_val)):
+    for split, n in sizes:
         part = [s for j, s in zip(jobs, stats) if j[2] == split]
         summary[split] = dict(images=n, instances=sum(s['instances'] for s in part),
                               crowd_groups=sum(s['crowd_groups'] for s in part))
@@ -773,13 +825,15 @@ def main(argv=None) -> dict:
     parser.add_argument('root')
     parser.add_argument('--num-train', type=int, default=240)
     parser.add_argument('--num-val', type=int, default=40)
+    parser.add_argument('--num-test', type=int, default=0)
+    parser.add_argument('--scene', choices=sorted(SCENES), default='street')
     parser.add_argument('--height', type=int, default=128)
     parser.add_argument('--width', type=int, default=256)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--nproc', type=int, default=1)
     args = parser.parse_args(argv)
     summary = write_synthetic_cityscapes(args.root, args.num_train, args.num_val, args.height, args.width, args.seed,
-                                         args.nproc)
+                                         args.nproc, num_test=args.num_test, scene=args.scene)
     print(json.dumps(summary))
     return summary
 

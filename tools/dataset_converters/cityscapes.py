@@ -16,7 +16,9 @@ Reads (paths relative to ``ROOT``; the layout of the official zip files)::
 Writes into ``OUT`` (default ``ROOT/annotations``) ``train.json`` and ``val.json`` (every image labeled for
 ``det`` and ``seg``) and, when the optional sets are present, ``train_extra.json`` and ``sequence.json``
 (every image labeled for no task: ``labeled_tasks: []``). Image and label paths in them are relative to
-``ROOT`` (the config's ``data_root``). The test split is not converted (its public labels are empty).
+``ROOT`` (the config's ``data_root``). The official test split is not converted (its public labels are
+empty); ``--splits train val test`` converts a ``test`` split with real labels (the generated data of
+``make demo``) into ``test.json`` the same way.
 
 Detection targets come from ``_gtFine_instanceIds.png``: a pixel value ``id * 1000 + k`` is instance ``k`` of
 label id ``id``; a value ``< 1000`` is the bare label id (stuff, or a *crowd group* of an instance class).
@@ -296,7 +298,8 @@ def dump(ann: dict, path: str) -> None:
         json.dump(ann, f)
 
 
-def convert(root: str, out_dir: Optional[str] = None, nproc: int = 1, overwrite: bool = False) -> dict:
+def convert(root: str, out_dir: Optional[str] = None, nproc: int = 1, overwrite: bool = False,
+            splits: Sequence[str] = LABELED_SPLITS) -> dict:
     """Convert the tree under ``root``; write the annotation files into ``out_dir``.
 
     Args:
@@ -304,6 +307,8 @@ def convert(root: str, out_dir: Optional[str] = None, nproc: int = 1, overwrite:
         out_dir (str, optional): Output folder; ``root/annotations`` by default.
         nproc (int): Worker processes.
         overwrite (bool): Rewrite existing ``_labelTrainIds.png`` maps.
+        splits (Sequence[str]): The labeled splits to convert (default ``('train', 'val')``; ``'test'`` only
+            for a tree whose test labels exist).
 
     Returns:
         dict: The summary: per split ``images``; for train/val ``boxes`` and ``ignore`` (crowd regions) per
@@ -314,9 +319,12 @@ def convert(root: str, out_dir: Optional[str] = None, nproc: int = 1, overwrite:
     if not osp.isdir(root):
         raise FileNotFoundError(f'Cityscapes root {root} does not exist')
     out_dir = osp.abspath(out_dir or osp.join(root, 'annotations'))
+    unknown = [s for s in splits if s not in LABELED_SPLITS + ('test', )]
+    if unknown or 'train' not in splits:
+        raise ValueError(f'splits must include train and be among train, val, test; got {list(splits)}')
     summary = dict(files={})
     jobs = {}
-    for split in LABELED_SPLITS:  # list and check everything before the long part
+    for split in splits:  # list and check everything before the long part
         img_dir, gt_dir = osp.join(root, 'leftImg8bit', split), osp.join(root, 'gtFine', split)
         images, other = list_images(img_dir)
         if not osp.isdir(gt_dir):
@@ -360,7 +368,7 @@ def convert(root: str, out_dir: Optional[str] = None, nproc: int = 1, overwrite:
 def format_summary(summary: dict) -> str:
     """The summary as printed at the end of a conversion."""
     lines = ['', 'Cityscapes conversion summary', '=' * 29]
-    for split in ('train', 'val', 'train_extra', 'sequence'):
+    for split in ('train', 'val', 'test', 'train_extra', 'sequence'):
         if split not in summary:
             continue
         s = summary[split]
@@ -393,6 +401,9 @@ def parse_args(argv=None):
     parser.add_argument('root', help='Cityscapes root (holds leftImg8bit/ and gtFine/)')
     parser.add_argument('-o', '--out-dir', default=None, help='output folder (default: ROOT/annotations)')
     parser.add_argument('--nproc', type=int, default=1, help='worker processes (default: 1)')
+    parser.add_argument('--splits', nargs='+', default=list(LABELED_SPLITS), choices=LABELED_SPLITS + ('test', ),
+                        help='labeled splits to convert (default: train val; test only where its labels exist, '
+                        'as in the generated demo data)')
     parser.add_argument('--overwrite', action='store_true',
                         help='rewrite _labelTrainIds.png maps even when an up-to-date one exists')
     return parser.parse_args(argv)
@@ -400,7 +411,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    summary = convert(args.root, args.out_dir, nproc=args.nproc, overwrite=args.overwrite)
+    summary = convert(args.root, args.out_dir, nproc=args.nproc, overwrite=args.overwrite, splits=args.splits)
     print(format_summary(summary))
     return summary
 
