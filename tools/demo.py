@@ -2,29 +2,38 @@
 
 Everything lands in one folder (``--out``, default ``demo_out/``)::
 
-    1. data/cityscapes/      a seeded synthetic street-scene set in the official Cityscapes layout
-                             (leftImg8bit/, gtFine/ *_labelIds.png, *_instanceIds.png, *_polygons.json),
-                             written by mtssl_mm.datasets.synthetic_cityscapes
-    2. data/cityscapes/annotations/{train,val}.json   the real converter, tools/dataset_converters/cityscapes.py
-       data/cityscapes/splits/d_*.json                tools/make_partial_split.py, scenario (d): a few seg
-                                                      labels inside a larger det-labeled subset
-    3. init/                 a supervised multi-task run from random weights on the labeled images (configs/demo/
-                             supervised.py): the shared initialisation of every method, standing in for the
-                             ImageNet weights the paper starts from (no download is possible here; from random
-                             weights the EMA teacher's first pseudo-labels are one class everywhere and FixMatch's
-                             segmentation collapses onto it)
-    4. <method>/             tools/train.py runs from that initialisation (load_from) of configs/demo/{supervised,
-                             fixmatch_explicit,densefixmatch_explicit}.py: the real low-data configs, shrunk
-    5. results.md / .json    det/bbox_mAP, seg/mIoU, multitask/gmean (MultiTaskMetric: the final validation of each
-                             run on the val set), iterations, wall time, command per method
-       results.png           a bar chart of the three methods
-       qualitative.png       ground truth and each method's boxes + segmentation for a few val images, drawn by
-                             MultiTaskLocalVisualizer
+    1. data/cityscapes/      a seeded synthetic street-scene set in the official Cityscapes layout (leftImg8bit/,
+                             gtFine/ *_labelIds.png, *_instanceIds.png, *_polygons.json) with train, val and test
+                             splits, written by mtssl_mm.datasets.synthetic_cityscapes (scene='simple': sky,
+                             building, vegetation, sidewalk, road, cars and persons, varied lighting)
+    2. data/cityscapes/annotations/{train,val,test}.json   the real converter (--splits train val test)
+       data/cityscapes/splits/d_*_seed{s}.json             tools/make_partial_split.py, scenario (d), one split
+                                                           per seed: a few seg labels inside a larger
+                                                           det-labeled subset; segmentation is the task with
+                                                           fewer labels
+    3. seed{s}/init/         per seed, a supervised multi-task run from random weights on that seed's labeled
+                             images (configs/demo/supervised.py): the initialisation of the three methods of
+                             that seed, standing in for the ImageNet weights the paper starts from (no download
+                             is possible here; from random weights the EMA teacher's first pseudo-labels are
+                             one class everywhere)
+    4. seed{s}/<method>/     tools/train.py from that initialisation (load_from) of configs/demo/{supervised,
+                             fixmatch_explicit,densefixmatch_explicit}.py (the real low-data configs, shrunk),
+                             validation on val every few iterations, the checkpoint with the best val
+                             multitask/gmean kept (the paper's rule); then tools/test.py of that checkpoint on
+                             the test split (seed{s}/<method>/test/)
+    5. results.md / .json    per method: per-seed test metrics (read from tools/test.py's JSON), mean +- std over
+                             the seeds, the val-selected iteration, commands and wall times
+       results.png           per-method means with every seed's point
+       qualitative.png       ground truth and each method's boxes + segmentation on test images (seed 0)
+       pseudo_labels.png     the pseudo-label quality (det.pl/*, seg.pl/*: PseudoLabelQualityHook, measured
+                             against the labels the split withheld) of every semi-supervised run over training
 
-The three methods get the same initialisation, labeled images, iterations, optimiser and seed; the
-semi-supervised ones also see the unlabeled images (each batch: the supervised run's 2 labeled samples + 2
-others). The reported model is each run's final checkpoint: nothing is selected or tuned on the validation set.
-``--quick`` is a smoke test of the whole path (a few images and iterations; its numbers mean nothing).
+Nothing is selected or tuned on the test split. Runs go two at a time (``--jobs``), each with one thread.
+``--quick`` is a smoke test of the whole path (a few images and iterations, one seed; its numbers mean nothing).
+
+Each tools/train.py / tools/test.py runs in a child ``python tools/demo.py --tool tools/<x>.py ARGS``: the tool's
+own ``main`` (runpy), with mmengine's ``Config.pretty_text`` memoised per config content -- the Runner formats
+the same config with yapf five times at start-up (~20 s of CPU per process here); the text is unchanged.
 """
 import argparse
 import glob
@@ -32,11 +41,12 @@ import json
 import os
 import os.path as osp
 import platform
-import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -45,13 +55,16 @@ METHODS = (  # (work-dir name, config, display name)
     ('fixmatch_explicit', 'configs/demo/fixmatch_explicit.py', 'FixMatch* (explicit)'),
     ('densefixmatch_explicit', 'configs/demo/densefixmatch_explicit.py', 'Dense FixMatch (explicit)'),
 )
+SEMI = ('fixmatch_explicit', 'densefixmatch_explicit')
 KEYS = ('det/bbox_mAP', 'seg/mIoU', 'multitask/gmean')
-HEIGHT, WIDTH = 128, 256  # the demo configs' image scale
-# scenario (d) of section 4.1: N_seg labels inside the N_det det-labeled images
-# init_iters: the shared supervised initialisation; iters: each method's run from it (None: the configs')
-SIZES = dict(full=dict(num_train=240, num_val=40, n_det='1/2', n_seg='1/8', init_iters=800, iters=None),
-             quick=dict(num_train=16, num_val=6, n_det='1/2', n_seg='1/4', init_iters=4, iters=4))
-NUM_QUALITATIVE = 4
+HEIGHT, WIDTH = 128, 256
+# scenario (d) of section 4.1: n_seg seg labels inside the n_det det-labeled train images (one split per seed)
+# init_iters: each seed's supervised initialisation; iters / val_interval: each method's run from it (None: the
+# configs' own, 600 / 150)
+SIZES = dict(full=dict(num_train=300, num_val=40, num_test=100, n_det='1/4', n_seg='1/12', init_iters=1000,
+                       iters=None, val_interval=None, seeds=3),
+             quick=dict(num_train=16, num_val=4, num_test=4, n_det='1/2', n_seg='1/4', init_iters=4, iters=4,
+                        val_interval=2, seeds=1))
 
 
 def parse_args(argv=None):
@@ -60,12 +73,16 @@ def parse_args(argv=None):
     parser.add_argument('--device', choices=('cpu', 'cuda'), default=None,
                         help='training device (default: cuda when available, else cpu)')
     parser.add_argument('--quick', action='store_true',
-                        help='smoke test of the whole path: a few images and iterations (numbers mean nothing)')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the data, the split and training (default 0)')
+                        help='smoke test of the whole path: a few images and iterations, 1 seed (numbers mean '
+                        'nothing)')
+    parser.add_argument('--seeds', type=int, default=None,
+                        help='seeds per method: splits and training seeds 0..N-1 (default 3; --quick: 1)')
+    parser.add_argument('--data-seed', type=int, default=0, help='seed of the generated images (default 0)')
+    parser.add_argument('--jobs', type=int, default=2, help='training processes at once (default 2)')
     parser.add_argument('--iters', type=int, default=None,
-                        help='training iterations of every method (default: the demo configs\' schedule)')
+                        help='training iterations of every method (default: the demo configs\' 600)')
     parser.add_argument('--init-iters', type=int, default=None,
-                        help='iterations of the shared supervised initialisation (default: 800; --quick: 4)')
+                        help='iterations of each seed\'s supervised initialisation (default: 1000)')
     return parser.parse_args(argv)
 
 
@@ -73,112 +90,202 @@ def banner(text: str) -> None:
     print(f'\n=== {text}', flush=True)
 
 
+_print_lock = threading.Lock()
+
+
+def say(text: str) -> None:
+    with _print_lock:
+        print(text, flush=True)
+
+
 # ------------------------------------------------------------------------------------------ 1-2. data
-def make_data(root: str, sizes: dict, seed: int, nproc: int) -> str:
-    """Generate the data set, convert it with the real converter, write the split. Returns the split path
-    relative to ``root``."""
+def make_data(root: str, sizes: dict, data_seed: int, seeds: List[int], nproc: int) -> Dict[int, str]:
+    """Generate the data set, convert it with the real converter, write one split per seed. Returns seed ->
+    split path relative to ``root``."""
     from mtssl_mm.datasets.synthetic_cityscapes import write_synthetic_cityscapes
 
     for sub in ('leftImg8bit', 'gtFine', 'annotations', 'splits'):
         shutil.rmtree(osp.join(root, sub), ignore_errors=True)
-    banner(f'1/5 generating {sizes["num_train"]} train + {sizes["num_val"]} val street scenes '
-           f'({WIDTH}x{HEIGHT}, seed {seed}) in the Cityscapes layout -> {root}')
+    banner(f'1/5 generating {sizes["num_train"]} train + {sizes["num_val"]} val + {sizes["num_test"]} test street '
+           f'scenes ({WIDTH}x{HEIGHT}, seed {data_seed}) in the Cityscapes layout -> {root}')
 
     def progress(done, total):
-        if done == total or done % 40 == 0:
+        if done == total or done % 100 == 0:
             print(f'  {done}/{total} images', flush=True)
 
-    summary = write_synthetic_cityscapes(root, sizes['num_train'], sizes['num_val'], HEIGHT, WIDTH, seed=seed,
-                                         nproc=nproc, progress=progress)
-    for split in ('train', 'val'):
+    summary = write_synthetic_cityscapes(root, sizes['num_train'], sizes['num_val'], HEIGHT, WIDTH, seed=data_seed,
+                                         nproc=nproc, progress=progress, num_test=sizes['num_test'],
+                                         scene='simple')
+    for split in ('train', 'val', 'test'):
         s = summary[split]
-        print(f'  {split}: {s["images"]} images, {s["instances"]} instances, {s["crowd_groups"]} crowd groups')
+        print(f'  {split}: {s["images"]} images, {s["instances"]} instances')
 
-    banner('2/5 the Cityscapes converter and a scenario (d) split')
-    run_tool([sys.executable, 'tools/dataset_converters/cityscapes.py', root, '--nproc', str(nproc)])
-    split = f'splits/d_{sizes["n_det"].replace("/", "of")}_{sizes["n_seg"].replace("/", "of")}_seed{seed}.json'
-    run_tool([sys.executable, 'tools/make_partial_split.py', osp.join(root, 'annotations', 'train.json'),
-              '--scenario', 'd', '--n-det', sizes['n_det'], '--n-seg', sizes['n_seg'], '--seed', str(seed),
-              '-o', osp.join(root, split)])
-    return split
+    banner('2/5 the Cityscapes converter (train, val, test) and a scenario (d) split per seed')
+    run_tool([sys.executable, 'tools/dataset_converters/cityscapes.py', root, '--nproc', str(nproc), '--splits',
+              'train', 'val', 'test'])
+    splits = {}
+    for seed in seeds:
+        split = f'splits/d_{sizes["n_det"].replace("/", "of")}_{sizes["n_seg"].replace("/", "of")}_seed{seed}.json'
+        run_tool([sys.executable, 'tools/make_partial_split.py', osp.join(root, 'annotations', 'train.json'),
+                  '--scenario', 'd', '--n-det', sizes['n_det'], '--n-seg', sizes['n_seg'], '--seed', str(seed),
+                  '-o', osp.join(root, split)])
+        splits[seed] = split
+    return splits
 
 
 def run_tool(cmd: List[str]) -> None:
-    print('$ ' + ' '.join(osp.relpath(c, REPO) if osp.isabs(c) and c.startswith(REPO) else c for c in cmd),
-          flush=True)
+    print('$ ' + ' '.join(rel(c) for c in cmd), flush=True)
     proc = subprocess.run(cmd, cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True)
-    progress = re.compile(r'^\s*\[[ >]*\]\s*\d+/\d+')  # mmengine's progress bar
-    lines = [ln for ln in proc.stdout.splitlines() if ln.strip() and not progress.match(ln)]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip() and not ln.lstrip().startswith('[')]
     print('\n'.join('  ' + ln for ln in lines), flush=True)
     if proc.returncode:
         raise SystemExit(f'{cmd[1]} failed with exit code {proc.returncode}')
 
 
+def rel(path: str) -> str:
+    return osp.relpath(path, REPO) if osp.isabs(path) and path.startswith(REPO + os.sep) else path
+
+
 def child_env(device: Optional[str] = None) -> dict:
     env = dict(os.environ)
     env['PYTHONPATH'] = REPO + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
+    env['OMP_NUM_THREADS'] = '1'  # two processes on two cores: one thread each
     if device == 'cpu':
         env['CUDA_VISIBLE_DEVICES'] = ''
     return env
 
 
-# ---------------------------------------------------------------------------------------- 3. training
-TRAIN_LINE = re.compile(r'Iter\(train\) \[\s*(\d+)/(\d+)\].*?eta: (\S+).*?time: ([\d.]+).*?\bloss: ([\d.]+)')
-
-
-def train(name: str, config: str, work_dir: str, cfg_options: List[str], device: str) -> Dict:
-    """Run tools/train.py, show its progress, return the final validation metrics and the run's facts."""
-    shutil.rmtree(work_dir, ignore_errors=True)
-    os.makedirs(work_dir)
-    cmd = [sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options', *cfg_options]
-    log_path = osp.join(work_dir, 'train_stdout.log')
+# ---------------------------------------------------------------------------------------- 3-4. training
+def run_child(tool: str, args: List[str], log_path: str, device: str) -> float:
+    """Run ``tool`` (tools/train.py or tools/test.py) with ``args`` in a child process, its output in
+    ``log_path``. Returns the wall time in seconds; a failure raises with the log's tail."""
+    cmd = [sys.executable, osp.join(REPO, 'tools', 'demo.py'), '--tool', tool, *args]
     start = time.time()
     with open(log_path, 'w') as log:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=child_env(device), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, bufsize=1)
-        for line in proc.stdout:
-            log.write(line)
-            m = TRAIN_LINE.search(line)
-            if m:
-                it, total, eta, t, loss = m.groups()
-                print(f'  [{name}] iter {int(it):4d}/{total}  loss {float(loss):.3f}  {float(t):.2f} s/iter  '
-                      f'eta {eta}', flush=True)
-            elif 'Iter(val)' in line and 'multitask/gmean' in line:
-                print(f'  [{name}] validation: ' + ', '.join(
-                    f'{k} {v}' for k, v in re.findall(r'(det/bbox_mAP|seg/mIoU|multitask/gmean): ([\d.]+)', line)),
-                      flush=True)
-        rc = proc.wait()
-    wall = time.time() - start
+        rc = subprocess.run(cmd, cwd=REPO, env=child_env(device), stdout=log, stderr=subprocess.STDOUT).returncode
     if rc:
         with open(log_path) as f:
-            tail = f.readlines()[-40:]
-        print(''.join(tail), file=sys.stderr)
-        raise SystemExit(f'{name}: tools/train.py failed with exit code {rc}; full log: {log_path}')
-    metrics = last_val_metrics(work_dir)
+            tail = ''.join(f.readlines()[-40:])
+        raise RuntimeError(f'{tool} failed with exit code {rc}; full log: {log_path}\n{tail}')
+    return time.time() - start
+
+
+def command_line(tool: str, args: List[str]) -> str:
+    return ' '.join(['python', tool] + [rel(a) for a in args])
+
+
+def latest_run_dir(work_dir: str) -> str:
+    """The ``<work_dir>/<timestamp>/`` folder of the Runner's latest run."""
+    dirs = sorted(d for d in glob.glob(osp.join(work_dir, '2*')) if osp.isdir(d))
+    if not dirs:
+        raise FileNotFoundError(f'no <timestamp>/ run folder under {work_dir}')
+    return dirs[-1]
+
+
+def read_scalars(work_dir: str) -> List[dict]:
+    """The records of ``<work_dir>/<timestamp>/vis_data/scalars.json`` (one JSON object per line)."""
+    path = osp.join(latest_run_dir(work_dir), 'vis_data', 'scalars.json')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path} does not exist: did the run log anything?')
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def test_metrics(work_dir: str) -> Dict[str, float]:
+    """The metrics tools/test.py wrote to ``<work_dir>/<timestamp>/<timestamp>.json``."""
+    run = latest_run_dir(work_dir)
+    path = osp.join(run, osp.basename(run) + '.json')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path} does not exist: tools/test.py wrote no metrics')
+    with open(path) as f:
+        metrics = json.load(f)
+    missing = [k for k in KEYS if k not in metrics]
+    if missing:
+        raise KeyError(f'{path} lacks {missing}')
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def best_checkpoint(work_dir: str) -> str:
+    found = glob.glob(osp.join(work_dir, 'best_multitask_gmean_iter_*.pth'))
+    if len(found) != 1:
+        raise FileNotFoundError(f'expected one best_multitask_gmean_iter_*.pth in {work_dir}, found {found}')
+    return found[0]
+
+
+def run_init(seed: int, ctx: dict) -> dict:
+    """The supervised initialisation of ``seed``: configs/demo/supervised.py from random weights."""
+    work_dir = osp.join(ctx['out'], f'seed{seed}', 'init')
+    shutil.rmtree(work_dir, ignore_errors=True)
+    os.makedirs(work_dir)
+    n = ctx['sizes']['init_iters']
+    args = [METHODS[0][1], '--work-dir', work_dir, '--cfg-options', *ctx['options'][seed],
+            f'train_cfg.max_iters={n}', f'train_cfg.val_interval={n}', f'param_scheduler.0.end={n}',
+            f'default_hooks.checkpoint.interval={n}', 'default_hooks.checkpoint.save_best=None',
+            f'default_hooks.logger.interval={max(1, min(25, n // 10))}']
+    say(f'  [seed {seed}] init: {n} supervised iterations from random weights ...')
+    wall = run_child('tools/train.py', args, osp.join(work_dir, 'train_stdout.log'), ctx['device'])
+    val = [r for r in read_scalars(work_dir) if 'multitask/gmean' in r][-1]
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
-    return dict(metrics=metrics, wall_time_s=round(wall, 1), checkpoint=checkpoint,
-                command=' '.join(['python'] + [c.replace(REPO + os.sep, '') for c in cmd[1:]]))
+    say(f'  [seed {seed}] init done in {wall:.0f} s: val ' + fmt(val))
+    return dict(checkpoint=checkpoint, iterations=n, wall_time_s=round(wall, 1), val={k: val[k] for k in KEYS},
+                command=command_line('tools/train.py', args))
 
 
-def last_val_metrics(work_dir: str) -> Dict[str, float]:
-    """The last validation metrics the Runner logged (``<work_dir>/<timestamp>/vis_data/scalars.json``)."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    if not files:
-        raise FileNotFoundError(f'no scalars.json under {work_dir}: did the run validate?')
-    found = None
-    with open(files[-1]) as f:
-        for line in f:
-            rec = json.loads(line)
-            if 'multitask/gmean' in rec:
-                found = rec
-    if found is None:
-        raise KeyError(f'{files[-1]} holds no validation metrics (multitask/gmean)')
-    return {k: float(v) for k, v in found.items() if '/' in k}
+def run_method(seed: int, key: str, config: str, init, ctx: dict) -> dict:
+    """``config`` from the seed's initialisation, validated on val; the best val checkpoint tested on test."""
+    init = init.result()  # the seed's initialisation (a future), submitted earlier
+    work_dir = osp.join(ctx['out'], f'seed{seed}', key)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    os.makedirs(work_dir)
+    sizes = ctx['sizes']
+    args = [config, '--work-dir', work_dir, '--cfg-options', *ctx['options'][seed], f'load_from={init["checkpoint"]}']
+    if sizes['iters']:
+        n, v = sizes['iters'], sizes['val_interval'] or sizes['iters']
+        args += [f'train_cfg.max_iters={n}', f'train_cfg.val_interval={v}', f'param_scheduler.0.end={n}',
+                 f'default_hooks.checkpoint.interval={v}', f'default_hooks.logger.interval={max(1, min(25, n // 10))}']
+        if key in SEMI:
+            args += [f'custom_hooks.3.interval={max(1, v // 2)}', f'custom_hooks.4.interval={n}']
+    say(f'  [seed {seed}] {key}: training ...')
+    wall = run_child('tools/train.py', args, osp.join(work_dir, 'train_stdout.log'), ctx['device'])
+    scalars = read_scalars(work_dir)
+    vals = [r for r in scalars if 'multitask/gmean' in r]
+    best = best_checkpoint(work_dir)
+    best_iter = int(best.rsplit('_', 1)[1].split('.')[0])
+    test_dir = osp.join(work_dir, 'test')
+    targs = [config, best, '--work-dir', test_dir, '--cfg-options', *ctx['test_options']]
+    test_wall = run_child('tools/test.py', targs, osp.join(work_dir, 'test_stdout.log'), ctx['device'])
+    metrics = test_metrics(test_dir)
+    say(f'  [seed {seed}] {key} done in {wall + test_wall:.0f} s; best val at iteration {best_iter}; test ' +
+        fmt(metrics))
+    return dict(seed=seed, test={k: metrics[k] for k in KEYS}, test_all=metrics, best_iter=best_iter,
+                val_curve=[dict(step=r['step'], **{k: r[k] for k in KEYS}) for r in vals],
+                wall_time_s=round(wall, 1), test_wall_time_s=round(test_wall, 1),
+                checkpoint=osp.relpath(best, ctx['out']), work_dir=osp.relpath(work_dir, ctx['out']),
+                scalars=osp.relpath(osp.join(latest_run_dir(work_dir), 'vis_data', 'scalars.json'), ctx['out']),
+                command=command_line('tools/train.py', args), test_command=command_line('tools/test.py', targs))
 
 
-# --------------------------------------------------------------------------------------- 4. reporting
+def fmt(metrics: dict) -> str:
+    return ', '.join(f'{k} {float(metrics.get(k, float("nan"))):.4f}' for k in KEYS)
+
+
+def train_all(ctx: dict, seeds: List[int], jobs: int):
+    """Every seed's initialisation, then the three methods of each seed, ``jobs`` processes at once. Jobs are
+    submitted longest first after the initialisations, and a job only waits on jobs submitted before it, so a
+    pool of ``jobs`` workers cannot deadlock."""
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        inits = {s: pool.submit(run_init, s, ctx) for s in seeds}
+        order = [m for m in METHODS if m[0] in SEMI][::-1] + [m for m in METHODS if m[0] not in SEMI]
+        futures = {(s, key): pool.submit(run_method, s, key, config, inits[s], ctx)
+                   for key, config, _ in order for s in seeds}
+        inits = {s: f.result() for s, f in inits.items()}
+        runs = {key: [futures[(s, key)].result() for s in seeds] for key, _, _ in METHODS}
+    return inits, runs
+
+
+# ------------------------------------------------------------------------------------------------ main
 def machine(device: str) -> str:
     import torch
     if device == 'cuda':
@@ -186,166 +293,20 @@ def machine(device: str) -> str:
     return f'{os.cpu_count()} CPU cores, no GPU ({platform.processor() or platform.machine()})'
 
 
-def write_results(out: str, results: Dict, meta: Dict) -> str:
-    """results.json, results.md; returns the markdown table."""
-    with open(osp.join(out, 'results.json'), 'w') as f:
-        json.dump(dict(meta=meta, methods=results), f, indent=2)
-    head = ('| method | det/bbox_mAP | seg/mIoU (%) | multitask/gmean | iterations | wall time (s) |\n'
-            '|---|---|---|---|---|---|')
-    rows = []
-    for key, r in results.items():
-        iters = r['iterations'] if key == 'init' else f'{meta["init_iterations"]} + {r["iterations"]}'
-        rows.append(f'| {r["name"]} | {r["det/bbox_mAP"]:.4f} | {r["seg/mIoU"]:.2f} | {r["multitask/gmean"]:.4f} '
-                    f'| {iters} | {r["wall_time_s"]:.0f} |')
-    table = '\n'.join([head] + rows)
-    note = ('**Quick smoke test**: a few images and iterations; these numbers only show that the path runs.\n\n'
-            if meta['quick'] else '')
-    lines = [
-        '# make demo results', '', note + f'Data: {meta["data"]}.', '',
-        f'Command: `{meta["command"]}` on {meta["machine"]}; total {meta["total_wall_time_s"]:.0f} s.', '',
-        table, '',
-        'Every method starts from the shared initialisation (a supervised run from random weights, standing in for '
-        'the ImageNet weights of the paper) and trains the same number of iterations on the same labeled images '
-        'with the same seed; the semi-supervised ones also see the unlabeled images. Metrics: MultiTaskMetric on '
-        'the generated val set, final checkpoint of each run (nothing selected on the val set); mIoU in %, mAP '
-        'and gmean as fractions. Wall time: the whole tools/train.py process (start-up, training, the final '
-        'validation, checkpoint).', '',
-        'Commands:', ''
-    ] + [f'- {r["name"]}: `{r["command"]}`' for r in results.values()]
-    with open(osp.join(out, 'results.md'), 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    return table
-
-
-def plot_results(out: str, results: Dict, init: Dict, title: str) -> None:
-    """results.png: grouped bars of the three methods, the shared initialisation as dashed lines."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    groups = [('det/bbox_mAP', 'det mAP', 1.0), ('seg/mIoU', 'seg mIoU', 0.01), ('multitask/gmean', 'gmean', 1.0)]
-    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
-    n = len(results)
-    width = 0.8 / n
-    colors = ('#7f7f7f', '#1f77b4', '#d62728')
-    for i, (r, color) in enumerate(zip(results.values(), colors)):
-        vals = [r[k] * s for k, _, s in groups]
-        xs = np.arange(len(groups)) + (i - (n - 1) / 2) * width
-        bars = ax.bar(xs, vals, width, label=r['name'], color=color)
-        for bar, v in zip(bars, vals):
-            ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f'{v:.3f}', ha='center', va='bottom',
-                    fontsize=7)
-    for g, (k, _, s) in enumerate(groups):
-        ax.hlines(init[k] * s, g - 0.45, g + 0.45, colors='k', linestyles='dashed', linewidth=1,
-                  label=init['name'] if g == 0 else None)
-    ax.set_xticks(np.arange(len(groups)), [g[1] for g in groups])
-    ax.set_ylabel('fraction')
-    ax.set_ylim(0, ax.get_ylim()[1] * 1.08)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
-    ax.grid(axis='y', alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(osp.join(out, 'results.png'))
-    plt.close(fig)
-
-
-def qualitative(out: str, runs: Dict, cfg_options: List[str], scale: int = 2) -> None:
-    """A grid: per row one val image, columns ground truth then each method's prediction (boxes with score >=
-    0.3 and the segmentation), drawn by MultiTaskLocalVisualizer on CPU."""
-    import cv2
-    import numpy as np
-    import torch
-    from mmdet.registry import DATASETS, MODELS, VISUALIZERS
-    from mmengine.config import Config
-    from mmengine.dataset import pseudo_collate
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
-
-    init_default_scope('mmdet')
-    options = dict(o.split('=', 1) for o in cfg_options if o.startswith(('val_dataloader', 'test_dataloader')))
-    vis = VISUALIZERS.build(dict(type='MultiTaskLocalVisualizer', name=f'demo_qualitative_{os.getpid()}',
-                                 alpha=0.45, line_width=1))
-    columns, dataset, indices = [], None, None
-    for name, run in runs.items():
-        cfg = Config.fromfile(osp.join(REPO, run['config']))
-        cfg.merge_from_dict(options)
-        if dataset is None:
-            dataset = DATASETS.build(cfg.test_dataloader.dataset)
-            vis.dataset_meta = dataset.metainfo
-            indices = np.linspace(0, len(dataset) - 1, min(NUM_QUALITATIVE, len(dataset))).round().astype(int)
-            samples = [dataset[int(i)] for i in indices]
-            columns.append(('ground truth', [draw(vis, s['data_samples'], s, scale, gt=True) for s in samples]))
-        model = MODELS.build(cfg.model)
-        load_checkpoint(model, run['checkpoint'], map_location='cpu', logger='silent')
-        model.eval()
-        panels = []
-        with torch.no_grad():
-            for s in samples:
-                pred = model.test_step(pseudo_collate([s]))[0]
-                panels.append(draw(vis, pred, s, scale, gt=False))
-        columns.append((run['name'], panels))
-    h, w = columns[0][1][0].shape[:2]
-    header = 22
-    rows = []
-    for r in range(len(indices)):
-        rows.append(np.concatenate([np.pad(col[1][r], ((0, 2), (0, 2), (0, 0)), constant_values=255)
-                                    for col in columns], axis=1))
-    grid = np.concatenate(rows, axis=0)
-    top = np.full((header, grid.shape[1], 3), 255, np.uint8)
-    for c, (title, _) in enumerate(columns):
-        cv2.putText(top, title, (c * (w + 2) + 4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.imwrite(osp.join(out, 'qualitative.png'), np.concatenate([top, grid], axis=0)[..., ::-1])
-
-
-def draw(vis, sample, data: dict, scale: int, gt: bool):
-    """One panel: the image (upscaled ``scale`` times so that labels stay readable), with the ground truth or the
-    prediction of ``sample`` drawn over it. Returns RGB uint8."""
-    import cv2
-    import mmcv
-    import torch
-    import torch.nn.functional as F
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData, PixelData
-
-    img = mmcv.imread(data['data_samples'].img_path, channel_order='rgb')
-    img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-    out = DetDataSample(metainfo=dict(img_shape=img.shape[:2]))
-    src, seg_key = (sample.gt_instances, 'gt_sem_seg') if gt else (sample.pred_instances, 'pred_sem_seg')
-    boxes = src.bboxes.tensor if hasattr(src.bboxes, 'tensor') else src.bboxes  # gt: mmdet HorizontalBoxes
-    if gt:
-        inst = InstanceData(bboxes=boxes * scale, labels=src.labels)
-    else:
-        keep = src.scores >= 0.3
-        inst = InstanceData(bboxes=boxes[keep] * scale, labels=src.labels[keep], scores=src.scores[keep])
-    seg = getattr(sample, seg_key).sem_seg[:, :img.shape[0] // scale, :img.shape[1] // scale]
-    seg = F.interpolate(seg[None].float(), scale_factor=scale, mode='nearest')[0].to(torch.uint8)
-    setattr(out, 'gt_instances' if gt else 'pred_instances', inst)
-    setattr(out, seg_key, PixelData(sem_seg=seg))
-    vis.add_datasample('panel', img, out, draw_gt=gt, draw_pred=not gt, show=False, pred_score_thr=0.3)
-    return vis.get_image()
-
-
-# ------------------------------------------------------------------------------------------------ main
-def schedule_options(n: int) -> List[str]:
-    """``--cfg-options`` that set a run's length to ``n`` iterations (validation and checkpoint at the end)."""
-    return [f'train_cfg.max_iters={n}', f'train_cfg.val_interval={n}', f'param_scheduler.0.end={n}',
-            f'default_hooks.checkpoint.interval={n}', f'default_hooks.logger.interval={max(1, min(20, n // 10))}']
-
-
 def main(argv=None) -> Dict:
     start = time.time()
     args = parse_args(argv)
     import torch
-    from mmengine.config import Config
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if device == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--device cuda: no CUDA device is available')
     sizes = dict(SIZES['quick' if args.quick else 'full'])
-    if args.iters is not None:
-        sizes['iters'] = args.iters
-    if args.init_iters is not None:
-        sizes['init_iters'] = args.init_iters
+    for key in ('iters', 'init_iters', 'seeds'):
+        if getattr(args, key) is not None:
+            sizes[key] = getattr(args, key)
+    if sizes['seeds'] < 1 or args.jobs < 1:
+        raise SystemExit('--seeds and --jobs must be >= 1')
+    seeds = list(range(sizes['seeds']))
     out = osp.abspath(args.out)
     if ',' in out:
         raise SystemExit(f'--out {out}: a comma would split the --cfg-options value; choose another folder')
@@ -353,62 +314,79 @@ def main(argv=None) -> Dict:
     data_root = osp.join(out, 'data', 'cityscapes')
     nproc = max(1, min(2, os.cpu_count() or 1))
 
-    split = make_data(data_root, sizes, args.seed, nproc)
-    with open(osp.join(data_root, split)) as f:
-        split_meta = json.load(f)['meta']
+    splits = make_data(data_root, sizes, args.data_seed, seeds, nproc)
+    split_meta = {}
+    for seed, split in splits.items():
+        with open(osp.join(data_root, split)) as f:
+            split_meta[seed] = json.load(f)['meta']
+    common = [f'{k}.dataset.data_root={data_root}' for k in ('train_dataloader', 'val_dataloader',
+                                                             'test_dataloader')]
+    ctx = dict(out=out, sizes=sizes, device=device,
+               options={s: common + [f'train_dataloader.dataset.split_file={splits[s]}', f'randomness.seed={s}']
+                        for s in seeds},
+               test_options=common + ['test_dataloader.dataset.ann_file=annotations/test.json'])
+    banner(f'3-4/5 {len(seeds)} seed(s): a supervised initialisation of {sizes["init_iters"]} iterations per seed, '
+           f'then {", ".join(m[2] for m in METHODS)} from it, validated on val, the best val checkpoint tested '
+           f'on test ({args.jobs} processes at once on {device}; logs in {args.out}/seed*/*/)')
+    inits, runs = train_all(ctx, seeds, args.jobs)
 
-    options = [f'{k}.dataset.data_root={data_root}' for k in ('train_dataloader', 'val_dataloader',
-                                                              'test_dataloader')]
-    options += [f'train_dataloader.dataset.split_file={split}', f'randomness.seed={args.seed}']
-
-    # the paper starts every method from ImageNet weights, which cannot be downloaded here; a supervised
-    # multi-task run on the same labeled images stands in for them (from random weights, the EMA teacher's
-    # first pseudo-labels are one class everywhere and FixMatch's segmentation collapses onto it)
-    key, config, _ = METHODS[0]
-    n0 = sizes['init_iters']
-    banner(f'3/5 shared initialisation: {config} from random weights, {n0} iterations on {device} (stands in '
-           'for the ImageNet weights of the paper)')
-    init = train('init', config, osp.join(out, 'init'), options + schedule_options(n0), device)
-    init.update(name=f'shared initialisation ({n0} it. supervised)', config=config, iterations=n0)
-    print(f'  done in {init["wall_time_s"]:.0f} s: ' +
-          ', '.join(f'{k} {init["metrics"].get(k, float("nan")):.4f}' for k in KEYS), flush=True)
-
-    runs = {}
-    for i, (key, config, name) in enumerate(METHODS):
-        iters = sizes['iters'] or Config.fromfile(osp.join(REPO, config)).train_cfg.max_iters
-        banner(f'4/5 {name} ({i + 1}/{len(METHODS)}): {config}, {iters} iterations from the shared '
-               f'initialisation on {device}')
-        opts = options + [f'load_from={init["checkpoint"]}'] + (schedule_options(iters) if sizes['iters'] else [])
-        run = train(key, config, osp.join(out, key), opts, device)
-        run.update(name=name, config=config, iterations=iters)
-        runs[key] = run
-        print(f'  done in {run["wall_time_s"]:.0f} s: ' +
-              ', '.join(f'{k} {run["metrics"].get(k, float("nan")):.4f}' for k in KEYS), flush=True)
-
-    banner('5/5 results and qualitative predictions')
-    qualitative(out, runs, options)
-    results = {k: dict(name=r['name'], config=r['config'], **{m: r['metrics'][m] for m in KEYS},
-                       wall_time_s=r['wall_time_s'], iterations=r['iterations'], command=r['command'],
-                       checkpoint=osp.relpath(r['checkpoint'], out)) for k, r in [('init', init)] + list(runs.items())}
-    data = (f'{sizes["num_train"]} train / {sizes["num_val"]} val generated {WIDTH}x{HEIGHT} images (seed '
-            f'{args.seed}); scenario (d): {split_meta["n_det"]} det-labeled train images, {split_meta["n_seg"]} of '
-            f'them also seg-labeled, {split_meta["num_images"] - split_meta["n_det"]} unlabeled')
-    command = 'python tools/demo.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
-    meta = dict(quick=args.quick, seed=args.seed, device=device, machine=machine(device), data=data,
-                split=split_meta, init_iterations=n0, command=command.strip(),
-                total_wall_time_s=round(time.time() - start, 1))
-    n1 = runs['supervised']['iterations']
-    title = (f'make demo{" --quick (smoke test)" if args.quick else ""}: scenario (d), {split_meta["n_seg"]} seg '
-             f'within {split_meta["n_det"]} det labels of {split_meta["num_images"]} images; '
-             f'{n0} + {n1} iterations')
-    plot_results(out, {k: v for k, v in results.items() if k != 'init'}, results['init'], title)
+    banner('5/5 results, qualitative predictions (test images, seed 0) and pseudo-label quality curves')
+    from demo_report import pseudo_label_curves, plot_results, qualitative, summarise, write_results
+    configs = {key: config for key, config, _ in METHODS}
+    names = {key: name for key, _, name in METHODS}
+    curves = pseudo_label_curves(out, {k: runs[k] for k in SEMI}, names)
+    qualitative(out, {names[k]: dict(config=configs[k], checkpoint=osp.join(out, runs[k][0]['checkpoint']))
+                      for k in configs}, ctx['test_options'])
+    n1 = sizes['iters'] or 600
+    results = {key: dict(name=names[key], config=configs[key], iterations=n1, **summarise(runs[key]), runs=runs[key])
+               for key in configs}
+    meta = dict(
+        quick=args.quick, seeds=seeds, device=device, machine=machine(device),
+        data=(f'{sizes["num_train"]} train / {sizes["num_val"]} val / {sizes["num_test"]} test generated {WIDTH}x'
+              f'{HEIGHT} images (scene "simple", data seed {args.data_seed}); scenario (d) per seed: '
+              f'{split_meta[0]["n_det"]} det-labeled train images, {split_meta[0]["n_seg"]} of them also '
+              f'seg-labeled, {split_meta[0]["num_images"] - split_meta[0]["n_det"]} unlabeled'),
+        splits={s: split_meta[s] for s in seeds}, init={s: inits[s] for s in seeds},
+        init_iterations=sizes['init_iters'], iterations=n1,
+        command=('python tools/demo.py ' + ' '.join(argv if argv is not None else sys.argv[1:])).strip(),
+        total_wall_time_s=round(time.time() - start, 1), pseudo_label_curves=curves)
+    title = (f'make demo{" --quick (smoke test)" if args.quick else ""}: scenario (d), {split_meta[0]["n_seg"]} seg '
+             f'within {split_meta[0]["n_det"]} det labels of {split_meta[0]["num_images"]} train images; '
+             f'{sizes["init_iters"]} + {n1} iterations; {len(seeds)} seed(s); test split')
+    plot_results(out, results, title)
     table = write_results(out, results, meta)
     print('\n' + ('QUICK SMOKE TEST (numbers mean nothing)\n' if args.quick else '') + table)
-    print(f'\n{data}\nmachine: {meta["machine"]}; total {time.time() - start:.0f} s')
+    print(f'\n{meta["data"]}\nmachine: {meta["machine"]}; total {time.time() - start:.0f} s')
     print('written: ' + ', '.join(osp.join(args.out, f) for f in ('results.md', 'results.json', 'results.png',
-                                                                  'qualitative.png')))
+                                                                  'qualitative.png', 'pseudo_labels.png')))
     return dict(meta=meta, methods=results)
 
 
+def run_tool_in_process(argv: List[str]) -> None:
+    """``--tool tools/x.py ARGS``: run that tool's ``__main__`` here with ``Config.pretty_text`` memoised (the
+    Runner formats the same config with yapf five times at start-up; the text is the same each time)."""
+    import runpy
+    from mmengine.config import Config
+
+    plain = Config.pretty_text
+    cache = {}
+
+    def pretty_text(self):
+        key = repr(self._cfg_dict.to_dict())
+        if key not in cache:
+            cache[key] = plain.fget(self)
+        return cache[key]
+
+    Config.pretty_text = property(pretty_text)
+    tool = osp.join(REPO, argv[0])
+    sys.argv = [tool] + argv[1:]
+    sys.path.insert(0, osp.dirname(tool))
+    runpy.run_path(tool, run_name='__main__')
+
+
 if __name__ == '__main__':
-    main()
+    if len(sys.argv) > 2 and sys.argv[1] == '--tool':
+        run_tool_in_process(sys.argv[2:])
+    else:
+        sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+        main()
