@@ -61,7 +61,7 @@ HEIGHT, WIDTH = 128, 256
 # scenario (d) of section 4.1: n_seg seg labels inside the n_det det-labeled train images (one split per seed)
 # init_iters: each seed's supervised initialisation; iters / val_interval: each method's run from it (None: the
 # configs' own, 600 / 150)
-SIZES = dict(full=dict(num_train=300, num_val=40, num_test=100, n_det='1/4', n_seg='1/12', init_iters=1000,
+SIZES = dict(full=dict(num_train=300, num_val=40, num_test=100, n_det='1/12', n_seg='1/25', init_iters=1000,
                        iters=None, val_interval=None, seeds=3),
              quick=dict(num_train=16, num_val=4, num_test=4, n_det='1/2', n_seg='1/4', init_iters=4, iters=4,
                         val_interval=2, seeds=1))
