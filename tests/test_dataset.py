@@ -140,7 +140,7 @@ def test_split_file_relabels_and_validates(tmp_path, partial_root):
 def test_seg_class_list_of_file_and_config_must_agree(tmp_path):
     root = str(tmp_path)
     write_dataset(root, [('seg', )])
-    from mtssl_mm.datasets.toy import SEG_CLASSES
+    from toy_data import SEG_CLASSES
     swapped = list(SEG_CLASSES)
     swapped[0], swapped[1] = swapped[1], swapped[0]
     with pytest.raises(ValueError, match='seg_classes .* differ'):

@@ -56,15 +56,13 @@ does not exist, a mask whose size differs from its image, a duplicate frame, a b
 """
 import argparse
 import glob
-import json
-import os
 import os.path as osp
+import sys
 from collections import Counter
 from typing import Dict, List, Optional, Tuple
 
-from PIL import Image
-
-from mtssl_mm.utils.json_io import load_json
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # the converters' shared helpers
+from common import dump, image_size, load_json, rel, run_tasks  # noqa: E402
 
 DET_CLASSES = ('pedestrian', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle', 'traffic light',
                'traffic sign')
@@ -93,10 +91,6 @@ def metainfo() -> dict:
     return dict(classes=list(DET_CLASSES), palette=DET_PALETTE, seg_classes=seg_classes, seg_palette=seg_palette)
 
 
-def rel(path: str, root: str) -> str:
-    return osp.relpath(path, root).replace(os.sep, '/')
-
-
 def stem(name: str) -> str:
     """The matching key of an image or mask: its file name without folder and extension."""
     return osp.splitext(osp.basename(name))[0]
@@ -119,18 +113,6 @@ def list_dir(path: str, exts: Tuple[str, ...], what: str) -> Dict[str, str]:
             raise ValueError(f'{path}: two files named {stem(p)}.*: {out[stem(p)]} and {p}')
         out[stem(p)] = p
     return out
-
-
-def image_size(path: str) -> Tuple[int, int]:
-    """(height, width) from the file's header."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except FileNotFoundError:
-        raise FileNotFoundError(f'{path} does not exist')
-    except Exception as e:  # noqa: BLE001 - re-raised with the file name
-        raise ValueError(f'{path}: cannot read the image ({e})') from e
-    return h, w
 
 
 def load_frames(path: str) -> List[dict]:
@@ -242,11 +224,7 @@ def measure(task: Tuple[str, Optional[str]]) -> Tuple[int, int]:
 
 
 def measure_all(tasks: List[Tuple[str, Optional[str]]], nproc: int, desc: str) -> List[Tuple[int, int]]:
-    from mmengine.utils import track_parallel_progress, track_progress
-    print(f'{desc}: reading the size of {len(tasks)} images')
-    if nproc > 1 and len(tasks) > 1:
-        return track_parallel_progress(measure, tasks, nproc, chunksize=64)
-    return track_progress(measure, tasks)
+    return run_tasks(measure, tasks, nproc, f'{desc}: reading the size of', chunksize=64)
 
 
 def with_size(entry: dict, hw: Tuple[int, int]) -> dict:
@@ -360,12 +338,6 @@ def write_attributes(attributes: Dict[str, dict], entries: List[dict], root: str
     dump(dict(metainfo=dict(attr_classes=ATTR_CLASSES), data_list=data_list), path)
     summary['files'][f'attributes_{split}'] = path
     return len(data_list)
-
-
-def dump(ann: dict, path: str) -> None:
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(ann, f)
 
 
 def format_summary(summary: dict) -> str:
