@@ -45,7 +45,8 @@ class MultiTaskDataset(BaseDetDataset):
         tasks (Sequence[str], optional): The tasks this experiment trains/evaluates, each registered in
             :data:`~mtssl_mm.tasks.TASK_DATA`. Each sample's ``labeled_tasks`` is intersected with it, so a
             detection-only experiment sees seg-labeled images as unlabeled. Default: every task that some entry
-            of the annotation file is labeled for, in registration order.
+            of the annotation file is labeled for, in registration order (an error for a file that labels no
+            image: a set of unlabeled images, concatenated to labeled ones, must name the experiment's tasks).
         split_file (str, optional): A JSON file (relative to ``data_root`` unless absolute)
             ``{"labeled": {task: [img_path, ...], ...}}`` that
             replaces the ``labeled_tasks`` of the annotation file (used for the low-data splits written by
@@ -121,6 +122,9 @@ class MultiTaskDataset(BaseDetDataset):
         if self.tasks is None:
             present = {t for raw in annotations['data_list'] for t in raw.get('labeled_tasks', ())}
             self.tasks = tuple(t for t in TASK_DATA if t in present)
+            if not self.tasks:  # e.g. a file of unlabeled images: its samples must still carry the tasks' keys
+                raise ValueError(f'{self.ann_file}: no image is labeled for any task, so `tasks` cannot be taken '
+                                 'from the file; set the experiment\'s tasks')
         specs = {t: task_data(t) for t in self.tasks}
         for spec in specs.values():
             spec.check_metainfo(self._metainfo, file_meta, self.ann_file)

@@ -3,6 +3,7 @@ from typing import Dict, Optional, Sequence
 
 import torch
 from mmdet.models.detectors import BaseDetector
+from mmdet.models.utils import rename_loss_dict, reweight_loss_dict
 from mmdet.registry import MODELS
 from mmengine.model import ModuleDict
 
@@ -86,13 +87,9 @@ class MultiTaskDetSeg(BaseDetector):
 
     @staticmethod
     def weight_losses(name: str, weight: float, losses: dict) -> dict:
-        """Prefix a task's losses with its name and scale the ``loss*`` entries by gamma_t (Eq. 5)."""
-        out = {}
-        for key, value in losses.items():
-            if 'loss' in key:
-                value = [v * weight for v in value] if isinstance(value, (list, tuple)) else value * weight
-            out[f'{name}.{key}'] = value
-        return out
+        """Prefix a task's losses with its name and scale the ``loss*`` entries by gamma_t (Eq. 5), with mmdet's
+        semi-supervised helpers (``rename_loss_dict``, ``reweight_loss_dict``: lists of per-level losses too)."""
+        return rename_loss_dict(f'{name}.', reweight_loss_dict(dict(losses), weight))
 
     def predict(self, batch_inputs: torch.Tensor, batch_data_samples, rescale: bool = True):
         feats = self.extract_feat(batch_inputs)
