@@ -220,6 +220,18 @@ def test_three_tasks_train_and_evaluate_through_the_unchanged_wrapper(converted,
         assert sum(int(c['num_images']) for c in attr) >= 1 and sum(int(c['defined'].sum()) for c in attr) >= 3
 
 
+def test_inferencer_writes_the_attributes_of_images_without_labels(converted, tmp_path):
+    from mtssl_mm.apis import MultiTaskInferencer
+    root, _ = converted
+    cfg = bdd_tiny_cfg(root, str(tmp_path / 'work'), f'{REPO}/configs/demo/supervised_tiny.py')
+    cfg.test_dataloader.dataset.metainfo = dict(cfg.test_dataloader.dataset.metainfo, attr_classes=bdd.ATTR_CLASSES)
+    inferencer = MultiTaskInferencer(cfg, None, device='cpu', show_progress=False)
+    (result, ) = inferencer(osp.join(root, img100('train', A)))['predictions']
+    assert result['tasks'] == ['det', 'seg', 'attr'] and set(result['attributes']) == set(ATTRS)
+    for attr, pred in result['attributes'].items():
+        assert pred['label'] in bdd.ATTR_CLASSES[attr] and 0 < pred['score'] <= 1
+
+
 def test_the_three_task_leaf_config_only_adds_the_task():
     path = osp.join(REPO, 'configs', 'bdd100k', 'densefixmatch_explicit_3tasks.py')
     assert len(open(path).read().splitlines()) <= 15

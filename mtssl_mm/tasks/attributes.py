@@ -220,6 +220,14 @@ class AttributesData(TaskData):
     def pack(self, results, data_sample) -> None:
         data_sample.gt_attributes = torch.as_tensor(results['gt_attributes'], dtype=torch.long)
 
+    def prediction_to_json(self, data_sample, dataset_meta):
+        """``{"attributes": {attribute: {"label": class name, "score": probability}}}`` for ``tools/infer.py``."""
+        if 'attr_classes' not in dataset_meta:
+            raise KeyError('AttributesData: the metainfo has no "attr_classes" (the attribute class names)')
+        labels, scores = data_sample.pred_attributes.tolist(), data_sample.pred_attribute_scores.tolist()
+        return dict(attributes={attr: dict(label=names[label], score=float(score)) for (attr, names), label, score
+                                in zip(dataset_meta['attr_classes'].items(), labels, scores)})
+
 
 @METRICS.register_module()
 class AttributeMetric(BaseMetric):

@@ -101,6 +101,12 @@ class TaskData:
     def pack(self, results: dict, data_sample) -> None:
         """Set the fields of ``data_sample`` that mmdet's ``PackDetInputs`` does not pack (default: none)."""
 
+    # ---------------------------------------------------------------- MultiTaskInferencer
+    def prediction_to_json(self, data_sample, dataset_meta: dict) -> Optional[Dict[str, Any]]:
+        """This task's prediction in ``data_sample`` as JSON-ready entries of ``tools/infer.py``'s per-image result,
+        or None (default; detection and segmentation write their boxes and PNGs in the inferencer itself)."""
+        return None
+
     # ---------------------------------------------------------------- MultiTaskMetric
     def metric_cfg(self, override: Optional[dict] = None) -> dict:
         """The metric config (a copy; ``override`` replaces it)."""
