@@ -2,7 +2,7 @@
 import os.path as osp
 import uuid
 
-from mtssl_mm.datasets.toy import DET_CLASSES, SEG_CLASSES, write_dataset  # noqa: F401
+from toy_data import DET_CLASSES, SEG_CLASSES, write_dataset  # noqa: F401
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_CONFIG = osp.join(REPO, 'configs', 'demo', 'supervised_tiny.py')

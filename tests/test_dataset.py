@@ -140,7 +140,7 @@ def test_split_file_relabels_and_validates(tmp_path, partial_root):
 def test_seg_class_list_of_file_and_config_must_agree(tmp_path):
     root = str(tmp_path)
     write_dataset(root, [('seg', )])
-    from mtssl_mm.datasets.toy import SEG_CLASSES
+    from toy_data import SEG_CLASSES
     swapped = list(SEG_CLASSES)
     swapped[0], swapped[1] = swapped[1], swapped[0]
     with pytest.raises(ValueError, match='seg_classes .* differ'):
@@ -175,3 +175,43 @@ def test_truncated_annotation_or_split_file_names_the_file_line_and_column(tmp_p
     split.write_text('{\n "labeled": {\n  "det": [\n   "' + ann['data_list'][0]['img_path'][:10])
     with pytest.raises(ValueError, match=re.escape(f'{split}: invalid JSON at line 4, column 4: Unterminated string')):
         build(partial_root, split_file=str(split))
+
+
+def test_a_task_file_adds_labels_of_one_task(tmp_path):
+    """task_ann_files: the listed images become labeled for the task with its fields; errors name both files."""
+    root = str(tmp_path)
+    ann = write_dataset(root, [('det', ), ('det', ), ()], split='train', seed=3)
+    seg_rel = ann['data_list'][0]['img_path'].replace('leftImg8bit/', 'gtFine/', 1).replace(
+        '_leftImg8bit.png', '_gtFine_labelTrainIds.png')
+    task_file = dict(metainfo=dict(seg_classes=ann['metainfo']['seg_classes']),
+                     data_list=[dict(img_path=ann['data_list'][0]['img_path'], seg_map_path=seg_rel)])
+    with open(osp.join(root, 'seg.json'), 'w') as f:
+        json.dump(task_file, f)
+    ds = build(root, filter_cfg=None, task_ann_files=dict(seg='seg.json'))
+    assert [ds.labeled_tasks(i) for i in range(3)] == [('det', 'seg'), ('det', ), ()]
+    assert (ds[0]['data_samples'].gt_sem_seg.sem_seg != 255).any()
+    assert ds.metainfo['tasks'] == ('det', 'seg')
+    for bad, match in ((dict(img_path='nope.png'), r"bad.json: image 'nope.png' is not in .*train.json"),
+                       (dict(img_path=ann['data_list'][0]['img_path'], labeled_tasks=['seg']),
+                        r"field\(s\) \['labeled_tasks'\] are in .*train.json too")):
+        with open(osp.join(root, 'bad.json'), 'w') as f:
+            json.dump(dict(metainfo={}, data_list=[bad]), f)
+        with pytest.raises(ValueError, match=match):
+            build(root, filter_cfg=None, task_ann_files=dict(seg='bad.json'))
+    with pytest.raises(KeyError, match="unknown task 'depth'"):
+        build(root, task_ann_files=dict(depth='seg.json'))
+
+
+def test_tasks_default_to_those_of_the_file_and_the_evaluator_follows_the_dataset(partial_root):
+    from mmdet.registry import METRICS
+    ds = build(partial_root, split='val', tasks=None)
+    assert ds.tasks == ('det', 'seg') and ds.metainfo['tasks'] == ('det', 'seg')
+    seg_only = build(partial_root, split='val', tasks=('seg', ))
+    metric = METRICS.build(dict(type='MultiTaskMetric'))
+    metric.dataset_meta = seg_only.metainfo
+    assert list(metric.task_metrics) == ['seg']
+    both = METRICS.build(dict(type='MultiTaskMetric', tasks=['det', 'seg']))
+    with pytest.raises(ValueError, match=r"task\(s\) \['det'\] are evaluated but the dataset does not serve them"):
+        both.dataset_meta = seg_only.metainfo
+    with pytest.raises(TypeError, match='sequence of task names'):
+        build(partial_root, tasks='det')

@@ -48,6 +48,8 @@ for method in ('fixmatch', 'densefixmatch'):
     for task in ('det', 'seg'):
         EXPECTED[f'cityscapes_lowdata/{method}_explicit_{task}.py'] = LOWDATA_SINGLE
     EXPECTED[f'demo/{method}_explicit.py'] = LOWDATA_MULTITASK
+# + image attributes for every det-labeled image: labeled='all' still pools the det+seg images
+EXPECTED['bdd100k/densefixmatch_explicit_3tasks.py'] = BDD
 
 
 def explicit_configs():
@@ -120,6 +122,10 @@ def roots(tmp_path_factory):
     bdd_meta = dict(classes=['pedestrian', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle',
                              'traffic light', 'traffic sign'])
     _dump(osp.join(bdd_root, 'annotations', 'train.json'), entries, bdd_meta)
+    _dump(osp.join(bdd_root, 'annotations', 'attributes_train.json'),  # as the converter writes it
+          [dict(img_path=e['img_path'], attributes=dict(weather='clear', scene='highway', timeofday='night'))
+           for e in entries if 'det' in e['labeled_tasks']],
+          dict(attr_classes=dict(weather=['clear'], scene=['highway'], timeofday=['night'])))
     return dict(cityscapes=cs_root, bdd100k=bdd_root)
 
 

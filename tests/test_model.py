@@ -1,5 +1,6 @@
 """MultiTaskDetSeg: partial-label loss masking (checked on gradients) and joint prediction."""
 import copy
+import os.path as osp
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData, PixelData
 
 import mtssl_mm  # noqa: F401
-from fixtures import TINY_CONFIG
+from fixtures import REPO, TINY_CONFIG
 
 H, W = 64, 96
 
@@ -129,11 +130,30 @@ def test_predict_gives_both_tasks_from_one_pass_and_single_task_on_request(model
 
 def test_single_task_model_from_config():
     cfg = Config.fromfile(TINY_CONFIG)
-    cfg.model.tasks.seg = None
+    cfg.model.tasks = dict(det=cfg.model.tasks.det)  # selected by name
     m = MODELS.build(cfg.model)
     assert list(m.tasks) == ['det']
     with pytest.raises(KeyError, match='predict_tasks'):
         MODELS.build(dict(cfg.model, predict_tasks=['seg']))
+
+
+def test_a_task_set_to_none_is_an_error_pointing_to_selection_by_name():
+    cfg = Config.fromfile(TINY_CONFIG)
+    cfg.model.tasks.seg = None
+    with pytest.raises(ValueError, match=r"\['seg'\] set to None.*_delete_=True, det=_base_.model.tasks.det"):
+        MODELS.build(cfg.model)
+
+
+@pytest.mark.parametrize('config', ['configs/cityscapes/supervised_det.py', 'configs/bdd100k/supervised_seg.py',
+                                    'configs/cityscapes_lowdata/fixmatch_implicit_det.py'])
+def test_single_task_configs_name_their_task(config):
+    """A single-task baseline builds its one head and its datasets serve that task alone, whatever tasks the
+    base configs have (a task added to the base does not join it)."""
+    cfg = Config.fromfile(osp.join(REPO, config))
+    model = cfg.model.detector if 'detector' in cfg.model else cfg.model
+    task = 'det' if config.endswith('det.py') else 'seg'
+    assert list(model.tasks) == [task]
+    assert cfg.train_dataloader.dataset.tasks == (task, ) and cfg.test_dataloader.dataset.tasks == (task, )
 
 
 def test_init_weights_reaches_every_task_head(model):

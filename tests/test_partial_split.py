@@ -38,7 +38,8 @@ def test_scenario_a_all_det_n_seg(ann_file, tmp_path, capsys):
     labeled, meta = run(ann_file, tmp_path, '--scenario', 'a', '--n-seg', '8', '--seed', '1')
     assert labeled['det'] == sorted(img(i) for i in range(N_IMAGES))
     assert len(labeled['seg']) == 8 and set(labeled['seg']) <= set(labeled['det'])
-    assert meta == dict(scenario='a', n_det=64, n_seg=8, overlap=8, seed=1, ann_file=ann_file, num_images=64)
+    assert meta == dict(scenario='a', n_det=64, n_seg=8, overlap=8, seed=1, ann_file=ann_file, num_images=64,
+                        counts=dict(det=64, seg=8), drawn=['det', 'seg'])
     assert 'det 64, seg 8, overlap 8' in capsys.readouterr().out
 
 
@@ -162,3 +163,46 @@ def test_converter_split_and_lowdata_config_together(tmp_path):
     bad.write_text(json.dumps(dict(labeled=dict(det=['leftImg8bit/train/x/x_000000_000019_leftImg8bit.png']))))
     with pytest.raises(ValueError, match='x_000000_000019_leftImg8bit.png'):
         build_dataset('cityscapes_lowdata.py', 'train_dataloader', root, split_file=str(bad))
+
+
+@pytest.fixture(scope='module')
+def three_task_ann(tmp_path_factory):
+    """40 images: all labeled for det, the even ones for seg, the first 30 for a third task."""
+    path = tmp_path_factory.mktemp('split3') / 'train.json'
+    data_list = [dict(img_path=img(i), height=8, width=8, instances=[],
+                      labeled_tasks=['det'] + (['seg'] if i % 2 == 0 else []) + (['attr'] if i < 30 else []))
+                 for i in range(40)]
+    path.write_text(json.dumps(dict(metainfo=dict(classes=['car']), data_list=data_list)))
+    return str(path)
+
+
+def test_per_task_counts_for_any_tasks(three_task_ann, tmp_path, capsys):
+    labeled, meta = run(three_task_ann, tmp_path, '--n', 'attr=1/3', '--n', 'seg=5', '--seed', '2')
+    assert len(labeled['attr']) == 10 and set(labeled['attr']) <= {img(i) for i in range(30)}
+    assert len(labeled['seg']) == 5 and all(int(p.split('_')[1]) % 2 == 0 for p in labeled['seg'])
+    assert labeled['det'] == sorted(img(i) for i in range(40))  # no count: every det label kept
+    assert meta['counts'] == dict(attr=10, seg=5, det=40) and meta['drawn'] == ['attr', 'seg']
+    assert meta['overlap'] == len(set(labeled['attr']) & set(labeled['seg']))
+    assert 'det 40 (all kept)' in capsys.readouterr().out
+    assert run(three_task_ann, tmp_path, '--n', 'attr=1/3', '--n', 'seg=5', '--seed', '2')[0] == labeled
+
+
+def test_a_scenario_keeps_the_other_tasks_whole_or_draws_them(three_task_ann, tmp_path):
+    labeled, meta = run(three_task_ann, tmp_path, '--scenario', 'a', '--n-seg', '4')
+    assert len(labeled['seg']) == 4 and len(labeled['attr']) == 30 and meta['n_seg'] == 4
+    labeled, _ = run(three_task_ann, tmp_path, '--scenario', 'b', '--n-det', '4', '--n', 'attr=3')
+    assert labeled['det'] == labeled['seg'] and len(labeled['det']) == 4 and len(labeled['attr']) == 3
+
+
+@pytest.mark.parametrize('args, match', [
+    (['--n', 'depth=3'], r"no image is labeled for 'depth'"),
+    (['--n', 'attr=31'], r'--n attr=31 but only 30 images'),
+    (['--n', 'attr'], r'expected TASK=N'),
+    (['--n', 'seg=2', '--n', 'seg=3'], r"'seg' given twice"),
+    ([], r'--n TASK=N\) or a --scenario'),
+    (['--scenario', 'c', '--n-det', '4', '--n', 'det=3'], r'not --n'),
+])
+def test_bad_counts_are_errors_naming_the_file(three_task_ann, tmp_path, args, match):
+    with pytest.raises(ValueError, match=match) as info:
+        mps.main([three_task_ann, *args, '-o', str(tmp_path / 'x.json')])
+    assert three_task_ann in str(info.value)

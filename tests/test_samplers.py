@@ -162,7 +162,7 @@ def test_runner_dataloader_over_a_concat_of_multitask_datasets(tmp_path):
     from mmengine.runner import Runner
 
     import mtssl_mm  # noqa: F401
-    from mtssl_mm.datasets.toy import write_dataset
+    from toy_data import write_dataset
     root = str(tmp_path)
     write_dataset(root, [('det', 'seg'), ('det', ), ('seg', )], split='train', h=32, w=64)
     write_dataset(root, [()] * 5, split='extra', h=32, w=64, seed=1)

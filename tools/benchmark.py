@@ -36,6 +36,7 @@ import json
 import os
 import os.path as osp
 import platform
+import sys
 import tempfile
 import time
 from contextlib import nullcontext
@@ -294,7 +295,8 @@ def bench_inference(args, data):
 def bench_dataloader(args, step_seconds):
     from mmengine.runner import Runner
 
-    from mtssl_mm.datasets.toy import write_dataset
+    sys.path.insert(0, osp.join(REPO, 'tests'))  # the generated test data set (tests/toy_data.py)
+    from toy_data import write_dataset
     cfg = Config.fromfile(osp.join(REPO, CONFIGS['densefixmatch'][0]))
     size = args.size
     out = {}

@@ -1,9 +1,19 @@
-"""Write a seeded low-data split (section 4.1, scenarios a-e) of a fully labeled annotation file.
+"""Write a seeded low-data split of a labeled annotation file: per-task counts for any tasks, or the named
+scenarios a-e of section 4.1 (detection + segmentation).
 
 Usage::
 
+    # any tasks: N images per task, each drawn independently (random overlap)
+    python tools/make_partial_split.py data/bdd100k/annotations/train.json --n det=1/8 --n attr=500 \\
+        --seed 0 -o data/bdd100k/splits/det8_attr500_seed0.json
+    # the paper's scenarios (presets for det + seg)
     python tools/make_partial_split.py data/cityscapes/annotations/train.json --scenario c \\
         --n-det 93 --n-seg 93 --seed 0 -o data/cityscapes/splits/c_93_seed0.json
+
+``--n TASK=N`` (repeatable) draws ``N`` of the images labeled for ``TASK``, task by task in the order given. A
+task of the annotation file that gets no count (neither ``--n`` nor a scenario) keeps all its labeled images:
+a split never takes labels away silently (the tool prints what each task keeps). ``--n`` may name tasks beside
+a scenario's det and seg.
 
 Scenarios (Figure 1 of the paper; ``N`` from 1/32 = 93 to 1/2 = 1,488 of Cityscapes' 2,975 train images):
 
@@ -20,8 +30,11 @@ The tool prints the sizes and the overlap (the overlap sizes of Tables 2 and 3 f
 
 Output (read by ``MultiTaskDataset(split_file=...)``; images not listed become unlabeled for that task)::
 
-    {"labeled": {"det": [img_path, ...], "seg": [img_path, ...]},
-     "meta": {"scenario", "n_det", "n_seg", "overlap", "seed", "ann_file", "num_images"}}
+    {"labeled": {task: [img_path, ...], ...},
+     "meta": {"scenario" (or null), "counts": {task: n}, "drawn": [tasks], "overlap", "seed", "ann_file",
+              "num_images"}}  (+ "n_det", "n_seg" with a scenario)
+
+``overlap`` is the number of images labeled for every drawn task.
 
 ``img_path`` is written exactly as in the annotation file; ``meta`` is for people, the dataset ignores it.
 """
@@ -130,12 +143,54 @@ def make_split(data_list: Sequence[dict], scenario: str, n_det: Optional[str] = 
     return dict(det=det, seg=draw(rng, seg_pool, ns))
 
 
+def task_pools(data_list: Sequence[dict]) -> Dict[str, List[str]]:
+    """Task -> the sorted paths of the images labeled for it, tasks in order of first appearance."""
+    pools: Dict[str, List[str]] = {}
+    for d in data_list:
+        for task in d['labeled_tasks']:
+            pools.setdefault(task, []).append(d['img_path'])
+    return {t: sorted(p) for t, p in pools.items()}
+
+
+def parse_counts(items: Optional[Sequence[str]]) -> Dict[str, str]:
+    """``['det=93', 'attr=1/8']`` -> ``{'det': '93', 'attr': '1/8'}`` (a task given twice is an error)."""
+    counts: Dict[str, str] = {}
+    for item in items or ():
+        task, sep, value = str(item).partition('=')
+        if not sep or not task or not value:
+            raise ValueError(f'--n: expected TASK=N (e.g. det=93 or seg=1/32), got {item!r}')
+        if task in counts:
+            raise ValueError(f'--n: task {task!r} given twice')
+        counts[task] = value
+    return counts
+
+
+def draw_counts(data_list: Sequence[dict], counts: Dict[str, str], seed: int = 0) -> Dict[str, List[str]]:
+    """``counts[t]`` random images of those labeled for each task ``t``, drawn independently in the given order.
+
+    Raises:
+        ValueError: A task no image is labeled for, a non-positive or too large size.
+    """
+    pools = task_pools(data_list)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for task, value in counts.items():
+        if task not in pools:
+            raise ValueError(f'--n {task}=...: no image is labeled for {task!r} (tasks of the file: {list(pools)})')
+        flag = f'--n {task}'
+        n = check_n(parse_n(value, len(pools[task]), flag), len(pools[task]), flag, f'labeled for {task}')
+        out[task] = draw(rng, pools[task], n)
+    return out
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Write a seeded low-data split file (scenarios a-e of section 4.1) for MultiTaskDataset\'s '
-        'split_file option, from a fully labeled annotation file.')
+        description='Write a seeded low-data split file for MultiTaskDataset\'s split_file option, from a labeled '
+        'annotation file: per-task counts (--n TASK=N) for any tasks, or the scenarios a-e of section 4.1.')
     parser.add_argument('ann_file', help='annotation file written by tools/dataset_converters/* (e.g. train.json)')
-    parser.add_argument('--scenario', required=True, choices=SCENARIOS,
+    parser.add_argument('--n', action='append', metavar='TASK=N', dest='counts',
+                        help='images labeled for TASK: a count or 1/k (repeatable; tasks without one keep all)')
+    parser.add_argument('--scenario', default=None, choices=SCENARIOS,
                         help='a: all det, N seg; b: N both (full overlap); c: N each, random overlap; '
                         'd: N_seg within N_det; e: N_det and N_seg, random overlap')
     parser.add_argument('--n-det', default=None, help='images labeled for detection: a count or 1/k')
@@ -156,17 +211,37 @@ def main(argv=None) -> dict:
         if 'img_path' not in d or 'labeled_tasks' not in d:
             raise ValueError(f'{args.ann_file}: an entry has no img_path or labeled_tasks: {str(d)[:200]}')
     try:
-        labeled = make_split(ann['data_list'], args.scenario, args.n_det, args.n_seg, args.seed)
+        counts = parse_counts(args.counts)
+        if args.scenario is None:
+            if not counts:
+                raise ValueError('give per-task counts (--n TASK=N) or a --scenario')
+            if args.n_det is not None or args.n_seg is not None:
+                raise ValueError('--n-det / --n-seg belong to a --scenario; without one use --n det=N --n seg=N')
+            labeled = {}
+        else:
+            preset = [t for t in counts if t in ('det', 'seg')]
+            if preset:
+                raise ValueError(f'--scenario {args.scenario} sizes det and seg with --n-det / --n-seg, not --n '
+                                 f'({preset})')
+            labeled = make_split(ann['data_list'], args.scenario, args.n_det, args.n_seg, args.seed)
+        labeled.update(draw_counts(ann['data_list'], counts, args.seed))
     except ValueError as e:
         raise ValueError(f'{args.ann_file}: {e}') from None
-    overlap = len(set(labeled['det']) & set(labeled['seg']))
-    meta = dict(scenario=args.scenario, n_det=len(labeled['det']), n_seg=len(labeled['seg']), overlap=overlap,
+    drawn = list(labeled)
+    kept = {t: pool for t, pool in task_pools(ann['data_list']).items() if t not in labeled}
+    labeled.update(kept)
+    overlap = len(set.intersection(*(set(labeled[t]) for t in drawn)))
+    meta = dict(scenario=args.scenario, counts={t: len(v) for t, v in labeled.items()}, drawn=drawn, overlap=overlap,
                 seed=args.seed, ann_file=args.ann_file, num_images=len(ann['data_list']))
+    if args.scenario is not None:
+        meta.update(n_det=len(labeled['det']), n_seg=len(labeled['seg']))
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
         json.dump(dict(labeled=labeled, meta=meta), f, indent=1)
-    print(f'scenario {args.scenario} (seed {args.seed}) of {len(ann["data_list"])} images: '
-          f'det {meta["n_det"]}, seg {meta["n_seg"]}, overlap {overlap} -> {args.out}')
+    what = f'scenario {args.scenario}' if args.scenario else 'counts'
+    sizes = ', '.join(f'{t} {len(labeled[t])}' + (' (all kept)' if t in kept else '') for t in labeled)
+    print(f'{what} (seed {args.seed}) of {len(ann["data_list"])} images: {sizes}, overlap {overlap} '
+          f'({"/".join(drawn)}) -> {args.out}')
     return dict(labeled=labeled, meta=meta)
 
 

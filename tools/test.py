@@ -40,7 +40,10 @@ def parse_args():
 
 
 def restrict_tasks(cfg, tasks):
-    """Run and evaluate only ``tasks``: the model predicts them, the evaluator and dataset only know them.
+    """Run and evaluate only ``tasks``: the model predicts them, the evaluator and datasets only know them.
+
+    The model keeps every head (the checkpoint loads strictly); only ``predict_tasks`` is set. Training configs
+    select tasks differently: by naming the heads to build (``model.tasks``) and the datasets' ``tasks``.
 
     Supervised configs hold the :class:`MultiTaskDetSeg` config in ``cfg.model``; semi-supervised ones
     (``MultiTaskSemiSupervised``) in ``cfg.model.detector``, from which the student and the EMA teacher (the
@@ -57,7 +60,18 @@ def restrict_tasks(cfg, tasks):
         raise ValueError(f'--tasks: unknown task(s) {unknown}; the model ({cfg.model.type}) has the tasks {known}')
     predictor.predict_tasks = tasks
     cfg.test_evaluator.tasks = list(tasks)
-    cfg.test_dataloader.dataset.tasks = tuple(tasks)
+    for dataset in leaf_datasets(cfg.test_dataloader.dataset):
+        dataset.tasks = tuple(tasks)
+
+
+def leaf_datasets(dataset_cfg) -> list:
+    """The dataset configs under wrappers (``dataset``) and concatenations (``datasets``), each a
+    ``MultiTaskDataset`` that takes ``tasks``."""
+    if 'datasets' in dataset_cfg:
+        return [leaf for d in dataset_cfg['datasets'] for leaf in leaf_datasets(d)]
+    if 'dataset' in dataset_cfg:
+        return leaf_datasets(dataset_cfg['dataset'])
+    return [dataset_cfg]
 
 
 def innermost_dataset(dataset_cfg):

@@ -1,8 +1,6 @@
-# Single-task detection baseline: the segmentation head is removed, only det-labeled images are used.
+# Single-task detection baseline: the det task selected by name (no other head), only det-labeled images used.
 _base_ = './supervised_partial.py'
-model = dict(tasks=dict(seg=None))
+model = dict(tasks=dict(_delete_=True, det=_base_.model.tasks.det))
 train_dataloader = dict(dataset=dict(tasks=('det', )))
-val_dataloader = dict(dataset=dict(tasks=('det', )))
+val_dataloader = dict(dataset=dict(tasks=('det', )))  # the evaluator evaluates the dataset's tasks
 test_dataloader = val_dataloader
-val_evaluator = dict(tasks=['det'])
-test_evaluator = val_evaluator

@@ -1,6 +1,6 @@
 # The real supervised multi-task config, shrunk to run on 2 CPU cores (tests, make demo): ResNet-18
 # without ImageNet weights, narrow heads, 64x128 images, 2 samples per batch, no workers. Point data_root
-# at a generated data set (mtssl_mm.datasets.toy) with --cfg-options.
+# at a generated data set (tests/toy_data.py) with --cfg-options.
 _base_ = '../cityscapes/supervised_partial.py'
 
 model = dict(

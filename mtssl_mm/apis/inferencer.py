@@ -20,6 +20,7 @@ from mmengine.runner.checkpoint import _load_checkpoint_to_model
 from mmengine.utils import import_modules_from_strings
 from rich.progress import MofNCompleteColumn, Progress
 
+from ..tasks.task_data import TASK_DATA
 from .inputs import collect_images, output_names
 from .outputs import boxes_to_json, seg_id_table, seg_to_ids
 from .pipeline import inference_pipeline
@@ -328,6 +329,9 @@ class MultiTaskInferencer(BaseInferencer):
                     raise OSError(f'could not write {osp.join(out_dir, result["seg"])}')
             else:
                 result['sem_seg'] = seg
+        for task in self.predict_tasks:  # any other task writes what its data side makes of its prediction
+            if task in TASK_DATA:
+                result.update(TASK_DATA[task].prediction_to_json(pred, self.dataset_meta) or {})
         if out_dir:
             with open(osp.join(out_dir, 'preds', f'{name}.json'), 'w') as f:
                 json.dump(result, f, indent=1)

@@ -1,21 +1,25 @@
 """One dataset for every mix of labels: each image may be labeled for detection, segmentation, both or none."""
 import os.path as osp
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from mmdet.datasets import BaseDetDataset
-from ..utils.json_io import load_json
 from mmdet.registry import DATASETS
 
-KNOWN_TASKS = ('det', 'seg')
+from ..tasks.task_data import TASK_DATA, check_tasks, task_data
+from ..utils.json_io import load_json
+
 # mmdet transforms whose random draws or outcome depend on the boxes (refused with withheld_labels=True)
 BOX_DEPENDENT_TRANSFORMS = ('FilterAnnotations', 'MinIoURandomCrop', 'RandomCenterCropPad')
 
 
 @DATASETS.register_module()
 class MultiTaskDataset(BaseDetDataset):
-    """Images with partial detection / segmentation labels, read from one OpenMMLab-2.0 JSON file.
+    """Images with partial labels for any set of tasks, read from one OpenMMLab-2.0 JSON file.
 
-    The annotation file (written by ``tools/dataset_converters/*``; the format is documented in README)::
+    The dataset knows no task by name: each task of ``tasks`` reads, checks and converts its part of an entry
+    through its registered data side (:data:`~mtssl_mm.tasks.TASK_DATA`, e.g. :class:`~mtssl_mm.tasks.DetectionData`
+    for ``instances``, :class:`~mtssl_mm.tasks.SegmentationData` for ``seg_map_path``). The annotation file
+    (written by ``tools/dataset_converters/*``; the format is documented in README), with det and seg::
 
         {"metainfo": {"classes": [...det class names...], "seg_classes": [...], "palette": [...],
                       "seg_palette": [...]},
@@ -27,26 +31,38 @@ class MultiTaskDataset(BaseDetDataset):
             "instances": [{"bbox": [x1, y1, x2, y2], "label": "car", "ignore_flag": 0}, ...]},
            ...]}
 
-    Paths are relative to ``data_root`` joined with ``data_prefix['img']`` / ``data_prefix['seg']``; boxes
+    Paths are relative to ``data_root`` joined with the ``img`` (images) or ``seg`` (maps) entry of
+    ``data_prefix``; boxes
     are in pixels of the original image; ``ignore_flag=1`` marks crowd / ignore regions (never positives,
     ``iscrowd`` for COCO evaluation). ``labeled_tasks`` says which tasks the image is labeled for: an image
     labeled for ``det`` with no instances is a valid all-negative image, an image not labeled for ``det``
     has no detection target at all. Class names in ``instances`` are mapped to indices of
     ``metainfo['classes']`` (from the config if given there, else from the file); an unknown name is an
-    error naming the annotation file and the image.
+    error naming the annotation file and the image. The experiment's ``tasks`` are added to the metainfo
+    (``metainfo['tasks']``), from which :class:`~mtssl_mm.evaluation.MultiTaskMetric` takes the tasks it evaluates.
 
     Args:
-        tasks (Sequence[str]): The tasks this experiment trains/evaluates. Each sample's ``labeled_tasks`` is
-            intersected with it, so a detection-only experiment sees seg-labeled images as unlabeled.
+        tasks (Sequence[str], optional): The tasks this experiment trains/evaluates, each registered in
+            :data:`~mtssl_mm.tasks.TASK_DATA`. Each sample's ``labeled_tasks`` is intersected with it, so a
+            detection-only experiment sees seg-labeled images as unlabeled. Default: every task that some entry
+            of the annotation file is labeled for, in registration order (an error for a file that labels no
+            image: a set of unlabeled images, concatenated to labeled ones, must name the experiment's tasks).
         split_file (str, optional): A JSON file (relative to ``data_root`` unless absolute)
-            ``{"labeled": {"det": [img_path, ...], "seg": [...]}}`` that
+            ``{"labeled": {task: [img_path, ...], ...}}`` that
             replaces the ``labeled_tasks`` of the annotation file (used for the low-data splits written by
             ``tools/make_partial_split.py``). Images not listed for a task become unlabeled for it. Every
             listed image must exist in the annotation file and carry that task's labels.
+        task_ann_files (dict, optional): Task name -> a JSON file (relative to ``data_root`` unless absolute) with
+            that task's labels for some images of the annotation file, ``{"metainfo": {...}, "data_list":
+            [{"img_path": ..., <the task's fields>}, ...]}`` (e.g. BDD100K's image attributes,
+            ``annotations/attributes_train.json``): a listed image is labeled for the task and gets the fields;
+            an image not listed is unlabeled for it. A task's converter can so add its labels without rewriting
+            the annotation file. An image not in the annotation file, a field or a metainfo key the annotation
+            file already has (with another value) is an error naming both files.
         withheld_labels (bool): Also hand the pipeline the labels that ``split_file`` took away, as
             ``withheld_tasks`` (per sample: the tasks of ``tasks`` the annotation file labels but the split
             does not). They are loaded and moved by the pipeline like real labels and packed apart
-            (``withheld_instances`` / ``withheld_sem_seg``, :class:`PackMultiTaskInputs`); nothing trains on them:
+            (each task's ``TaskData.withheld_field``, e.g. ``withheld_instances``; :class:`PackMultiTaskInputs`); nothing trains on them:
             :class:`~mtssl_mm.engine.PseudoLabelQualityHook` measures the teacher's pseudo-labels against them.
             Defaults to False (data without a split withholds nothing). The pipeline must not make a random draw
             depend on the boxes (``RandomCrop(allow_negative_crop=False)`` retries crops without boxes,
@@ -60,15 +76,14 @@ class MultiTaskDataset(BaseDetDataset):
 
     def __init__(self,
                  *args,
-                 tasks: Sequence[str] = KNOWN_TASKS,
+                 tasks: Optional[Sequence[str]] = None,
                  split_file: Optional[str] = None,
+                 task_ann_files: Optional[Dict[str, str]] = None,
                  withheld_labels: bool = False,
                  **kwargs) -> None:
-        unknown = set(tasks) - set(KNOWN_TASKS)
-        if unknown:
-            raise ValueError(f'MultiTaskDataset: unknown task(s) {sorted(unknown)} in `tasks`; '
-                             f'known: {KNOWN_TASKS}')
-        self.tasks = tuple(tasks)
+        self.tasks = None if tasks is None else check_tasks(tasks, 'MultiTaskDataset `tasks`')
+        self.task_ann_files = dict(task_ann_files or {})
+        check_tasks(list(self.task_ann_files), 'MultiTaskDataset `task_ann_files`')
         self.split_file = split_file
         self.withheld_labels = bool(withheld_labels)
         super().__init__(*args, **kwargs)
@@ -89,6 +104,9 @@ class MultiTaskDataset(BaseDetDataset):
         # like ann_file: a relative split file is relative to data_root
         if self.split_file and not osp.isabs(self.split_file) and self.data_root:
             self.split_file = osp.join(self.data_root, self.split_file)
+        for task, path in self.task_ann_files.items():
+            if not osp.isabs(path) and self.data_root:
+                self.task_ann_files[task] = osp.join(self.data_root, path)
 
     # ------------------------------------------------------------------ loading
     def load_data_list(self) -> List[dict]:
@@ -98,16 +116,26 @@ class MultiTaskDataset(BaseDetDataset):
         annotations = load_json(self.ann_file, backend_args=self.backend_args)
         if not isinstance(annotations, dict) or 'data_list' not in annotations or 'metainfo' not in annotations:
             raise ValueError(f'{self.ann_file}: expected a JSON object with "metainfo" and "data_list"')
+        for task, path in self.task_ann_files.items():
+            self._merge_task_file(task, path, annotations)
         file_meta = annotations['metainfo']
-        # seg maps hold class indices, so both lists must agree (det instances are matched by name instead)
-        configured_seg, file_seg = self._metainfo.get('seg_classes'), file_meta.get('seg_classes')
-        if configured_seg is not None and file_seg is not None and list(configured_seg) != list(file_seg):
-            raise ValueError(f'{self.ann_file}: metainfo seg_classes {list(file_seg)} differ from the config\'s '
-                             f'seg_classes {list(configured_seg)}')
+        if self.tasks is None:
+            present = {t for raw in annotations['data_list'] for t in raw.get('labeled_tasks', ())}
+            self.tasks = tuple(t for t in TASK_DATA if t in present)
+            if not self.tasks:  # e.g. a file of unlabeled images: its samples must still carry the tasks' keys
+                raise ValueError(f'{self.ann_file}: no image is labeled for any task, so `tasks` cannot be taken '
+                                 'from the file; set the experiment\'s tasks')
+        specs = {t: task_data(t) for t in self.tasks}
+        for spec in specs.values():
+            spec.check_metainfo(self._metainfo, file_meta, self.ann_file)
         for key, value in file_meta.items():
             self._metainfo.setdefault(key, value)
-        if 'classes' not in self._metainfo and 'det' in self.tasks:
-            raise KeyError(f'{self.ann_file}: metainfo has no "classes" (detection class names)')
+        for name, spec in specs.items():
+            for key in spec.required_meta:
+                if key not in self._metainfo:
+                    raise KeyError(f'{self.ann_file}: metainfo has no {key!r} (needed by task {name!r}), neither in '
+                                   'the file nor in the config')
+        self._metainfo['tasks'] = self.tasks
         self._next_img_id = 0
         data_list = [self.parse_data_info(raw) for raw in annotations['data_list']]
         if self.split_file is not None:
@@ -118,15 +146,39 @@ class MultiTaskDataset(BaseDetDataset):
                                                if t in info['ann_labeled_tasks'] and t not in info['labeled_tasks'])
         return data_list
 
+    def _merge_task_file(self, task: str, path: str, annotations: dict) -> None:
+        """Add the labels of ``task`` from ``path`` (see ``task_ann_files``) to the entries of ``annotations``."""
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'task_ann_files[{task!r}]: {path} does not exist')
+        extra = load_json(path, backend_args=self.backend_args)
+        if not isinstance(extra, dict) or not isinstance(extra.get('data_list'), list):
+            raise ValueError(f'{path}: expected a JSON object with "metainfo" and "data_list"')
+        meta = annotations['metainfo']
+        for key, value in extra.get('metainfo', {}).items():
+            if key in meta and meta[key] != value:
+                raise ValueError(f'{path}: metainfo {key!r} differs from that of {self.ann_file}')
+            meta[key] = value
+        by_path = {raw.get('img_path'): raw for raw in annotations['data_list']}
+        for entry in extra['data_list']:
+            raw = by_path.get(entry.get('img_path'))
+            if raw is None:
+                raise ValueError(f'{path}: image {entry.get("img_path")!r} is not in {self.ann_file}')
+            clash = [k for k in entry if k != 'img_path' and k in raw]
+            if clash:
+                raise ValueError(f'{path}: image {entry["img_path"]}: field(s) {clash} are in {self.ann_file} too')
+            raw.update({k: v for k, v in entry.items() if k != 'img_path'})
+            if task not in raw.get('labeled_tasks', ()):
+                raw['labeled_tasks'] = list(raw.get('labeled_tasks', ())) + [task]
+
     def parse_data_info(self, raw: dict) -> dict:
         for key in ('img_path', 'height', 'width', 'labeled_tasks'):
             if key not in raw:
                 raise KeyError(f'{self.ann_file}: an entry of data_list has no "{key}": {raw}')
         name = raw['img_path']
-        bad = set(raw['labeled_tasks']) - set(KNOWN_TASKS)
+        bad = set(raw['labeled_tasks']) - set(TASK_DATA)
         if bad:
             raise ValueError(f'{self.ann_file}: image {name}: unknown task(s) {sorted(bad)} in '
-                             f'labeled_tasks; known: {KNOWN_TASKS}')
+                             f'labeled_tasks; known: {sorted(TASK_DATA)}')
         info = dict(
             img_path=osp.join(self.data_prefix.get('img', ''), name),
             img_id=self._next_img_id,
@@ -135,24 +187,10 @@ class MultiTaskDataset(BaseDetDataset):
             ann_labeled_tasks=tuple(raw['labeled_tasks']),
         )
         self._next_img_id += 1
-        seg_map = raw.get('seg_map_path')
-        if 'seg' in raw['labeled_tasks'] and not seg_map:
-            raise KeyError(f'{self.ann_file}: image {name} is labeled for "seg" but has no seg_map_path')
-        info['seg_map_path'] = osp.join(self.data_prefix.get('seg', ''), seg_map) if seg_map else None
-        classes = list(self._metainfo.get('classes', ()))
-        instances = []
-        for inst in raw.get('instances', []):
-            label = inst.get('label')
-            if label not in classes:
-                raise ValueError(f'{self.ann_file}: image {name}: unknown class name {label!r}; '
-                                 f'known classes: {classes}')
-            x1, y1, x2, y2 = (float(v) for v in inst['bbox'])
-            if not (x2 > x1 and y2 > y1):
-                raise ValueError(f'{self.ann_file}: image {name}: degenerate box {inst["bbox"]} '
-                                 f'(expected [x1, y1, x2, y2] with x2 > x1, y2 > y1)')
-            instances.append(dict(bbox=[x1, y1, x2, y2], bbox_label=classes.index(label),
-                                  ignore_flag=int(inst.get('ignore_flag', 0))))
-        info['instances'] = instances
+        for task in self.tasks:
+            task_data(task).parse(raw, info, task in raw['labeled_tasks'], self)
+        # the experiment's tasks travel with the sample: LoadMultiTaskAnnotations loads (or empties) each of them
+        info['tasks'] = self.tasks
         info['labeled_tasks'] = tuple(t for t in self.tasks if t in raw['labeled_tasks'])
         return info
 
@@ -164,10 +202,11 @@ class MultiTaskDataset(BaseDetDataset):
             raise ValueError(f'split file {self.split_file}: expected {{"labeled": {{task: [img_path, ...]}}}}')
         prefix = self.data_prefix.get('img', '')
         by_path = {info['img_path']: info for info in data_list}
-        labeled = {t: set() for t in KNOWN_TASKS}
+        labeled = {t: set() for t in self.tasks}
         for task, names in split['labeled'].items():
-            if task not in KNOWN_TASKS:
-                raise ValueError(f'split file {self.split_file}: unknown task {task!r}; known: {KNOWN_TASKS}')
+            if task not in TASK_DATA:
+                raise ValueError(f'split file {self.split_file}: unknown task {task!r}; known: {sorted(TASK_DATA)}')
+            labeled.setdefault(task, set())
             for name in names:
                 info = by_path.get(osp.join(prefix, name))
                 if info is None:
@@ -201,7 +240,7 @@ class MultiTaskDataset(BaseDetDataset):
 
     # ----------------------------------------------------------------- helpers
     def get_cat_ids(self, idx: int) -> List[int]:
-        return [inst['bbox_label'] for inst in self.get_data_info(idx)['instances']]
+        return [inst['bbox_label'] for inst in self.get_data_info(idx).get('instances', [])]
 
     def labeled_tasks(self, idx: int) -> tuple:
         """The tasks sample ``idx`` is labeled for (after ``tasks`` and ``split_file``)."""

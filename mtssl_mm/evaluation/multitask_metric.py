@@ -7,17 +7,21 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
+from ..tasks.task_data import task_data
 from .classwise import (class_mean_std, coco_classwise_ap, det_gt_counts, format_class_table, metric_key,
                         semseg_classwise_iou)
 
 
 @METRICS.register_module()
 class MultiTaskMetric(BaseMetric):
-    """Evaluate each task with its own mmdet/mmseg metric, over the images labeled for it, and combine them.
+    """Evaluate each task with its own metric, over the images labeled for it, and combine them.
 
-    Every validation sample is routed to the metric of each task in its ``labeled_tasks``: COCO bbox mAP
-    (mmdet ``CocoMetric``) over the det-labeled images, mIoU (mmdet ``SemSegMetric``) over the seg-labeled
-    ones. The results are reported as ``'{task}/{key}'`` (e.g. ``det/bbox_mAP``, ``seg/mIoU``) plus
+    The tasks are ``tasks``, else those of ``task_metrics``, else the dataset's (``dataset_meta['tasks']``, set by
+    :class:`~mtssl_mm.datasets.MultiTaskDataset`); each task's metric, main key and metainfo keys default to its
+    data side's (:data:`~mtssl_mm.tasks.TASK_DATA`), so ``dict(type='MultiTaskMetric')`` evaluates whatever tasks
+    the dataset serves. Every validation sample is routed to the metric of each task in its ``labeled_tasks``:
+    COCO bbox mAP (mmdet ``CocoMetric``) over the det-labeled images, mIoU (mmdet ``SemSegMetric``) over the
+    seg-labeled ones, and so on. The results are reported as ``'{task}/{key}'`` (e.g. ``det/bbox_mAP``, ``seg/mIoU``) plus
     ``'multitask/gmean'``, the geometric mean of each task's main metric as a fraction in [0, 1] -- the
     model-selection criterion of the paper (``CheckpointHook(save_best='multitask/gmean', rule='greater')``).
 
@@ -35,14 +39,15 @@ class MultiTaskMetric(BaseMetric):
     padding of the distributed sampler) stays correct for every task.
 
     Args:
-        task_metrics (dict): Task name -> metric config, e.g. ``dict(det=dict(type='CocoMetric', metric='bbox'),
-            seg=dict(type='SemSegMetric', iou_metrics=['mIoU']))``. (Not named ``metrics``: mmengine's Runner
-            would take a dict with that key for an ``Evaluator`` config.)
-        main_keys (dict): Task name -> ``(key, scale)``: the metric entering the geometric mean and the
+        task_metrics (dict, optional): Task name -> metric config, replacing the task's default, e.g.
+            ``dict(seg=dict(type='SemSegMetric', iou_metrics=['mIoU', 'mDice']))``. (Not named ``metrics``:
+            mmengine's Runner would take a dict with that key for an ``Evaluator`` config.)
+        main_keys (dict, optional): Task name -> ``(key, scale)``: the metric entering the geometric mean and the
             factor that makes it a fraction (``('bbox_mAP', 1.0)``, ``('mIoU', 0.01)`` for a percentage).
         meta_keys (dict, optional): Task name -> ``{sub_key: dataset_key}``: which dataset metainfo keys each
             task's metric sees under which name (the seg metric reads ``classes`` from ``seg_classes``).
-        tasks (Sequence[str], optional): Evaluate only these tasks (``tools/test.py --tasks``). Default: all.
+        tasks (Sequence[str], optional): Evaluate only these tasks (``tools/test.py --tasks``). Default: those of
+            ``task_metrics`` when given, else the dataset's.
         classwise (bool): Report and log per-class results. Defaults to True.
         collect_device (str): As :class:`mmengine.evaluator.BaseMetric`.
         prefix (str, optional): Ignored prefix slot of :class:`BaseMetric` (keys carry their task).
@@ -51,24 +56,41 @@ class MultiTaskMetric(BaseMetric):
     default_prefix = None
 
     def __init__(self,
-                 task_metrics: Dict[str, dict],
-                 main_keys: Dict[str, Sequence],
+                 task_metrics: Optional[Dict[str, dict]] = None,
+                 main_keys: Optional[Dict[str, Sequence]] = None,
                  meta_keys: Optional[Dict[str, Dict[str, str]]] = None,
                  tasks: Optional[Sequence[str]] = None,
                  classwise: bool = True,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        tasks = list(task_metrics) if tasks is None else list(tasks)
-        for t in tasks:
-            if t not in task_metrics:
-                raise KeyError(f'MultiTaskMetric: task {t!r} has no entry in `task_metrics` ({list(task_metrics)})')
-            if t not in main_keys:
-                raise KeyError(f'MultiTaskMetric: task {t!r} has no entry in `main_keys` ({list(main_keys)})')
-        self.task_metrics = {t: METRICS.build(task_metrics[t]) for t in tasks}
-        self.main_keys = {t: (main_keys[t][0], float(main_keys[t][1])) for t in tasks}
-        self.meta_keys = meta_keys or {}
+        self._metric_cfgs = dict(task_metrics or {})
+        self._main_key_cfgs = dict(main_keys or {})
+        self._meta_key_cfgs = dict(meta_keys or {})
         self.classwise = bool(classwise)
+        self.task_metrics: Dict[str, BaseMetric] = {}
+        if tasks is None and task_metrics:
+            tasks = list(task_metrics)
+        self.tasks = None if tasks is None else list(tasks)
+        if self.tasks is not None:
+            self._build(self.tasks)
+
+    def _build(self, tasks: Sequence[str]) -> None:
+        """Build the metric of each task: the configured one, else the task's default (``TaskData.metric``)."""
+        self.task_metrics, self.main_keys, self.meta_keys = {}, {}, {}
+        for t in tasks:
+            spec = None
+            if t not in self._metric_cfgs or t not in self._main_key_cfgs or t not in self._meta_key_cfgs:
+                try:
+                    spec = task_data(t, 'MultiTaskMetric')
+                except KeyError:
+                    missing = 'task_metrics' if t not in self._metric_cfgs else 'main_keys'
+                    raise KeyError(f'MultiTaskMetric: task {t!r} has no entry in `{missing}` and is not a registered '
+                                   'task with a default metric') from None
+            self.task_metrics[t] = METRICS.build(self._metric_cfgs.get(t) or spec.metric_cfg())
+            key, scale = self._main_key_cfgs[t] if t in self._main_key_cfgs else spec.main_key
+            self.main_keys[t] = (key, float(scale))
+            self.meta_keys[t] = dict(self._meta_key_cfgs[t] if t in self._meta_key_cfgs else spec.meta_keys)
         if self.classwise:
             for metric in self.task_metrics.values():
                 if isinstance(metric, CocoMetric):
@@ -77,6 +99,16 @@ class MultiTaskMetric(BaseMetric):
     @BaseMetric.dataset_meta.setter
     def dataset_meta(self, dataset_meta: dict) -> None:
         self._dataset_meta = dataset_meta
+        if self.tasks is None:
+            if 'tasks' not in dataset_meta:
+                raise KeyError('MultiTaskMetric: no `tasks` given and the dataset metainfo has no "tasks" (set by '
+                               'MultiTaskDataset); name the tasks to evaluate')
+            self._build(list(dataset_meta['tasks']))
+        elif 'tasks' in dataset_meta:
+            extra = [t for t in self.task_metrics if t not in dataset_meta['tasks']]
+            if extra:
+                raise ValueError(f'MultiTaskMetric: task(s) {extra} are evaluated but the dataset does not serve them '
+                                 f'(its tasks: {list(dataset_meta["tasks"])}); no image would be labeled for them')
         for task, metric in self.task_metrics.items():
             meta = dict(dataset_meta)
             for sub_key, src_key in self.meta_keys.get(task, {}).items():
@@ -87,6 +119,9 @@ class MultiTaskMetric(BaseMetric):
             metric.dataset_meta = meta
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        if self.tasks is None and not self.task_metrics:
+            raise RuntimeError('MultiTaskMetric: the tasks to evaluate come from the dataset metainfo, which was '
+                               'never set (set `dataset_meta` or give `tasks`)')
         for sample in data_samples:
             if 'labeled_tasks' not in sample:
                 raise KeyError(f'MultiTaskMetric: sample {sample.get("img_path")} has no "labeled_tasks"')

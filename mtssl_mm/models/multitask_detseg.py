@@ -3,6 +3,7 @@ from typing import Dict, Optional, Sequence
 
 import torch
 from mmdet.models.detectors import BaseDetector
+from mmdet.models.utils import rename_loss_dict, reweight_loss_dict
 from mmdet.registry import MODELS
 from mmengine.model import ModuleDict
 
@@ -21,8 +22,8 @@ class MultiTaskDetSeg(BaseDetector):
           ▼
         backbone (ResNet-50) ──► feats: C2..C5, strides 4, 8, 16, 32 (see ``backbone.strides``)
           │
-          ├──► tasks['det'] (DetectionTask):    FPN ─► RetinaHead ─► cls/box maps per level
-          └──► tasks['seg'] (SegmentationTask): ASPP(C5) + decoder(C2) ─► logits (B, K, H/4, W/4)
+          ├──► tasks.det (DetectionTask):    FPN ─► RetinaHead ─► cls/box maps per level
+          └──► tasks.seg (SegmentationTask): ASPP(C5) + decoder(C2) ─► logits (B, K, H/4, W/4)
 
         loss():    per task t, L_s,t over the samples whose ``labeled_tasks`` contain t (Eq. 3), each loss sum
                    divided by its count of valid elements over the global batch (one all_reduce under DDP,
@@ -38,8 +39,10 @@ class MultiTaskDetSeg(BaseDetector):
         backbone (dict): Backbone config (mmdet ``ResNet``; its ``out_indices`` must cover what the heads
             read: C2..C5 for RetinaNet-FPN and DeepLabV3+).
         tasks (dict): Task name -> task config (a registered :class:`BaseTask`), e.g.
-            ``dict(det=dict(type='DetectionTask', ...), seg=dict(type='SegmentationTask', ...))``. A task set
-            to ``None`` is left out (single-task baselines: ``model = dict(tasks=dict(seg=None))``).
+            ``dict(det=dict(type='DetectionTask', ...), seg=dict(type='SegmentationTask', ...))``. Every entry
+            is built: a config selects tasks by naming them (single-task baselines:
+            ``model = dict(tasks=dict(_delete_=True, det=_base_.model.tasks.det))``); a task set to ``None``
+            is an error (removing tasks by name would let a task added later join every such baseline).
         predict_tasks (Sequence[str], optional): Tasks run by ``predict``; default all (``tools/test.py
             --tasks det`` runs one alone).
         data_preprocessor (dict, optional): mmdet ``DetDataPreprocessor`` config (``pad_seg=True``).
@@ -53,7 +56,13 @@ class MultiTaskDetSeg(BaseDetector):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        tasks = {name: cfg for name, cfg in tasks.items() if cfg is not None}
+        dropped = [name for name, cfg in tasks.items() if cfg is None]
+        if dropped:
+            keep = [name for name, cfg in tasks.items() if cfg is not None]
+            raise ValueError(f'MultiTaskDetSeg: task(s) {dropped} set to None. Select the tasks to train by name '
+                             'instead of removing the others, e.g. model = dict(tasks=dict(_delete_=True, '
+                             + ', '.join(f'{t}=_base_.model.tasks.{t}' for t in keep) + ')) (semi-supervised: '
+                             'model.detector.tasks), and the datasets\' tasks=(...) likewise')
         if not tasks:
             raise ValueError('MultiTaskDetSeg: `tasks` is empty')
         self.backbone = MODELS.build(backbone)
@@ -78,13 +87,9 @@ class MultiTaskDetSeg(BaseDetector):
 
     @staticmethod
     def weight_losses(name: str, weight: float, losses: dict) -> dict:
-        """Prefix a task's losses with its name and scale the ``loss*`` entries by gamma_t (Eq. 5)."""
-        out = {}
-        for key, value in losses.items():
-            if 'loss' in key:
-                value = [v * weight for v in value] if isinstance(value, (list, tuple)) else value * weight
-            out[f'{name}.{key}'] = value
-        return out
+        """Prefix a task's losses with its name and scale the ``loss*`` entries by gamma_t (Eq. 5), with mmdet's
+        semi-supervised helpers (``rename_loss_dict``, ``reweight_loss_dict``: lists of per-level losses too)."""
+        return rename_loss_dict(f'{name}.', reweight_loss_dict(dict(losses), weight))
 
     def predict(self, batch_inputs: torch.Tensor, batch_data_samples, rescale: bool = True):
         feats = self.extract_feat(batch_inputs)

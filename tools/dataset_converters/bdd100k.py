@@ -13,7 +13,15 @@ Reads (paths relative to ``ROOT``; the official layout)::
                                                 (a {"frames": [...]} object is accepted too)
     labels/sem_seg/masks/{train,val}/<name>.png uint8 Cityscapes trainIds, 255 = ignore
 
-Writes ``train.json`` and ``val.json`` into ``OUT`` (default ``ROOT/annotations``), paths relative to ``ROOT``.
+Writes ``train.json`` and ``val.json`` into ``OUT`` (default ``ROOT/annotations``), paths relative to ``ROOT``,
+and ``attributes_train.json`` / ``attributes_val.json``: the image attributes (``weather``, ``scene``,
+``timeofday``) of every detection frame that has them, for ``MultiTaskDataset(task_ann_files=dict(attr=...))``
+(task ``attr``, ``mtssl_mm/tasks/attributes.py``; an image without an entry is unlabeled for it; ``undefined``
+values are kept and mean "no target")::
+
+    {"metainfo": {"attr_classes": {"weather": [...], "scene": [...], "timeofday": [...]}},
+     "data_list": [{"img_path": "images/100k/train/<name>.jpg", "attributes": {"weather": "clear", ...}}, ...]}
+
 Images of both sets are matched by file name (without extension); as in section 4.3 of the paper:
 
 * **train**: every image of ``images/100k/train`` and ``images/10k/train``, once per name (the 100k path when
@@ -48,15 +56,13 @@ does not exist, a mask whose size differs from its image, a duplicate frame, a b
 """
 import argparse
 import glob
-import json
-import os
 import os.path as osp
+import sys
 from collections import Counter
 from typing import Dict, List, Optional, Tuple
 
-from PIL import Image
-
-from mtssl_mm.utils.json_io import load_json
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # the converters' shared helpers
+from common import dump, image_size, load_json, rel, run_tasks  # noqa: E402
 
 DET_CLASSES = ('pedestrian', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle', 'traffic light',
                'traffic sign')
@@ -66,6 +72,11 @@ DET_PALETTE = [[220, 20, 60], [255, 0, 0], [0, 0, 142], [0, 0, 70], [0, 60, 100]
 NAME_MAPPING = {'person': 'pedestrian', 'bike': 'bicycle', 'motor': 'motorcycle', 'caravan': 'car', 'van': 'car'}
 IGNORE_MAPPING = {'other person': 'pedestrian', 'other vehicle': 'car', 'trailer': 'truck'}
 IMG_EXTS = ('.jpg', '.jpeg', '.png')
+# BDD100K's image attributes and their values (besides "undefined"), as its label documentation lists them
+ATTR_CLASSES = dict(
+    weather=['rainy', 'snowy', 'clear', 'overcast', 'partly cloudy', 'foggy'],
+    scene=['tunnel', 'residential', 'parking lot', 'city street', 'gas stations', 'highway'],
+    timeofday=['daytime', 'night', 'dawn/dusk'])
 
 
 def seg_metainfo() -> Tuple[list, list]:
@@ -78,10 +89,6 @@ def seg_metainfo() -> Tuple[list, list]:
 def metainfo() -> dict:
     seg_classes, seg_palette = seg_metainfo()
     return dict(classes=list(DET_CLASSES), palette=DET_PALETTE, seg_classes=seg_classes, seg_palette=seg_palette)
-
-
-def rel(path: str, root: str) -> str:
-    return osp.relpath(path, root).replace(os.sep, '/')
 
 
 def stem(name: str) -> str:
@@ -106,18 +113,6 @@ def list_dir(path: str, exts: Tuple[str, ...], what: str) -> Dict[str, str]:
             raise ValueError(f'{path}: two files named {stem(p)}.*: {out[stem(p)]} and {p}')
         out[stem(p)] = p
     return out
-
-
-def image_size(path: str) -> Tuple[int, int]:
-    """(height, width) from the file's header."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except FileNotFoundError:
-        raise FileNotFoundError(f'{path} does not exist')
-    except Exception as e:  # noqa: BLE001 - re-raised with the file name
-        raise ValueError(f'{path}: cannot read the image ({e})') from e
-    return h, w
 
 
 def load_frames(path: str) -> List[dict]:
@@ -159,8 +154,25 @@ def convert_label(label: dict, json_path: str, frame: str) -> Optional[dict]:
     return dict(bbox=[x1, y1, x2 + 1, y2 + 1], label=name, ignore_flag=ignore)
 
 
-def convert_det(json_path: str, images: Dict[str, str], stats: dict) -> Dict[str, List[dict]]:
-    """``{stem: instances}`` of the frames with a ``labels`` list; counts into ``stats``.
+def convert_attributes(frame: dict, json_path: str) -> Optional[dict]:
+    """The frame's ``weather``, ``scene`` and ``timeofday`` (``undefined`` if absent); None when it has none."""
+    attrs = frame.get('attributes') or {}
+    if not any(a in attrs for a in ATTR_CLASSES):
+        return None
+    out = {}
+    for attr, classes in ATTR_CLASSES.items():
+        value = attrs.get(attr, 'undefined')
+        if value != 'undefined' and value not in classes:
+            raise ValueError(f'{json_path}: frame {frame.get("name")}: unknown {attr} {value!r}; known: {classes} '
+                             'and "undefined"')
+        out[attr] = value
+    return out
+
+
+def convert_det(json_path: str, images: Dict[str, str], stats: dict,
+                attributes: Optional[dict] = None) -> Dict[str, List[dict]]:
+    """``{stem: instances}`` of the frames with a ``labels`` list; counts into ``stats``; each frame's image
+    attributes into ``attributes`` (``{stem: {attribute: value}}``) when given.
 
     Every frame must name an image of ``images`` (error naming the JSON file and the image otherwise).
     """
@@ -175,6 +187,9 @@ def convert_det(json_path: str, images: Dict[str, str], stats: dict) -> Dict[str
         if key not in images:
             raise FileNotFoundError(f'{json_path}: frame {name}: its image does not exist in '
                                     f'{osp.dirname(next(iter(images.values())))}')
+        attrs = convert_attributes(frame, json_path) if attributes is not None else None
+        if attrs is not None:
+            attributes[key] = attrs
         if frame.get('labels') is None:
             stats['frames_without_labels'] += 1
             continue
@@ -209,11 +224,7 @@ def measure(task: Tuple[str, Optional[str]]) -> Tuple[int, int]:
 
 
 def measure_all(tasks: List[Tuple[str, Optional[str]]], nproc: int, desc: str) -> List[Tuple[int, int]]:
-    from mmengine.utils import track_parallel_progress, track_progress
-    print(f'{desc}: reading the size of {len(tasks)} images')
-    if nproc > 1 and len(tasks) > 1:
-        return track_parallel_progress(measure, tasks, nproc, chunksize=64)
-    return track_progress(measure, tasks)
+    return run_tasks(measure, tasks, nproc, f'{desc}: reading the size of', chunksize=64)
 
 
 def with_size(entry: dict, hw: Tuple[int, int]) -> dict:
@@ -250,7 +261,8 @@ def convert(root: str, out_dir: Optional[str] = None, nproc: int = 1, det_dir: s
     masks = {sp: list_dir(osp.join(root, seg_dir, sp), ('.png', ), f'{sp} segmentation masks')
              for sp in ('train', 'val')}
     stats = {sp: new_stats() for sp in ('train', 'val')}
-    det = {sp: convert_det(osp.join(root, det_dir, f'det_{sp}.json'), img[('100k', sp)], stats[sp])
+    attributes = {sp: {} for sp in ('train', 'val')}
+    det = {sp: convert_det(osp.join(root, det_dir, f'det_{sp}.json'), img[('100k', sp)], stats[sp], attributes[sp])
            for sp in ('train', 'val')}
     check_masks(masks['train'], img[('10k', 'train')])
     check_masks(masks['val'], img[('10k', 'val')])
@@ -309,13 +321,23 @@ def convert(root: str, out_dir: Optional[str] = None, nproc: int = 1, det_dir: s
     path = osp.join(out_dir, 'val.json')
     dump(dict(metainfo=metainfo(), data_list=val_entries), path)
     summary['files']['val'] = path
+    for split, entries_of in (('train', entries), ('val', val_entries)):
+        summary[split]['attr'] = write_attributes(attributes[split], entries_of, root, out_dir, split, summary)
     return summary
 
 
-def dump(ann: dict, path: str) -> None:
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(ann, f)
+def write_attributes(attributes: Dict[str, dict], entries: List[dict], root: str, out_dir: str, split: str,
+                     summary: dict) -> int:
+    """Write ``attributes_{split}.json`` for the 100k images of ``entries`` that have attributes; their number."""
+    data_list = []
+    for entry in entries:
+        key = stem(entry['img_path'])
+        if entry['img_path'].startswith('images/100k/') and key in attributes:
+            data_list.append(dict(img_path=entry['img_path'], attributes=attributes[key]))
+    path = osp.join(out_dir, f'attributes_{split}.json')
+    dump(dict(metainfo=dict(attr_classes=ATTR_CLASSES), data_list=data_list), path)
+    summary['files'][f'attributes_{split}'] = path
+    return len(data_list)
 
 
 def format_summary(summary: dict) -> str:
@@ -338,6 +360,8 @@ def format_summary(summary: dict) -> str:
         lines.append(f'{split} labels without box2d (skipped): ' +
                      (', '.join(f'{c} {n}' for c, n in sorted(s['boxless'].items())) or 'none'))
         lines.append(f'{split} frames without a labels list (not labeled for det): {s["frames_without_labels"]}')
+        lines.append(f'{split} images with attributes (task attr): {s["attr"]} -> '
+                     f'{summary["files"]["attributes_" + split]}')
     return '\n'.join(lines)
 
 

@@ -51,15 +51,17 @@ its image, an instance id of an unknown or non-instance class, an empty or missi
 """
 import argparse
 import glob
-import json
-import os
 import os.path as osp
+import sys
 from collections import Counter
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from cityscapesscripts.helpers.labels import id2label, labels
 from PIL import Image
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # the converters' shared helpers
+from common import dump, image_size, read_png, rel, run_tasks  # noqa: E402
 
 IMG_SUFFIX = '_leftImg8bit.png'
 LABEL_IDS_SUFFIX = '_gtFine_labelIds.png'
@@ -99,36 +101,6 @@ def metainfo() -> dict:
     """The ``metainfo`` of every annotation file (class names and RGB palettes of the official table)."""
     return dict(classes=list(DET_CLASSES), palette=DET_PALETTE, seg_classes=list(SEG_CLASSES),
                 seg_palette=SEG_PALETTE)
-
-
-def rel(path: str, root: str) -> str:
-    """``path`` relative to ``root`` with forward slashes (the annotation files' convention)."""
-    return osp.relpath(path, root).replace(os.sep, '/')
-
-
-def read_png(path: str) -> np.ndarray:
-    """A single-channel PNG as an integer array (H, W); an error naming the file otherwise."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{path} does not exist')
-    with Image.open(path) as im:
-        if im.mode in ('RGB', 'RGBA', 'LA'):
-            raise ValueError(f'{path}: expected a single-channel label map, got PIL mode {im.mode}')
-        arr = np.array(im)
-    if arr.ndim != 2:
-        raise ValueError(f'{path}: expected a single-channel label map, got shape {arr.shape}')
-    return arr
-
-
-def image_size(path: str) -> Tuple[int, int]:
-    """(height, width) of an image from its header."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'image {path} does not exist')
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except Exception as e:  # noqa: BLE001 - re-raised with the file name
-        raise ValueError(f'{path}: cannot read the image ({e})') from e
-    return h, w
 
 
 def instances_from_instance_ids(inst: np.ndarray, path: str = '') -> Tuple[List[dict], Counter, Counter]:
@@ -281,21 +253,6 @@ def find_sequence(root: str) -> Optional[str]:
     if not osp.isdir(osp.join(seq, 'train')):
         raise FileNotFoundError(f'{seq} exists but has no train/ folder (expected train/<city>/*{IMG_SUFFIX})')
     return osp.join(seq, 'train')
-
-
-def run_tasks(func, tasks: list, nproc: int, desc: str) -> list:
-    """``func`` over ``tasks`` with a progress bar, in ``nproc`` processes."""
-    from mmengine.utils import track_parallel_progress, track_progress
-    print(f'{desc}: {len(tasks)} images')
-    if nproc > 1 and len(tasks) > 1:
-        return track_parallel_progress(func, tasks, nproc, chunksize=16)
-    return track_progress(func, tasks)
-
-
-def dump(ann: dict, path: str) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(ann, f)
 
 
 def convert(root: str, out_dir: Optional[str] = None, nproc: int = 1, overwrite: bool = False,

@@ -25,15 +25,9 @@ num_det_classes = len(det_classes)
 # segmentation maps and evaluation in trainIds: no label-id mapping for tools/infer.py's PNGs
 metainfo = dict(classes=det_classes, palette=det_palette, seg_label_ids=None)
 
-# Table 10: resize scale 0.5-2 of BDD100K's 1280x720, random crop 800x800, horizontal flip
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadMultiTaskAnnotations'),
-    dict(type='RandomResize', scale=(1280, 720), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=(800, 800), allow_negative_crop=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackMultiTaskInputs'),
-]
+# Table 10: resize scale 0.5-2 of BDD100K's 1280x720 (Cityscapes' pipeline, only the base scale differs)
+train_pipeline = [dict(step, scale=(1280, 720)) if step['type'] == 'RandomResize' else step
+                  for step in _base_.train_pipeline]
 train_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo))
 test_dataloader = val_dataloader

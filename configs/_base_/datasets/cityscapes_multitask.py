@@ -70,11 +70,6 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-val_evaluator = dict(
-    type='MultiTaskMetric',
-    task_metrics=dict(
-        det=dict(type='CocoMetric', metric='bbox'),
-        seg=dict(type='SemSegMetric', iou_metrics=['mIoU'])),
-    main_keys=dict(det=('bbox_mAP', 1.0), seg=('mIoU', 0.01)),
-    meta_keys=dict(seg=dict(classes='seg_classes', palette='seg_palette')))
+# each task of the dataset with its default metric (TaskData.metric: COCO bbox mAP, mIoU), plus multitask/gmean
+val_evaluator = dict(type='MultiTaskMetric')
 test_evaluator = val_evaluator

@@ -7,15 +7,8 @@
 #                             sampler=dict(_delete_=True, type='ExplicitSampler', batch_size=2))
 _base_ = './cityscapes_multitask.py'
 
-train_part = dict(  # one MultiTaskDataset of the ConcatDataset below
-    type='MultiTaskDataset',
-    data_root={{_base_.data_root}},
-    data_prefix=dict(img='', seg=''),
-    metainfo={{_base_.metainfo}},
-    tasks=('det', 'seg'),
-    split_file=None,
-    filter_cfg=None,
-    pipeline={{_base_.train_pipeline}})
+# one MultiTaskDataset of the ConcatDataset below: the base's train set, keeping its unlabeled images
+train_part = dict(_base_.train_dataloader.dataset, filter_cfg=None)
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,

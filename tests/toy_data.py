@@ -1,4 +1,5 @@
-"""A tiny generated street-scene data set, for tests and ``make demo`` on machines without real data.
+"""A tiny generated street-scene data set (det + seg), for tests and ``tools/benchmark.py`` on machines without
+real data.
 
 Images follow Cityscapes file naming (``leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png``),
 segmentation maps are single-channel PNGs of Cityscapes trainIds (255 = ignore), and the annotation file is

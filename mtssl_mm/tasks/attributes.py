@@ -1,0 +1,272 @@
+"""Image attribute classification (BDD100K's weather, scene, time of day): a task no code outside this file knows.
+
+Model side (:class:`AttributesTask`), data side (:class:`AttributesData`) and metric (:class:`AttributeMetric`)
+of one task; registering them is all it takes for the dataset, the transforms, the evaluator, the sampler and
+the semi-supervised wrapper to train and evaluate it beside detection and segmentation.
+"""
+from typing import Dict, List, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.registry import METRICS, MODELS
+from mmengine.evaluator import BaseMetric
+
+from .base import BaseTask
+from .task_data import TaskData, register_task_data
+from .task_loss import TaskLoss
+
+#: the target of an attribute without a value (``undefined`` in BDD100K, or not labeled)
+NO_LABEL = -1
+
+
+@MODELS.register_module()
+class AttributesTask(BaseTask):
+    """One classifier per image attribute on the shared backbone.
+
+    Data flow::
+
+        backbone feats ─► feats[in_index] (B, C, h, w) ─► global average pool (B, C)
+            ─► one linear layer per attribute a ─► logits: dict a -> (B, K_a)
+
+    Targets are each sample's ``gt_attributes`` (A,) int64, one class index per attribute in the order of
+    ``attributes``, ``-1`` where the attribute is ``undefined``. Loss: cross-entropy per attribute (``loss_{a}``),
+    summed over the samples whose attribute is defined, normalised by the number of labeled samples in the global
+    batch (an undefined attribute adds 0, as a pseudo-label below the threshold does in the unsupervised loss).
+    Predictions go to ``pred_attributes`` (A,) int64 (argmax per attribute) and ``pred_attribute_scores``
+    (A,) float (its softmax probability).
+
+    Semi-supervised learning (FixMatch, Sohn et al. 2020): sigma_t keeps, per attribute, the class whose softmax
+    probability is >= ``pseudo_score_thr`` (0.95) and no target otherwise; the task is invariant, so the warp is
+    the identity; the unsupervised loss is the cross-entropy on the strong views summed over the confident
+    attributes, normalised by the number of samples of B^u_t in the global batch (FixMatch's mean over the
+    unlabeled batch: a sample below the threshold counts, with 0).
+
+    Args:
+        attributes (dict): Attribute name -> number of classes, in the order of ``gt_attributes`` (the dataset's
+            ``metainfo['attr_classes']``), e.g. ``dict(weather=6, scene=6, timeofday=3)``.
+        in_channels (int): Channels of ``feats[in_index]`` (2048 for ResNet-50's C5).
+        in_index (int): The backbone level pooled. Defaults to -1 (the last).
+        dropout (float): Dropout before the linear layers. Defaults to 0.
+        pseudo_score_thr (float): sigma_t's confidence threshold. Defaults to 0.95 (FixMatch).
+        **kwargs: See :class:`BaseTask`.
+    """
+
+    def __init__(self, attributes: Dict[str, int], in_channels: int, in_index: int = -1, dropout: float = 0.0,
+                 pseudo_score_thr: float = 0.95, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if not attributes:
+            raise ValueError('AttributesTask: `attributes` is empty')
+        self.attributes = {str(a): int(k) for a, k in attributes.items()}
+        self.in_index = int(in_index)
+        self.pseudo_score_thr = float(pseudo_score_thr)
+        self.dropout = nn.Dropout(dropout)
+        self.classifiers = nn.ModuleDict({a: nn.Linear(in_channels, k) for a, k in self.attributes.items()})
+
+    @property
+    def loss_keys(self):
+        return tuple(f'loss_{a}' for a in self.attributes)
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> Dict[str, torch.Tensor]:
+        pooled = self.dropout(feats[self.in_index].mean(dim=(2, 3)))
+        return {a: fc(pooled) for a, fc in self.classifiers.items()}
+
+    def _ce_sums(self, outs: Dict[str, torch.Tensor], targets: torch.Tensor, normaliser: float) -> TaskLoss:
+        """Per attribute, the cross-entropy summed over the samples whose target is not ``-1``.
+
+        Args:
+            outs: attribute -> (B, K_a) logits.
+            targets: (B, A) int64 targets, ``-1`` where there is none.
+            normaliser: the number of samples behind the sums.
+        """
+        targets = targets.to(next(iter(outs.values())).device)
+        sums = {f'loss_{a}': F.cross_entropy(outs[a].float(), targets[:, j], ignore_index=NO_LABEL, reduction='sum')
+                for j, a in enumerate(self.attributes)}
+        return TaskLoss(sums, targets.new_tensor(float(normaliser), dtype=torch.float32))
+
+    def _targets(self, data_samples, field: str = 'gt_attributes') -> torch.Tensor:
+        rows = []
+        for ds in data_samples:
+            if field not in ds:
+                raise KeyError(f'AttributesTask: sample {ds.metainfo.get("img_path")} has no {field}; load it with '
+                               'LoadMultiTaskAnnotations (task "attr" in the dataset\'s tasks)')
+            value = torch.as_tensor(getattr(ds, field), dtype=torch.long).reshape(-1)
+            if value.numel() != len(self.attributes):
+                raise ValueError(f'AttributesTask: sample {ds.metainfo.get("img_path")}: {field} has {value.numel()} '
+                                 f'values, the task {len(self.attributes)} attributes {list(self.attributes)}')
+            rows.append(value)
+        return torch.stack(rows)
+
+    def loss(self, outs, data_samples) -> TaskLoss:
+        """Cross-entropy sums per attribute against ``gt_attributes``; normaliser: the labeled samples."""
+        return self._ce_sums(outs, self._targets(data_samples), len(data_samples))
+
+    def predict(self, outs, data_samples, rescale: bool = True) -> None:
+        probs = [outs[a].float().softmax(dim=1) for a in self.attributes]
+        for i, ds in enumerate(data_samples):
+            scores, labels = zip(*(p[i].max(dim=0) for p in probs))
+            ds.pred_attributes = torch.stack(labels)
+            ds.pred_attribute_scores = torch.stack(scores)
+
+    # ------------------------------------------------------------------------------------ semi-supervised
+    def pseudo_label(self, outs, data_samples) -> torch.Tensor:
+        """sigma_t: (B, A) int64, per attribute the argmax class where its probability >= ``pseudo_score_thr``,
+        ``-1`` elsewhere."""
+        labels = []
+        for a in self.attributes:
+            prob, label = outs[a].float().softmax(dim=1).max(dim=1)
+            labels.append(label.masked_fill(prob < self.pseudo_score_thr, NO_LABEL))
+        return torch.stack(labels, dim=1)
+
+    def warp_pseudo_labels(self, labels: torch.Tensor, matrices: torch.Tensor, out_size) -> torch.Tensor:
+        """The identity: an image's weather does not move with its pixels."""
+        return labels
+
+    def unsup_loss(self, outs, data_samples, labels: torch.Tensor) -> TaskLoss:
+        """Cross-entropy sums over the confident attributes; normaliser: all samples given (B^u_t on this rank)."""
+        return self._ce_sums(outs, labels, len(data_samples))
+
+    def pseudo_stats(self, labels: torch.Tensor) -> Dict[str, float]:
+        """Logged beside the losses: the share of (sample, attribute) pairs with a pseudo-label."""
+        return dict(pseudo_attr_ratio=float((labels != NO_LABEL).float().mean()) if labels.numel() else 0.0)
+
+    # ------------------------------------------------------------ pseudo-label quality (never a loss)
+    def withheld_labels(self, data_samples):
+        """Withheld attributes (``withheld_attributes``): (B, A) int64; None when no sample has them."""
+        has = [('withheld_attributes' in ds) for ds in data_samples]
+        if not any(has):
+            return None
+        if not all(has):
+            missing = [ds.metainfo.get('img_path') for ds, h in zip(data_samples, has) if not h]
+            raise KeyError(f'AttributesTask.withheld_labels: samples {missing} have no withheld_attributes')
+        return self._targets(data_samples, 'withheld_attributes')
+
+    def quality_counts(self, outs, pseudo, data_samples, matrices, out_size) -> Dict[str, torch.Tensor]:
+        """Per attribute (A,): ``defined`` (withheld value defined), ``confident`` (defined and pseudo-labeled),
+        ``correct`` (confident and equal); ``num_images``."""
+        n = len(self.attributes)
+        device = next(self.parameters()).device
+        if not data_samples:
+            zeros = torch.zeros(n, dtype=torch.long, device=device)
+            return dict(num_images=zeros.new_zeros(()), defined=zeros, confident=zeros.clone(), correct=zeros.clone())
+        withheld = self.withheld_labels(data_samples).to(device)
+        pseudo = pseudo.to(device)
+        defined = withheld != NO_LABEL
+        confident = defined & (pseudo != NO_LABEL)
+        return dict(num_images=torch.tensor(len(data_samples), device=device), defined=defined.sum(0),
+                    confident=confident.sum(0), correct=(confident & (pseudo == withheld)).sum(0))
+
+    def quality_metrics(self, counts) -> Dict[str, float]:
+        """Per attribute: ``{a}_precision`` (correct among the confident), ``{a}_coverage`` (confident among the
+        defined); a metric whose denominator is 0 is left out."""
+        out = {}
+        for j, a in enumerate(self.attributes):
+            confident, defined = float(counts['confident'][j]), float(counts['defined'][j])
+            if confident:
+                out[f'{a}_precision'] = float(counts['correct'][j]) / confident
+            if defined:
+                out[f'{a}_coverage'] = confident / defined
+        return out
+
+
+@register_task_data
+class AttributesData(TaskData):
+    """Attributes: ``"attributes": {"weather": "clear", ...}`` per entry, classes in ``metainfo['attr_classes']``.
+
+    ``metainfo['attr_classes']`` is ``{attribute: [class name, ...]}``; its order is the order of
+    ``gt_attributes``. A value ``undefined`` (or an attribute missing from the entry) is ``-1`` (no target); an
+    unknown value is an error naming the file, the image and the attribute. Loaded into ``gt_attributes`` (A,)
+    int64, all ``-1`` for a sample not labeled for the task; packed into ``gt_attributes`` (withheld:
+    ``withheld_attributes``); evaluated by :class:`AttributeMetric` (``macro_f1``, the mean over attributes, in
+    ``multitask/gmean``).
+    """
+
+    name = 'attr'
+    required_meta = ('attr_classes', )
+    withheld_field = 'withheld_attributes'
+    metric = dict(type='AttributeMetric')
+    main_key = ('macro_f1', 1.0)
+    meta_keys = {}
+
+    def parse(self, raw, info, labeled, dataset) -> None:
+        classes = dataset._metainfo['attr_classes']
+        values = raw.get('attributes') or {}
+        if labeled and not isinstance(values, dict):
+            raise ValueError(f'{dataset.ann_file}: image {raw["img_path"]}: "attributes" must be an object')
+        labels = []
+        for attr, names in classes.items():
+            value = values.get(attr, 'undefined') if labeled else 'undefined'
+            if value == 'undefined':
+                labels.append(NO_LABEL)
+            elif value in names:
+                labels.append(list(names).index(value))
+            else:
+                raise ValueError(f'{dataset.ann_file}: image {raw["img_path"]}: unknown {attr} {value!r}; known: '
+                                 f'{list(names)}')
+        info['gt_attributes'] = labels
+
+    def load(self, results, loader, labeled) -> None:
+        if 'gt_attributes' not in results:
+            raise KeyError(f'sample {results.get("img_path")} has no gt_attributes; use it with MultiTaskDataset')
+        values = np.asarray(results['gt_attributes'], dtype=np.int64)
+        results['gt_attributes'] = values if labeled else np.full_like(values, NO_LABEL)
+
+    def take_withheld(self, results):
+        values = results['gt_attributes']
+        results['gt_attributes'] = np.full_like(values, NO_LABEL)
+        return {self.withheld_field: torch.as_tensor(values, dtype=torch.long)}
+
+    def pack(self, results, data_sample) -> None:
+        data_sample.gt_attributes = torch.as_tensor(results['gt_attributes'], dtype=torch.long)
+
+    def prediction_to_json(self, data_sample, dataset_meta):
+        """``{"attributes": {attribute: {"label": class name, "score": probability}}}`` for ``tools/infer.py``."""
+        if 'attr_classes' not in dataset_meta:
+            raise KeyError('AttributesData: the metainfo has no "attr_classes" (the attribute class names)')
+        labels, scores = data_sample.pred_attributes.tolist(), data_sample.pred_attribute_scores.tolist()
+        return dict(attributes={attr: dict(label=names[label], score=float(score)) for (attr, names), label, score
+                                in zip(dataset_meta['attr_classes'].items(), labels, scores)})
+
+
+@METRICS.register_module()
+class AttributeMetric(BaseMetric):
+    """Accuracy and macro-F1 of each attribute over the samples where it is defined, as fractions.
+
+    Reports ``{a}_accuracy``, ``{a}_macro_f1`` (F1 averaged over the classes that occur in the ground truth or the
+    predictions of that attribute) and their means over attributes, ``accuracy`` and ``macro_f1``. Attributes and
+    class names come from ``dataset_meta['attr_classes']``. Samples need ``gt_attributes`` and
+    ``pred_attributes`` (A,).
+    """
+
+    default_prefix = None
+
+    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        for sample in data_samples:
+            for key in ('gt_attributes', 'pred_attributes'):
+                if key not in sample:
+                    raise KeyError(f'AttributeMetric: sample {sample.get("img_path")} has no {key!r}')
+            self.results.append((np.asarray(torch.as_tensor(sample['gt_attributes']).cpu()),
+                                 np.asarray(torch.as_tensor(sample['pred_attributes']).cpu())))
+
+    def compute_metrics(self, results: List[tuple]) -> Dict[str, float]:
+        gt = np.stack([r[0] for r in results])
+        pred = np.stack([r[1] for r in results])
+        out, accs, f1s = {}, [], []
+        for j, attr in enumerate(self.dataset_meta['attr_classes']):
+            valid = gt[:, j] != NO_LABEL
+            if not valid.any():
+                continue
+            g, p = gt[valid, j], pred[valid, j]
+            acc = float((g == p).mean())
+            f1 = []
+            for c in np.union1d(g, p):
+                tp = float(((g == c) & (p == c)).sum())
+                denom = float((g == c).sum() + (p == c).sum())
+                f1.append(2 * tp / denom)
+            out[f'{attr}_accuracy'], out[f'{attr}_macro_f1'] = acc, float(np.mean(f1))
+            accs.append(acc)
+            f1s.append(out[f'{attr}_macro_f1'])
+        if accs:
+            out['accuracy'], out['macro_f1'] = float(np.mean(accs)), float(np.mean(f1s))
+        return out

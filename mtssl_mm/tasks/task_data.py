@@ -1,0 +1,113 @@
+"""The data side of a task: what it reads from an annotation entry, loads, packs, withholds and is evaluated with.
+
+A task is the unit of extension on the model side (:class:`~mtssl_mm.tasks.BaseTask`) and on the data side
+(:class:`TaskData`). The dataset, the loading and packing transforms, the evaluator and the split tool know no
+task by name: they look each task of the experiment up in :data:`TASK_DATA` and call it::
+
+    annotation entry ──► TaskData.parse ──► data info ──► LoadMultiTaskAnnotations ──► TaskData.load
+        (MultiTaskDataset, once per image)        (labeled or withheld: its labels; else its "empty" value)
+    ──► geometric transforms ──► PackMultiTaskInputs ──► TaskData.take_withheld (labels the split withheld, moved
+        out of the training keys) + TaskData.pack (fields mmdet's PackDetInputs does not pack)
+    ──► MultiTaskMetric: TaskData.metric / main_key / meta_keys (the task's default evaluation)
+
+A task's entry in the annotation file is labeled for it when ``labeled_tasks`` holds its :attr:`TaskData.name`;
+a split file (``{"labeled": {name: [img_path, ...]}}``) withholds it from the images it does not list.
+"""
+from typing import Any, Dict, Optional, Sequence, Tuple, Type
+
+#: task name (as in ``labeled_tasks``, split files and the model's ``tasks`` dict) -> its data side
+TASK_DATA: Dict[str, 'TaskData'] = {}
+
+
+def register_task_data(cls: Type['TaskData']) -> Type['TaskData']:
+    """Class decorator: register an instance of ``cls`` under ``cls.name`` in :data:`TASK_DATA`."""
+    if not cls.name:
+        raise ValueError(f'{cls.__name__}: a TaskData class needs a `name`')
+    if cls.name in TASK_DATA and type(TASK_DATA[cls.name]) is not cls:
+        raise KeyError(f'task data {cls.name!r} registered twice ({type(TASK_DATA[cls.name]).__name__}, '
+                       f'{cls.__name__})')
+    TASK_DATA[cls.name] = cls()
+    return cls
+
+
+def task_data(name: str, where: str = '') -> 'TaskData':
+    """The registered data side of task ``name``; a KeyError that names ``where`` and the known tasks otherwise."""
+    if name not in TASK_DATA:
+        raise KeyError(f'{where + ": " if where else ""}unknown task {name!r}; known tasks: {sorted(TASK_DATA)} '
+                       '(a task registers its data side with @register_task_data in mtssl_mm/tasks/)')
+    return TASK_DATA[name]
+
+
+def check_tasks(tasks: Sequence[str], where: str) -> Tuple[str, ...]:
+    """``tasks`` as a tuple, each registered (an error naming ``where`` otherwise)."""
+    if isinstance(tasks, str):
+        raise TypeError(f'{where}: tasks must be a sequence of task names, got the string {tasks!r}')
+    for name in tasks:
+        task_data(name, where)
+    return tuple(tasks)
+
+
+class TaskData:
+    """The data side of one task (subclass it and decorate with :func:`register_task_data`).
+
+    Attributes:
+        name (str): The task's name.
+        required_meta (tuple[str]): Dataset metainfo keys the task needs (from the config or the annotation file).
+        withheld_field (str): The data-sample field that carries the labels a split withheld (never trained on).
+        metric (dict): Default metric config of the task in :class:`~mtssl_mm.evaluation.MultiTaskMetric`.
+        main_key (tuple): ``(key, scale)``: the metric's entry in ``multitask/gmean`` and the factor that makes
+            it a fraction in [0, 1].
+        meta_keys (dict): The metric's metainfo ``{sub_key: dataset_key}`` (e.g. ``classes`` from ``seg_classes``).
+    """
+
+    name: str = ''
+    required_meta: Tuple[str, ...] = ()
+    withheld_field: str = ''
+    metric: Dict[str, Any] = {}
+    main_key: Tuple[str, float] = ('', 1.0)
+    meta_keys: Dict[str, str] = {}
+
+    # ---------------------------------------------------------------- MultiTaskDataset
+    def check_metainfo(self, configured: dict, from_file: dict, ann_file: str) -> None:
+        """Called before the file's metainfo is merged under the configured one; raise when they disagree."""
+
+    def parse(self, raw: dict, info: dict, labeled: bool, dataset) -> None:
+        """Check this task's part of the annotation entry ``raw`` and write it into the data info ``info``.
+
+        Args:
+            raw (dict): The entry of the annotation file's ``data_list``.
+            info (dict): The data info being built (``img_path`` already joined with ``data_prefix['img']``).
+            labeled (bool): Whether the annotation file labels the image for this task.
+            dataset: The :class:`~mtssl_mm.datasets.MultiTaskDataset` (``ann_file``, ``data_prefix``,
+                ``metainfo``), for paths and for errors that name the file.
+        """
+
+    # ---------------------------------------------------------------- LoadMultiTaskAnnotations
+    def load(self, results: dict, loader, labeled: bool) -> None:
+        """Load this task's labels into ``results`` when ``labeled`` (labeled or withheld), else its empty value
+        (so that every sample of a batch carries the same keys).
+
+        Args:
+            loader: The :class:`~mtssl_mm.datasets.LoadMultiTaskAnnotations` (mmdet ``LoadAnnotations``'s loaders,
+                ``ignore_index``).
+        """
+
+    # ---------------------------------------------------------------- PackMultiTaskInputs
+    def take_withheld(self, results: dict) -> Dict[str, Any]:
+        """Move this task's withheld labels out of the training keys of ``results`` (leaving there what an
+        unlabeled sample has) and return ``{withheld_field: value}``."""
+        raise NotImplementedError(f'{type(self).__name__}: withheld labels are not supported')
+
+    def pack(self, results: dict, data_sample) -> None:
+        """Set the fields of ``data_sample`` that mmdet's ``PackDetInputs`` does not pack (default: none)."""
+
+    # ---------------------------------------------------------------- MultiTaskInferencer
+    def prediction_to_json(self, data_sample, dataset_meta: dict) -> Optional[Dict[str, Any]]:
+        """This task's prediction in ``data_sample`` as JSON-ready entries of ``tools/infer.py``'s per-image result,
+        or None (default; detection and segmentation write their boxes and PNGs in the inferencer itself)."""
+        return None
+
+    # ---------------------------------------------------------------- MultiTaskMetric
+    def metric_cfg(self, override: Optional[dict] = None) -> dict:
+        """The metric config (a copy; ``override`` replaces it)."""
+        return dict(override if override is not None else self.metric)
