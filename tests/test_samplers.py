@@ -168,8 +168,9 @@ def test_runner_dataloader_over_a_concat_of_multitask_datasets(tmp_path):
     write_dataset(root, [()] * 5, split='extra', h=32, w=64, seed=1)
     pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadMultiTaskAnnotations'),
                 dict(type='PackMultiTaskInputs')]
+    # the unlabeled part labels no image, so its tasks cannot come from its file: every part names them
     part = dict(type='MultiTaskDataset', data_root=root, data_prefix=dict(img='', seg=''), filter_cfg=None,
-                pipeline=pipeline)
+                tasks=('det', 'seg'), pipeline=pipeline)
     cfg = dict(batch_size=4, num_workers=0,
                sampler=dict(type='ExplicitSampler', batch_size=4, seed=0),
                dataset=dict(type='ConcatDataset', datasets=[dict(part, ann_file='annotations/train.json'),
