@@ -49,7 +49,8 @@ def write_results(out: str, results: Dict, meta: Dict) -> str:
     verdict = []
     for key in ('fixmatch_explicit', 'densefixmatch_explicit'):
         r = results[key]
-        for k, what in (('seg/mIoU', 'seg mIoU (the task with fewer labels)'), ('multitask/gmean', 'gmean')):
+        for k, what in (('seg/mIoU', 'seg mIoU (the task with fewer labels)'), ('det/bbox_mAP', 'det mAP'),
+                        ('multitask/gmean', 'gmean')):
             gap, noise = r[k] - sup[k], r[k + '_std'] + sup[k + '_std']
             unit = ' points' if k == 'seg/mIoU' else ''
             verdict.append(f'- {r["name"]} − supervised, {what}: {gap:+.4f}{unit} '
