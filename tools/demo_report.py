@@ -49,9 +49,12 @@ def write_results(out: str, results: Dict, meta: Dict) -> str:
     verdict = []
     for key in ('fixmatch_explicit', 'densefixmatch_explicit'):
         r = results[key]
-        for k, what in (('seg/mIoU', 'seg mIoU (the task with fewer labels)'), ('multitask/gmean', 'gmean')):
+        for k, what in (('seg/mIoU', 'seg mIoU (the task with fewer labels)'), ('det/bbox_mAP', 'det mAP'),
+                        ('multitask/gmean', 'gmean')):
             gap, noise = r[k] - sup[k], r[k + '_std'] + sup[k + '_std']
-            verdict.append(f'- {r["name"]} − supervised, {what}: {gap:+.4f} (sum of the stds {noise:.4f}): '
+            unit = ' points' if k == 'seg/mIoU' else ''
+            verdict.append(f'- {r["name"]} − supervised, {what}: {gap:+.4f}{unit} '
+                           f'(sum of the stds {noise:.4f}{unit}): '
                            + ('**larger than the noise**' if gap > noise else 'not larger than the noise'))
     init = meta['init']
     note = ('**Quick smoke test**: a few images and iterations; these numbers only show that the path runs.\n\n'

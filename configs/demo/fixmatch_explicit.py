@@ -37,7 +37,7 @@ train_cfg = dict(max_iters=max_iters, val_interval=150)
 param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters, by_epoch=False)]
 optim_wrapper = dict(optimizer=dict(lr=0.01), clip_grad=dict(max_norm=10, norm_type=2))
 default_hooks = dict(
-    logger=dict(interval=25),
+    logger=dict(interval=25, log_metric_by_epoch=False),  # validation scalars at their iteration
     checkpoint=dict(interval=150, max_keep_ckpts=1, save_best='multitask/gmean', rule='greater',
                     save_optimizer=False, save_last=True),
     visualization=dict(draw=False))

@@ -36,7 +36,7 @@ param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_
 # from random initialisation: a larger step than Table 10's 1e-3, kept stable by clipping (as supervised_tiny.py)
 optim_wrapper = dict(optimizer=dict(lr=0.01), clip_grad=dict(max_norm=10, norm_type=2))
 default_hooks = dict(
-    logger=dict(interval=25),
+    logger=dict(interval=25, log_metric_by_epoch=False),  # validation scalars at their iteration
     # the checkpoint with the best val multitask/gmean is kept (the paper's selection); tools/demo.py tests it
     checkpoint=dict(interval=150, max_keep_ckpts=1, save_best='multitask/gmean', rule='greater',
                     save_optimizer=False, save_last=True),
