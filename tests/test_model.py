@@ -172,3 +172,18 @@ def test_seg_losses_that_cannot_be_normalised_globally_are_errors(name, value, k
     cfg.tasks.seg.head[name] = value
     with pytest.raises(ValueError, match=f'SegmentationTask: head.*{key}'):
         MODELS.build(cfg)
+
+
+@pytest.mark.parametrize('dataset_tasks', [('det', ), ('det', 'seg', 'attr')])
+def test_training_data_whose_tasks_differ_from_the_model_is_an_error(model, dataset_tasks):
+    """A model task the dataset does not serve (seg head, det-only data) or a dataset task without a head would
+    train silently on no label / drop labels: the loss refuses the batch and names both task lists."""
+    samples = [sample(('det', ), seed=i) for i in range(2)]
+    inputs = torch.randn(2, 3, H, W)
+    model.loss(inputs, samples)  # samples without the dataset's `tasks` metainfo are not checked
+    for ds in samples:
+        ds.set_metainfo(dict(tasks=('det', 'seg')))
+    model.loss(inputs, samples)
+    samples[1].set_metainfo(dict(tasks=dataset_tasks))
+    with pytest.raises(ValueError, match=r"the model has the tasks \['det', 'seg'\].*train_dataloader.dataset.tasks"):
+        model.loss(inputs, samples)

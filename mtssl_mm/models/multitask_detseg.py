@@ -7,6 +7,7 @@ from mmdet.models.utils import rename_loss_dict, reweight_loss_dict
 from mmdet.registry import MODELS
 from mmengine.model import ModuleDict
 
+from ..tasks.base import BaseTask
 from ..tasks.task_loss import normalise_globally
 from .state_dict_check import check_keys, expected_keys, own_keys
 
@@ -78,6 +79,7 @@ class MultiTaskDetSeg(BaseDetector):
         return self.backbone(batch_inputs)
 
     def loss(self, batch_inputs: torch.Tensor, batch_data_samples) -> dict:
+        BaseTask.check_tasks(list(self.tasks), batch_data_samples)
         feats = self.extract_feat(batch_inputs)
         terms = {name: task.masked_loss(task(feats), batch_data_samples) for name, task in self.tasks.items()}
         losses = {}

@@ -9,6 +9,7 @@ from mmdet.registry import MODELS
 from mmengine.logging import MessageHub
 from torch.utils._pytree import tree_map
 
+from ..tasks.base import BaseTask
 from ..tasks.task_loss import normalise_globally
 from ..utils import section
 from .multitask_detseg import MultiTaskDetSeg
@@ -162,6 +163,7 @@ class MultiTaskSemiSupervised(BaseDetector):
 
     def loss(self, batch_inputs: torch.Tensor, batch_data_samples) -> dict:
         tasks = self.student.tasks
+        BaseTask.check_tasks(list(tasks), batch_data_samples)
         weak_idx, strong_idx, unsup_idx, union = self.view_indices(batch_data_samples)
         device = batch_inputs.device
 

@@ -50,6 +50,24 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
             mask.append(self.name in ds.labeled_tasks)
         return mask
 
+    @staticmethod
+    def check_tasks(model_tasks: Sequence[str], data_samples: Sequence) -> None:
+        """Training samples must come from a dataset whose tasks are the model's (its ``tasks`` metainfo).
+
+        A model task the dataset does not serve would train on no label, and a dataset task without a head would
+        drop its labels: both are errors naming the two task lists, never a silent drop. Samples without the
+        ``tasks`` metainfo (built without :class:`MultiTaskDataset`) are not checked.
+
+        Raises:
+            ValueError: the dataset's tasks differ from ``model_tasks``.
+        """
+        for ds in data_samples:
+            tasks = ds.metainfo.get('tasks')
+            if tasks is not None and set(tasks) != set(model_tasks):
+                raise ValueError(f'the model has the tasks {sorted(model_tasks)} but the training data set of '
+                                 f'{ds.metainfo.get("img_path")} serves {sorted(tasks)}: set the same tasks in the '
+                                 'model config and in train_dataloader.dataset.tasks')
+
     @abstractmethod
     def forward(self, feats: Sequence[torch.Tensor]) -> Any:
         """Raw head outputs for the whole batch from the backbone's multi-level features."""

@@ -15,7 +15,7 @@ class PackMultiTaskInputs(PackDetInputs):
     Outputs ``inputs`` (3, H, W) uint8 and a ``DetDataSample`` with what mmdet packs (``gt_instances``
     (non-ignored boxes), ``ignored_instances`` (crowd / ignore boxes), ``gt_sem_seg.sem_seg`` (1, H, W)), the
     fields each task of ``results['tasks']`` packs itself (:meth:`TaskData.pack`, e.g. ``gt_attributes``) and
-    the metainfo ``labeled_tasks`` (tuple of task names). Add ``'instances'`` to ``meta_keys`` in validation
+    the metainfo ``labeled_tasks`` (tuple of task names) and ``tasks`` (the dataset's tasks, when it set them). Add ``'instances'`` to ``meta_keys`` in validation
     pipelines: COCO evaluation reads the original-resolution boxes from there.
 
     Withheld labels (``results['withheld_tasks']``, see ``MultiTaskDataset(withheld_labels=True)``) arrive in the
@@ -30,7 +30,7 @@ class PackMultiTaskInputs(PackDetInputs):
 
     def __init__(self, meta_keys=DEFAULT_META_KEYS):
         meta_keys = tuple(meta_keys)
-        for key in ('labeled_tasks', 'withheld_tasks'):
+        for key in ('labeled_tasks', 'withheld_tasks', 'tasks'):
             if key not in meta_keys:
                 meta_keys += (key, )
         super().__init__(meta_keys=meta_keys)
@@ -39,6 +39,8 @@ class PackMultiTaskInputs(PackDetInputs):
         if 'labeled_tasks' not in results:
             raise KeyError(f'PackMultiTaskInputs: sample {results.get("img_path")} has no "labeled_tasks"')
         results['labeled_tasks'] = tuple(results['labeled_tasks'])
+        if 'tasks' in results:  # the experiment's tasks: the model checks they are its own (BaseTask.check_tasks)
+            results['tasks'] = tuple(results['tasks'])
         # full-resolution evaluation pipelines have no Resize; predictions are then rescaled by 1
         results.setdefault('scale_factor', (1.0, 1.0))
         withheld = {}
