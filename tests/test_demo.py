@@ -20,7 +20,9 @@ from PIL import Image
 
 from fixtures import REPO
 from official_fixtures import load_tool
-from mtssl_mm.datasets.synthetic_cityscapes import write_synthetic_cityscapes
+
+sys.path.insert(0, osp.join(REPO, 'tools'))  # the demo's data generator lives with the tools, not in the package
+from synthetic_cityscapes import write_synthetic_cityscapes  # noqa: E402
 
 STEM = re.compile(r'^(?P<city>[a-z]+)_(?P<seq>\d{6})_(?P<frame>\d{6})$')
 GT_SUFFIXES = ('_gtFine_labelIds.png', '_gtFine_instanceIds.png', '_gtFine_polygons.json', '_gtFine_color.png')

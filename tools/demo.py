@@ -4,7 +4,7 @@ Everything lands in one folder (``--out``, default ``demo_out/``)::
 
     1. data/cityscapes/      a seeded synthetic street-scene set in the official Cityscapes layout (leftImg8bit/,
                              gtFine/ *_labelIds.png, *_instanceIds.png, *_polygons.json) with train, val and test
-                             splits, written by mtssl_mm.datasets.synthetic_cityscapes (scene='simple': sky,
+                             splits, written by tools/synthetic_cityscapes.py (scene='simple': sky,
                              building, vegetation, sidewalk, road, cars and persons, varied lighting)
     2. data/cityscapes/annotations/{train,val,test}.json   the real converter (--splits train val test)
        data/cityscapes/splits/d_*_seed{s}.json             tools/make_partial_split.py, scenario (d), one split
@@ -102,7 +102,7 @@ def say(text: str) -> None:
 def make_data(root: str, sizes: dict, data_seed: int, seeds: List[int], nproc: int) -> Dict[int, str]:
     """Generate the data set, convert it with the real converter, write one split per seed. Returns seed ->
     split path relative to ``root``."""
-    from mtssl_mm.datasets.synthetic_cityscapes import write_synthetic_cityscapes
+    from synthetic_cityscapes import write_synthetic_cityscapes  # tools/, on sys.path
 
     for sub in ('leftImg8bit', 'gtFine', 'annotations', 'splits'):
         shutil.rmtree(osp.join(root, sub), ignore_errors=True)

@@ -29,7 +29,7 @@ files, whatever the number of worker processes.
 
 Usage::
 
-    python -m mtssl_mm.datasets.synthetic_cityscapes data/synthetic_cityscapes --num-train 240 --num-val 40
+    python tools/synthetic_cityscapes.py data/synthetic_cityscapes --num-train 240 --num-val 40
 """
 import argparse
 import json
