@@ -99,6 +99,7 @@ def test_dataset_reads_the_attribute_file_and_packs_gt_attributes(converted):
 
 def test_identity_warp_strong_pseudo_label_equals_the_weak_one():
     """Invariance, not equivariance: whatever the geometry of the strong view, its target is the weak view's."""
+    torch.manual_seed(0)  # the head's initialisation: unseeded, 1 draw in 20 gave no (or only) confident samples
     task = MODELS.build(dict(type='AttributesTask', name='attr', attributes=ATTRS, in_channels=8))
     g = torch.Generator().manual_seed(0)
     feats = [torch.randn(5, 8, 4, 4, generator=g) * 20]
