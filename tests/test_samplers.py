@@ -3,13 +3,12 @@ import itertools
 import json
 import os
 import os.path as osp
-import socket
 
 import pytest
-import torch
 
 import mtssl_mm.datasets.samplers  # noqa: F401  (registers ExplicitSampler)
 from mtssl_mm.datasets.samplers import ExplicitSampler, check_dataloader_cfg, labeled_pools
+from gloo_group import init_gloo, start_gloo_processes
 
 
 class FakeDataset:
@@ -185,9 +184,9 @@ def test_runner_dataloader_over_a_concat_of_multitask_datasets(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ real DDP (gloo, CPU)
-def _ddp_worker(rank, world_size, port, out_dir):
+def _ddp_worker(rank, ports, world_size, out_dir):
     import torch.distributed as dist
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=world_size)
+    init_gloo(rank, world_size, ports)
     try:
         import numpy as np
 
@@ -201,12 +200,8 @@ def _ddp_worker(rank, world_size, port, out_dir):
 
 
 def test_ddp_ranks_share_the_seed_and_draw_disjoint_shares(tmp_path):
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
     # fork: the workers inherit the imported modules (a spawned process would import mmdet again, ~8 s)
-    torch.multiprocessing.start_processes(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True,
-                                          start_method='fork')
+    start_gloo_processes(_ddp_worker, args=(2, str(tmp_path)))
     runs = [json.load(open(tmp_path / f'{r}.json')) for r in range(2)]
     assert runs[0]['seed'] == runs[1]['seed']
     # 4 batches of 2 + 2 per rank; one pass over a pool is split between the 2 ranks
