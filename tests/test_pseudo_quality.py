@@ -9,7 +9,6 @@ import copy
 import json
 import os.path as osp
 import random
-import socket
 
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from mmengine.structures import InstanceData, PixelData
 
 import mtssl_mm  # noqa: F401
 from fixtures import REPO, TINY_CONFIG, write_dataset
+from gloo_group import init_gloo, start_gloo_processes
 from mtssl_mm.augmentation import warp_seg_maps
 from mtssl_mm.engine.hooks.pseudo_label_quality_hook import add_counts, reduce_counts
 from mtssl_mm.tasks.pseudo_quality import box_counts, box_metrics, seg_metrics
@@ -319,9 +319,9 @@ def measured(model, inputs, samples):
     return model.pseudo_quality_counts
 
 
-def _worker(rank, world_size, port, out_dir, model):
+def _worker(rank, ports, world_size, out_dir, model):
     import torch.distributed as dist
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=world_size)
+    init_gloo(rank, world_size, ports)
     try:
         inputs, samples = make_batch()
         share = slice(rank * 2, rank * 2 + 2)
@@ -337,11 +337,7 @@ def _worker(rank, world_size, port, out_dir, model):
 
 def test_counts_summed_over_two_ranks_equal_one_process_on_the_global_batch(tmp_path):
     model = deterministic_model()
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
-    torch.multiprocessing.start_processes(_worker, args=(2, port, str(tmp_path), model), nprocs=2, join=True,
-                                          start_method='fork')
+    start_gloo_processes(_worker, args=(2, str(tmp_path), model))
     reduced = torch.load(osp.join(tmp_path, 'reduced.pth'))
     inputs, samples = make_batch()
     one = add_counts({}, measured(model, inputs, samples))
