@@ -10,7 +10,6 @@ without any seg label, which a per-rank mean gets wrong.
 """
 import copy
 import os.path as osp
-import socket
 
 import pytest
 import torch
@@ -22,6 +21,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 import mtssl_mm  # noqa: F401
 from fixtures import REPO
+from gloo_group import init_gloo, start_gloo_processes
 
 H, W = 64, 96
 WORLD = 2
@@ -106,10 +106,10 @@ def gradients(model, inputs, samples):
             for n, p in module.named_parameters() if p.requires_grad}
 
 
-def _worker(rank, world_size, port, out_dir, models):
+def _worker(rank, ports, world_size, out_dir, models):
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=world_size)
+    init_gloo(rank, world_size, ports)
     try:
         results = {}
         for name, layout in CASES:
@@ -132,12 +132,8 @@ def ddp_and_reference(tmp_path_factory):
     """Gradients of every case: 2 gloo DDP processes, and one process on the whole batch."""
     models = {name: build_model(name) for name in MODELS_UNDER_TEST}
     out_dir = str(tmp_path_factory.mktemp('ddp'))
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
     # fork: the workers inherit the imported modules and the built models
-    torch.multiprocessing.start_processes(_worker, args=(WORLD, port, out_dir, models), nprocs=WORLD, join=True,
-                                          start_method='fork')
+    start_gloo_processes(_worker, args=(WORLD, out_dir, models), nprocs=WORLD)
     ddp = torch.load(osp.join(out_dir, 'ddp_grads.pth'))
     reference = {}
     for name, layout in CASES:
