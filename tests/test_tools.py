@@ -58,8 +58,27 @@ def free_port():
         return s.getsockname()[1]
 
 
+def dist_train(args):
+    """``tools/dist_train.sh ARGS`` on a free port; the output. torchrun's static rendezvous cannot bind port 0,
+    so the port is chosen here and released before torchrun binds it (seconds later, after its imports): another
+    process may take it meanwhile. Only that case - torchrun's store failing to listen on this very port with
+    EADDRINUSE, before any worker ran - is retried, once, on another port; any other failure fails the test."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO, PYTHON=sys.executable)
+    cmd = ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), *args]
+    for attempt in range(2):
+        port = free_port()
+        proc = subprocess.run(cmd, cwd=REPO, env=dict(env, PORT=str(port)), capture_output=True, text=True,
+                              timeout=600)
+        out = proc.stdout + proc.stderr
+        taken = f'port: {port}, useIpv6: false, code: -98, name: EADDRINUSE' in out
+        if proc.returncode == 0 or not taken or attempt == 1:
+            break
+    assert proc.returncode == 0, f'{cmd} failed (PORT={port}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}'
+    return out
+
+
 def assert_clean_exit(out):
-    """Every rank exited 0 (torchrun returns 0 only if all its workers did; `run` checked that) and none aborted at
+    """Every rank exited 0 (torchrun returns 0 only if all its workers did; `dist_train` checked that) and none aborted at
     teardown. A gloo process group left to the interpreter's exit used to kill a rank after a successful run
     with "terminate called without an active exception" (SIGABRT, about 1 run in 10 under load): its worker
     threads outlived the main thread. tools/train.py now drops the Runner and destroys the group, and
@@ -71,14 +90,8 @@ def assert_clean_exit(out):
 
 
 def test_dist_train_two_processes_gloo(partial_root, tmp_path):
-    env = dict(PYTHON=sys.executable, PORT=str(free_port()))
-    os.environ.update(env)
-    try:
-        out = run(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), TINY_CONFIG, '2', '--work-dir',
-                   str(tmp_path), '--cfg-options', *cfg_options(partial_root), 'randomness.seed=0'])
-    finally:
-        for k in env:
-            os.environ.pop(k)
+    out = dist_train([TINY_CONFIG, '2', '--work-dir', str(tmp_path), '--cfg-options', *cfg_options(partial_root),
+                      'randomness.seed=0'])
     assert 'Distributed training: True' in out
     assert 'GPU number: 2' in out  # mmengine's name for the world size
     assert osp.isfile(tmp_path / 'iter_4.pth')
@@ -92,8 +105,6 @@ def test_reference_command_bdd100k_densefixmatch_explicit_two_processes(tmp_path
     root = str(tmp_path / 'bdd100k')
     write_bdd100k(root)
     load_tool('dataset_converters/bdd100k.py').convert(root)
-    env = dict(PYTHON=sys.executable, PORT=str(free_port()))
-    os.environ.update(env)
     small = [  # a few iterations at small resolution; everything else is the real config
         f'{k}.dataset.data_root={root}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
     ] + ['model.detector.backbone.init_cfg=None', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
@@ -101,13 +112,8 @@ def test_reference_command_bdd100k_densefixmatch_explicit_two_processes(tmp_path
          'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
          'train_dataloader.dataset.pipeline.2.scale=(64,36)', 'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
          'default_hooks.logger.interval=1', 'randomness.seed=0']
-    try:
-        out = run(['bash', osp.join(REPO, 'tools', 'dist_train.sh'),
-                   osp.join(REPO, 'configs', 'bdd100k', 'densefixmatch_explicit.py'), '2', '--work-dir',
-                   str(tmp_path / 'work'), '--cfg-options', *small])
-    finally:
-        for k in env:
-            os.environ.pop(k)
+    out = dist_train([osp.join(REPO, 'configs', 'bdd100k', 'densefixmatch_explicit.py'), '2', '--work-dir',
+                      str(tmp_path / 'work'), '--cfg-options', *small])
     assert 'Distributed training: True' in out
     assert 'det.unsup.loss_cls' in out and 'seg.unsup.loss_ce' in out and 'det.lambda' in out
     assert osp.isfile(tmp_path / 'work' / 'iter_2.pth')
