@@ -78,8 +78,8 @@ def dist_train(args):
 
 
 def assert_clean_exit(out):
-    """Every rank exited 0 (torchrun returns 0 only if all its workers did; `dist_train` checked that) and none aborted at
-    teardown. A gloo process group left to the interpreter's exit used to kill a rank after a successful run
+    """Every rank exited 0 (torchrun returns 0 only if all its workers did; `dist_train` checked that) and none aborted
+    at teardown. A gloo process group left to the interpreter's exit used to kill a rank after a successful run
     with "terminate called without an active exception" (SIGABRT, about 1 run in 10 under load): its worker
     threads outlived the main thread. tools/train.py now drops the Runner and destroys the group, and
     destroy_distributed checks that no gloo thread is left before the interpreter exits (rank 0 logs it, any
