@@ -171,7 +171,8 @@ OTHER_KEYS = ('train_pipeline', 'train_dataloader.batch_size', 'train_dataloader
               'test_dataloader.persistent_workers', 'max_iters', 'train_cfg.max_iters', 'train_cfg.val_interval',
               'param_scheduler', 'optim_wrapper.optimizer.lr', 'optim_wrapper.clip_grad', 'default_hooks.logger',
               'default_hooks.checkpoint', 'default_hooks.visualization.draw', 'log_processor.window_size',
-              'env_cfg.mp_cfg.opencv_num_threads', 'filename', 'custom_hooks')
+              'env_cfg.mp_cfg.opencv_num_threads', 'filename', 'custom_hooks',
+              'demo_')  # the size block's variables (configs/_base_/demo_size.py)
 DEMOS = {'supervised': ('supervised_partial', 'model.'), 'fixmatch_explicit': ('fixmatch_explicit', 'model.detector.'),
          'densefixmatch_explicit': ('densefixmatch_explicit', 'model.detector.')}
 
