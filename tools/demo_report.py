@@ -177,6 +177,7 @@ def qualitative(out: str, runs: Dict[str, dict], cfg_options: List[str], scale: 
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
 
+    import mtssl_mm  # noqa: F401  (registers MultiTaskLocalVisualizer and the model; safe checkpoint loading)
     repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
     init_default_scope('mmdet')
     options = dict(o.split('=', 1) for o in cfg_options if o.startswith('test_dataloader'))
