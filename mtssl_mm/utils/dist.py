@@ -11,6 +11,7 @@ run has succeeded.
 """
 import gc
 import os
+import time
 import warnings
 
 import torch
@@ -97,6 +98,10 @@ def destroy_distributed():
     dist.destroy_process_group()
     gc.collect()  # the dropped Runner's cycles: the DDP reducer's reference to the group goes with them
     left = gloo_threads()
+    deadline = time.monotonic() + 2.0  # a thread that just exited can stay listed in /proc for a moment
+    while left and time.monotonic() < deadline:
+        time.sleep(0.01)
+        left = gloo_threads()
     if left:
         warnings.warn(f'gloo threads {left} are still alive after destroy_process_group: something still '
                       'references the process group (del the Runner before destroy_distributed); the process '
