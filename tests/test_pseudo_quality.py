@@ -112,6 +112,12 @@ def test_box_dependent_transforms_are_refused_with_withheld_labels(withheld_root
     with pytest.raises(ValueError, match='allow_negative_crop'):
         build_dataset(withheld_root, withheld_labels=True, pipeline=pipeline)
     build_dataset(withheld_root, pipeline=pipeline)  # fine without withheld labels
+    # a box-dependent transform nested in a wrapper (mmcv's RandomApply / RandomChoice) is found too
+    nested = copy.deepcopy(cfg.pipeline)
+    nested.insert(-1, dict(type='RandomApply', prob=0.5,
+                           transforms=[dict(type='RandomChoice', transforms=[[dict(type='FilterAnnotations')]])]))
+    with pytest.raises(ValueError, match='FilterAnnotations'):
+        build_dataset(withheld_root, withheld_labels=True, pipeline=nested)
 
 
 # ---------------------------------------------------------------------------------- (b) hand-made numbers

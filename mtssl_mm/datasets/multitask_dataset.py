@@ -92,7 +92,14 @@ class MultiTaskDataset(BaseDetDataset):
 
     def _check_pipeline(self) -> None:
         """Refuse transforms whose draws or outcome depend on the boxes (withheld boxes would change them)."""
-        for transform in getattr(self.pipeline, 'transforms', []):
+        def walk(transforms):  # nested wrappers too: RandomChoice, RandomApply, KeyMapper, TestTimeAug hold Composes
+            for transform in transforms:
+                yield transform
+                inner = getattr(transform, 'transforms', None)
+                if inner is not None:
+                    yield from walk(inner.transforms if hasattr(inner, 'transforms') else inner)
+
+        for transform in walk(getattr(self.pipeline, 'transforms', [])):
             name = type(transform).__name__
             if getattr(transform, 'allow_negative_crop', True) is False or name in BOX_DEPENDENT_TRANSFORMS:
                 raise ValueError(f'MultiTaskDataset(withheld_labels=True) with {name} in the pipeline: its outcome '
