@@ -33,7 +33,7 @@ with open('mtssl_mm/version.py', encoding='utf-8') as f:
 # requirement there is listed here with a range that contains its pin.
 install_requires = [
     # requirements/install.sh: torch (TORCH_SPEC, CI 2.13.0; bring your own CUDA build), mmcv, mmdet, mmseg
-    'torch>=2.5.1',  # kornia 0.9 needs torch >= 2.5.1
+    'torch>=2.6',  # safe loading: torch.serialization.get_unsafe_globals_in_checkpoint (2.6)
     'mmcv>=2.0.0,<2.2.0',  # full mmcv with compiled ops (mmcv.ops), not mmcv-lite; mmdet 3.3 needs < 2.2
     'mmdet>=3.3.0,<3.4.0',
     'mmsegmentation>=1.2.2,<1.3.0',

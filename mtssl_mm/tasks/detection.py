@@ -181,7 +181,7 @@ class DetectionTask(BaseTask):
         device = next(self.parameters()).device
         if not data_samples:
             return box_counts([], [], self.quality_score_thrs, device=device)
-        cfg = copy.deepcopy(self.head.test_cfg)
+        cfg = ConfigDict(copy.deepcopy(self.head.test_cfg or {}))
         cfg.score_thr = min(float(cfg.get('score_thr', 0.0)), self.quality_score_thrs[0])
         cls_scores, bbox_preds = ([t.float() for t in level] for level in outs)
         img_metas = [ds.metainfo for ds in data_samples]

@@ -223,11 +223,18 @@ def load_from_http(filename: str, map_location=None, model_dir: Optional[str] = 
             except pickle.UnpicklingError as error:
                 raise refusal(filename, [], unpickler_reason(error)) from error
 
-    checkpoint = load() if rank == 0 else None
+    checkpoint, error = None, None
+    if rank == 0:
+        try:
+            checkpoint = load()
+        except Exception as e:  # reach the barrier first: the other ranks must not wait for rank 0 forever
+            error = e
     if world_size > 1:
         torch.distributed.barrier()
         if rank > 0:
-            checkpoint = load()
+            checkpoint = load()  # the refused file is in the hub cache, so every rank raises the same error
+    if error is not None:
+        raise error
     return tag_source(checkpoint, filename)
 
 
