@@ -15,6 +15,7 @@ import pickle
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from mmdet.evaluation.functional import bbox_overlaps  # numpy, as mmdet's confusion_matrix.py uses it
 
 IGNORE_INDEX = 255
 
@@ -120,18 +121,6 @@ def pred_seg_map(pred: dict) -> np.ndarray:
     return seg.reshape(seg.shape[-2:])
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of (N, 4) and (M, 4) boxes [x1, y1, x2, y2] -> (N, M)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), dtype=np.float32)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(-1)
-    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(-1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
 # ------------------------------------------------------------------------------------ confusion matrices
 def det_confusion_matrix(pairs: Sequence[Tuple[dict, dict]], num_classes: int, score_thr: float = 0.3,
                          tp_iou_thr: float = 0.5) -> np.ndarray:
@@ -154,8 +143,8 @@ def det_confusion_matrix(pairs: Sequence[Tuple[dict, dict]], num_classes: int, s
         db, _, dl = pred_boxes(pred, score_thr)
         if (gl >= num_classes).any() or (dl >= num_classes).any():
             raise ValueError(f'{info["img_path"]}: a box label is not a class index (0..{num_classes - 1})')
-        ious = box_iou(db, gb)
-        ign_ious = box_iou(db, ignore)
+        ious = bbox_overlaps(db, gb)
+        ign_ious = bbox_overlaps(db, ignore)
         matched_gt = np.zeros(len(gb), dtype=bool)
         for i, label in enumerate(dl):
             hits = np.nonzero(ious[i] >= tp_iou_thr)[0]
