@@ -79,7 +79,7 @@ class MultiTaskDetSeg(BaseDetector):
         return self.backbone(batch_inputs)
 
     def loss(self, batch_inputs: torch.Tensor, batch_data_samples) -> dict:
-        BaseTask.check_tasks(list(self.tasks), batch_data_samples)
+        BaseTask.check_batch_tasks(list(self.tasks), batch_data_samples)
         feats = self.extract_feat(batch_inputs)
         terms = {name: task.masked_loss(task(feats), batch_data_samples) for name, task in self.tasks.items()}
         losses = {}

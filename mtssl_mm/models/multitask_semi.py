@@ -163,7 +163,7 @@ class MultiTaskSemiSupervised(BaseDetector):
 
     def loss(self, batch_inputs: torch.Tensor, batch_data_samples) -> dict:
         tasks = self.student.tasks
-        BaseTask.check_tasks(list(tasks), batch_data_samples)
+        BaseTask.check_batch_tasks(list(tasks), batch_data_samples)
         weak_idx, strong_idx, unsup_idx, union = self.view_indices(batch_data_samples)
         device = batch_inputs.device
 

@@ -51,7 +51,7 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
         return mask
 
     @staticmethod
-    def check_tasks(model_tasks: Sequence[str], data_samples: Sequence) -> None:
+    def check_batch_tasks(model_tasks: Sequence[str], data_samples: Sequence) -> None:
         """Training samples must come from a dataset whose tasks are the model's (its ``tasks`` metainfo).
 
         A model task the dataset does not serve would train on no label, and a dataset task without a head would

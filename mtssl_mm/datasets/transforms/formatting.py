@@ -39,7 +39,7 @@ class PackMultiTaskInputs(PackDetInputs):
         if 'labeled_tasks' not in results:
             raise KeyError(f'PackMultiTaskInputs: sample {results.get("img_path")} has no "labeled_tasks"')
         results['labeled_tasks'] = tuple(results['labeled_tasks'])
-        if 'tasks' in results:  # the experiment's tasks: the model checks they are its own (BaseTask.check_tasks)
+        if 'tasks' in results:  # the experiment's tasks: the model checks they are its own (BaseTask.check_batch_tasks)
             results['tasks'] = tuple(results['tasks'])
         # full-resolution evaluation pipelines have no Resize; predictions are then rescaled by 1
         results.setdefault('scale_factor', (1.0, 1.0))
