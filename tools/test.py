@@ -53,7 +53,7 @@ def restrict_tasks(cfg, tasks):
         ValueError: A task the model does not have (the message names ``--tasks`` and the known tasks).
     """
     predictor = cfg.model.detector if 'detector' in cfg.model else cfg.model
-    known = [t for t, c in predictor.tasks.items() if c is not None]
+    known = list(predictor.tasks)  # a task set to None is an error of the model (tasks are selected by name)
     tasks = list(dict.fromkeys(tasks))  # in the given order, each once
     unknown = [t for t in tasks if t not in known]
     if unknown:
