@@ -25,7 +25,9 @@ def run(cmd, **kw):
 def params(path):
     from mtssl_mm.utils.checkpoint import load_from_local  # the package's safe loader (weights_only=True)
     ckpt = load_from_local(path, map_location='cpu')
-    return ckpt['state_dict']
+    # the EMA weights (state_dict, EMAHook) and the raw ones with the averaged model's step (ema_state_dict)
+    return dict({f'ema/{k}': v for k, v in ckpt['state_dict'].items()},
+                **{f'raw/{k}': v for k, v in ckpt['ema_state_dict'].items()})
 
 
 def test_resume_equals_uninterrupted_run_and_test_runs_one_task(partial_root, tmp_path):
