@@ -81,7 +81,7 @@ def make_batch(layout, seed=0):
     for i, tasks in enumerate(layout):
         ds = DetDataSample(metainfo=dict(img_shape=(H, W), ori_shape=(H, W), pad_shape=(H, W),
                                          batch_input_shape=(H, W), scale_factor=(1.0, 1.0), labeled_tasks=tasks))
-        n = 1 + i % 3  # a different number of boxes per image: per-image normalisers differ
+        n = (1, 14, 2, 25)[i % 4]  # very different numbers of boxes per image: per-image normalisers differ
         xy = torch.rand(n, 2, generator=g) * torch.tensor([W * 0.6, H * 0.6])
         wh = torch.rand(n, 2, generator=g) * 20 + 8
         ds.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + wh], 1),

@@ -25,22 +25,31 @@ class DetectionTask(BaseTask):
         backbone feats C2..C5 ─► neck (FPN, P3..P7) ─► head (RetinaHead)
             ─► (cls_scores, bbox_preds): per level (B, A*K, H_l, W_l) and (B, A*4, H_l, W_l)
 
-    Supervised targets come from each sample's ``gt_instances`` (boxes in pixels of the network input);
-    ``ignored_instances`` (crowd regions) make the anchors they cover ignored when the assigner sets
-    ``ignore_iof_thr``. Losses are sums over anchors; their normaliser is mmdet's RetinaNet one, the number of
-    positive anchors with at least 1 per image (``SamplingResult.avg_factor``), summed over the global batch. Predictions go to ``pred_instances`` (``bboxes`` (N, 4) in pixels of the original image
-    when ``rescale``, ``scores`` (N,), ``labels`` (N,)).
+    Supervised targets come from each sample's ``gt_instances`` (boxes in pixels of the network input).
+    ``ignored_instances`` (crowd regions) take part in the assignment only if the assigner sets
+    ``ignore_iof_thr > 0``; the configs keep mmdet's RetinaNet ``-1`` (they serve COCO evaluation as ``iscrowd``),
+    and an assigner that would hand a box every anchor with IoU 0 (``ignore_iof_thr > 0`` with ``min_pos_iou <= 0``
+    and low-quality matching) is refused. Predictions go to ``pred_instances`` (``bboxes`` (N, 4) in pixels of the
+    original image when ``rescale``, ``scores`` (N,), ``labels`` (N,)).
+
+    Loss normalisers (``loss_normaliser``). ``'per_image'`` (default), Eq. 3 and Eq. 4 as written: each image's
+    focal and GIoU sums are divided by its own number of positive anchors (at least 1) and these per-image losses
+    are averaged over the images of B^l_det (supervised) or B^u_det (unsupervised) in the global batch, as
+    torchvision's RetinaNet does; an image with 40 objects weighs as much as one with a single object. ``'pooled'``
+    (mmdet's convention): the sums of the batch divided by its positive anchors (supervised: at least 1 per image,
+    ``SamplingResult.avg_factor``; unsupervised: ``max(global count, 1)``).
 
     Semi-supervised learning: sigma_t keeps the teacher's post-NMS boxes with score >= ``pseudo_score_thr``
     (0.5, section 3); the boxes are warped corner by corner into the strong view; the unsupervised loss counts
-    only the anchors assigned to a pseudo box (predictions matched to background are discarded), normalised by
-    the number of those anchors in the global batch (an image without pseudo boxes adds nothing).
+    only the anchors assigned to a pseudo box (predictions matched to background are discarded), so an image
+    without pseudo boxes contributes 0 (and, ``'per_image'``, still counts in |B^u_det|).
 
     Args:
         neck (dict): Neck config (mmdet ``FPN``).
         head (dict): Dense head config (mmdet ``RetinaHead``).
         train_cfg (dict, optional): Assigner/sampler config of the head.
         test_cfg (dict, optional): Score threshold / NMS config of the head.
+        loss_normaliser (str): ``'per_image'`` (Eq. 3/4) or ``'pooled'`` (mmdet's), see above.
         pseudo_score_thr (float): Confidence threshold of sigma_t. Defaults to 0.5.
         pseudo_min_box_size (float): Warped pseudo boxes narrower or shorter than this (pixels) are dropped.
         quality_score_thrs (Sequence[float]): Score thresholds at which :meth:`quality_counts` measures the pseudo
@@ -49,17 +58,24 @@ class DetectionTask(BaseTask):
     """
 
     loss_keys = ('loss_cls', 'loss_bbox')
+    LOSS_NORMALISERS = ('per_image', 'pooled')
 
     def __init__(self,
                  neck: dict,
                  head: dict,
                  train_cfg=None,
                  test_cfg=None,
+                 loss_normaliser: str = 'per_image',
                  pseudo_score_thr: float = 0.5,
                  pseudo_min_box_size: float = 2.0,
                  quality_score_thrs: Sequence[float] = (0.3, 0.5, 0.7),
                  **kwargs) -> None:
         super().__init__(**kwargs)
+        if loss_normaliser not in self.LOSS_NORMALISERS:
+            raise ValueError(f'DetectionTask: loss_normaliser must be one of {self.LOSS_NORMALISERS}, '
+                             f'got {loss_normaliser!r}')
+        self.loss_normaliser = loss_normaliser
+        check_assigner((train_cfg or {}).get('assigner'))
         self.pseudo_score_thr = float(pseudo_score_thr)
         self.pseudo_min_box_size = float(pseudo_min_box_size)
         self.quality_score_thrs = tuple(sorted({float(t) for t in quality_score_thrs} | {self.pseudo_score_thr}))
@@ -73,31 +89,43 @@ class DetectionTask(BaseTask):
         return self.head(self.neck(feats))
 
     def loss(self, outs, data_samples) -> TaskLoss:
-        """Focal + GIoU loss sums over the anchors of ``data_samples``; normaliser: sum_i max(positives_i, 1)."""
+        """Focal + GIoU loss sums over the anchors of ``data_samples``; normaliser: the images (``'per_image'``,
+        each image's sums already divided by its positives, at least 1) or sum_i max(positives_i, 1)
+        (``'pooled'``)."""
         gt_instances, gt_ignore, img_metas = unpack_gt_instances(data_samples)
         return self._anchor_loss(outs, gt_instances, img_metas, gt_ignore, positives_only=False)
 
     def _anchor_loss(self, outs, gt_instances, img_metas, gt_ignore, positives_only: bool) -> TaskLoss:
         """mmdet's ``AnchorHead.loss_by_feat`` as sums (``avg_factor=1``), with the normaliser beside them.
 
+        ``'per_image'``: every anchor's weights are divided by its image's number of positive anchors (at least
+        1), so the sums are sums of per-image means, and the normaliser is the number of images.
+
         Args:
             outs: ``(cls_scores, bbox_preds)``, per level ``(B, A*K, H_l, W_l)`` and ``(B, A*4, H_l, W_l)``.
             gt_instances, img_metas, gt_ignore: per image, as ``unpack_gt_instances`` gives them.
-            positives_only: give background anchors zero classification weight and count only positive
-                anchors in the normaliser (the unsupervised loss); else mmdet's supervised convention.
+            positives_only: give background anchors zero classification weight (the unsupervised loss; its
+                ``'pooled'`` normaliser counts only positive anchors); else mmdet's supervised convention.
         """
         cls_scores, bbox_preds = outs
         head = self.head
-        anchors, valid_flags = head.get_anchors([s.shape[-2:] for s in cls_scores], img_metas,
-                                                device=cls_scores[0].device)
+        device = cls_scores[0].device
+        anchors, valid_flags = head.get_anchors([s.shape[-2:] for s in cls_scores], img_metas, device=device)
         labels_l, label_weights_l, bbox_targets_l, bbox_weights_l, avg_factor = head.get_targets(
             anchors, valid_flags, gt_instances, img_metas, batch_gt_instances_ignore=gt_ignore)
+        positive = [lab < head.num_classes for lab in labels_l]  # per level (B, n_l)
         if positives_only:
-            positive = [lab < head.num_classes for lab in labels_l]
             label_weights_l = [w * p for w, p in zip(label_weights_l, positive)]
+        if self.loss_normaliser == 'per_image':
+            per_image = torch.stack([p.sum(dim=1) for p in positive]).sum(dim=0).float()  # (B,) positives
+            scale = 1.0 / per_image.clamp(min=1.0)
+            label_weights_l = [w * scale[:, None] for w in label_weights_l]
+            bbox_weights_l = [w * scale[:, None, None] for w in bbox_weights_l]
+            normaliser = torch.tensor(float(len(img_metas)), dtype=torch.float32, device=device)
+        elif positives_only:
             normaliser = sum(p.sum() for p in positive).float()
         else:
-            normaliser = torch.tensor(float(avg_factor), dtype=torch.float32, device=cls_scores[0].device)
+            normaliser = torch.tensor(float(avg_factor), dtype=torch.float32, device=device)
         num_level_anchors = [a.size(0) for a in anchors[0]]
         level_anchors = images_to_levels([cat_boxes(a) for a in anchors], num_level_anchors)
         # avg_factor=1: mmdet's losses return their sums (divided by 1 + float32 eps)
@@ -134,12 +162,13 @@ class DetectionTask(BaseTask):
                 for b, k, res in zip(boxes, keeps, labels)]
 
     def unsup_loss(self, outs, data_samples, labels) -> TaskLoss:
-        """Focal + GIoU loss sums over the anchors assigned to a pseudo box only; normaliser: their number.
+        """Focal + GIoU loss sums over the anchors assigned to a pseudo box only; normaliser: the images of B^u_det
+        (``'per_image'``, Eq. 4: each image's sums over its own pseudo-box anchors) or those anchors (``'pooled'``).
 
         Anchors the assigner leaves as background get zero classification weight: with a high threshold the
         pseudo-labels miss many objects, and treating their anchors as negatives would teach the student to
-        miss them too. An image without any pseudo box therefore contributes an exact zero, to the sums and to
-        the normaliser (not mmdet's per-image minimum of 1).
+        miss them too. An image without any pseudo box therefore contributes an exact zero to the sums; it counts
+        in the normaliser with ``'per_image'`` (|B^u_det| of Eq. 4), not with ``'pooled'``.
         """
         samples = []
         for ds, res in zip(data_samples, labels):
@@ -197,3 +226,25 @@ class DetectionTask(BaseTask):
     def quality_metrics(self, counts) -> Dict[str, float]:
         """``precision@thr``, ``recall@thr`` (IoU 0.5, same class) and ``boxes_per_img@thr`` per threshold."""
         return box_metrics(counts, self.quality_score_thrs)
+
+
+def check_assigner(assigner) -> None:
+    """Refuse a ``MaxIoUAssigner`` config under which an ignore region hands a box the image's anchors.
+
+    With ``ignore_iof_thr > 0`` the anchors mostly inside an ignore region get IoU -1 with every box; a box whose
+    overlapping anchors are all such anchors keeps a best IoU of 0, and low-quality matching with
+    ``min_pos_iou <= 0`` then makes *every* anchor with IoU 0 its positive (all of them with
+    ``gt_max_assign_all``): on a 512x256 image with a 32x32 box inside a 300x150 crowd region, 350 of 512
+    anchors. mmdet's RetinaNet sets ``ignore_iof_thr=-1``.
+
+    Raises:
+        ValueError: naming ``train_cfg.assigner`` and the keys to change.
+    """
+    if not assigner or assigner.get('type') != 'MaxIoUAssigner':
+        return
+    if (assigner.get('ignore_iof_thr', -1) > 0 and assigner.get('min_pos_iou', 0.0) <= 0
+            and assigner.get('match_low_quality', True)):
+        raise ValueError(f'DetectionTask: train_cfg.assigner {dict(assigner)} would give a box whose overlapping '
+                         'anchors lie in an ignore region every anchor with IoU 0 as a positive (ignore_iof_thr > 0 '
+                         'with min_pos_iou <= 0 and match_low_quality); set ignore_iof_thr=-1 (mmdet\'s RetinaNet: '
+                         'ignore regions serve COCO evaluation only) or min_pos_iou > 0')

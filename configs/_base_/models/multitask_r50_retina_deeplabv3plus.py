@@ -65,11 +65,19 @@ model = dict(
                     target_stds=[1.0, 1.0, 1.0, 1.0]),
                 reg_decoded_bbox=True,
                 loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
-                loss_bbox=dict(type='GIoULoss', loss_weight=2.0)),
+                # classification : regression = 1 : 1, as mmdet's RetinaNet and torchvision's (the paper gives no
+                # weight; 2.0 is the ATSS/GFL convention)
+                loss_bbox=dict(type='GIoULoss', loss_weight=1.0)),
+            # Eq. 3/4: each image's loss over its positive anchors (at least 1), then the mean over the images of
+            # B^l_det / B^u_det in the global batch; 'pooled': mmdet's mean over the batch's positive anchors
+            loss_normaliser='per_image',
             train_cfg=dict(
-                # anchors covering crowd / ignore regions (ignored_instances) are neither pos nor neg
+                # ignore_iof_thr=-1, mmdet's RetinaNet: crowd / ignore regions (ignored_instances) play no part in
+                # the assignment and serve only COCO evaluation (iscrowd). With ignore_iof_thr > 0 and
+                # min_pos_iou=0, a box whose overlapping anchors all fall in an ignore region keeps a best IoU of 0
+                # and takes every anchor with IoU 0 as a positive (gt_max_assign_all): hundreds of garbage targets
                 assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0,
-                              ignore_iof_thr=0.5),
+                              ignore_iof_thr=-1),
                 sampler=dict(type='PseudoSampler'),
                 allowed_border=-1,
                 pos_weight=-1,
