@@ -175,10 +175,12 @@ def test_det_unsup_loss_counts_only_anchors_matched_to_pseudo_boxes():
     assert not torch.allclose(sum(sup_far['loss_cls']), sum(sup_base['loss_cls']))
 
 
-def test_image_without_pseudo_boxes_adds_nothing_to_the_det_normaliser():
-    """Normaliser of L_u,det: positive anchors over the batch, not mmdet's per-image max(positives, 1)."""
+def test_pooled_det_normaliser_an_image_without_pseudo_boxes_adds_nothing():
+    """``loss_normaliser='pooled'`` (the option beside Eq. 3/4's per-image default, tests/test_det_normaliser.py):
+    L_u,det over the positive anchors of the batch, not mmdet's per-image max(positives, 1)."""
     model = tiny_semi()
     task = model.student.tasks['det']
+    task.loss_normaliser = 'pooled'
     with torch.no_grad():
         outs = task(model.student.extract_feat(torch.randn(2, 3, H, W)))
     boxes = InstanceData(bboxes=torch.tensor([[10., 10., 40., 40.]]), labels=torch.tensor([2]),
@@ -307,3 +309,31 @@ def test_loss_under_bf16_autocast_is_finite_and_backpropagates():
     total.backward()
     grads = [p.grad for p in model.student.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize('semi', [True, False], ids=['densefixmatch', 'supervised'])
+def test_every_loss_function_gets_float32_under_bf16_autocast(semi, monkeypatch):
+    """mmcv's CUDA sigmoid_focal_loss (mmdet's FocalLoss on CUDA tensors) has float and half kernels only: every
+    loss is computed in float32 with autocast off, whatever the forward pass's dtype. On CPU mmdet takes a PyTorch
+    path that accepts bf16, so the dtypes reaching each loss function are recorded instead."""
+    from mmdet.models.losses import FocalLoss, GIoULoss
+    from mmseg.models.losses import CrossEntropyLoss
+    seen = []
+    for cls in (FocalLoss, GIoULoss, CrossEntropyLoss):
+        original = cls.forward
+
+        def spy(self, pred, *args, _orig=original, _name=cls.__name__, **kwargs):
+            seen.append((_name, pred.dtype, torch.is_autocast_enabled('cpu')))
+            return _orig(self, pred, *args, **kwargs)
+        monkeypatch.setattr(cls, 'forward', spy)
+    model = tiny_semi()
+    with torch.no_grad():
+        model.teacher.tasks['det'].head.retina_cls.bias.fill_(4.0)  # pseudo boxes: the unsupervised det loss runs
+    net = model if semi else model.student
+    torch.manual_seed(0)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = net.loss(torch.randn(4, 3, H, W), [sample(('det', 'seg')), sample(('det', )), sample(()),
+                                                    sample(('seg', ), 1)])
+    assert {name for name, _, _ in seen} == {'FocalLoss', 'GIoULoss', 'CrossEntropyLoss'}
+    assert all(dtype == torch.float32 and not autocast for _, dtype, autocast in seen), seen
+    assert all(v.dtype == torch.float32 for k, v in losses.items() if 'loss' in k and not isinstance(v, list))

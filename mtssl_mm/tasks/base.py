@@ -1,5 +1,6 @@
 """What every task of the multi-task model provides."""
 from abc import ABCMeta, abstractmethod
+from contextlib import nullcontext
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import torch
@@ -7,6 +8,13 @@ from mmengine.model import BaseModule
 from torch.utils._pytree import tree_flatten, tree_map
 
 from .task_loss import TaskLoss
+
+
+def float32_losses(device: torch.device):
+    """A context with autocast off on ``device``'s type (a no-op where autocast does not exist)."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return nullcontext()
 
 
 class BaseTask(BaseModule, metaclass=ABCMeta):
@@ -142,16 +150,20 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
         """``loss_fn`` on the outputs of samples ``idx`` only; connected zeros and a 0 count if ``idx`` is empty.
 
         The zero stays connected to all head outputs, so that DDP sees every parameter used on every rank.
+        Every loss runs in float32 with autocast off, on outputs cast to float32, whatever the autocast dtype of
+        the forward pass: mmcv's CUDA ``sigmoid_focal_loss`` (mmdet's ``FocalLoss`` on CUDA tensors) has float and
+        half kernels only, and sums over many elements lose precision in 16 bits.
         """
         leaves = tree_flatten(outs)[0]
         batch = leaves[0].shape[0]
         if not idx:
-            zero = sum(t.sum() for t in leaves) * 0.0
+            zero = sum(t.float().sum() for t in leaves) * 0.0
             return TaskLoss({k: zero for k in self.loss_keys}, leaves[0].new_zeros((), dtype=torch.float32))
         if len(idx) < batch:
             index = torch.as_tensor(list(idx), dtype=torch.long, device=leaves[0].device)
             outs = tree_map(lambda t: t.index_select(0, index), outs)
-        return loss_fn(outs)
+        with float32_losses(leaves[0].device):
+            return loss_fn(tree_map(lambda t: t.float() if t.is_floating_point() else t, outs))
 
     def masked_loss(self, outs: Any, data_samples: Sequence) -> TaskLoss:
         """The supervised loss L_s,t of Eq. 3: computed over the samples labeled for this task only.
