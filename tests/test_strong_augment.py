@@ -145,7 +145,7 @@ def test_table10_ranges():
 
 
 def test_sampled_magnitudes_cover_each_ops_range():
-    aug = StrongAugment()
+    aug = StrongAugment(op_draw='sample')
     n = 6000
     p = aug.sample_params(n, H, W, generator=gen(0))
     op_idx, mags = p['op_idx'], p['magnitudes']
@@ -168,8 +168,26 @@ def test_sampled_magnitudes_cover_each_ops_range():
             assert m.min() < low + 0.05 * span and m.max() > high - 0.05 * span, op
 
 
-def test_each_sample_draws_its_own_ops_and_magnitudes():
+def test_per_batch_draw_gives_every_sample_the_same_ops_and_its_own_magnitudes():
+    """op_draw='batch' (the default, the authors' code and Table 10's "# augmentations per batch 2"): one draw of
+    the 2 ops per call, uniform over the pool across calls; magnitudes, flips and Cutout per sample."""
     aug = StrongAugment()
+    assert aug.op_draw == 'batch' and 'op_draw=batch' in repr(aug)
+    g = gen(3)
+    firsts = []
+    for _ in range(3000):
+        p = aug.sample_params(4, H, W, generator=g)
+        assert (p['op_idx'] == p['op_idx'][:1]).all() and p['op_idx'][0, 0] != p['op_idx'][0, 1]
+        firsts.append(p['op_idx'][0])
+    freq = torch.bincount(torch.stack(firsts).flatten(), minlength=14).float() / 6000
+    assert ((freq - 1 / 14).abs() < 0.02).all()
+    p = aug.sample_params(32, H, W, generator=gen(5))
+    assert len({tuple(r) for r in p['magnitudes'].tolist()}) > 16 or p['magnitudes'].abs().sum() == 0
+    assert len(set(p['cutout'][:, 0].tolist())) > 5 and 0 < p['hflip'].sum() < 32
+
+
+def test_each_sample_draws_its_own_ops_and_magnitudes():
+    aug = StrongAugment(op_draw='sample')
     b = 32
     p = aug.sample_params(b, H, W, generator=gen(5))
     assert len({tuple(r) for r in p['op_idx'].tolist()}) > b // 2
@@ -227,7 +245,7 @@ def test_pool_is_14_ops_without_the_flip():
     assert len(PHOTOMETRIC_OPS) == 9 and len(GEOMETRIC_OPS) == 5 and 'HFlip' not in TABLE10_MAGNITUDES
     assert dense.num_ops == 2 and dense.hflip_prob == 0.5
     assert 'hflip_prob=0.5' in repr(dense) and 'HFlip' not in repr(dense)
-    drawn = dense.sample_params(2000, H, W, generator=gen(0))['op_idx']
+    drawn = StrongAugment(op_draw='sample').sample_params(2000, H, W, generator=gen(0))['op_idx']
     assert set(drawn.unique().tolist()) == set(range(14))
     star = StrongAugment(geometric=False)
     assert star.ops == PHOTOMETRIC_OPS and star.hflip_prob == 0.0 and 'hflip_prob=0.0' in repr(star)
@@ -244,16 +262,16 @@ def test_dense_fixmatch_configs_get_the_flip_from_geometric_true_alone():
 
 def test_each_sample_flips_with_hflip_prob_independently_of_its_ops():
     n = 20000
-    p = StrongAugment().sample_params(n, H, W, generator=gen(1))
+    p = StrongAugment(op_draw='sample').sample_params(n, H, W, generator=gen(1))
     hflip = p['hflip']
     assert hflip.dtype == torch.bool and hflip.shape == (n, )
     assert abs(hflip.float().mean().item() - 0.5) < 0.02
     for k in range(14):  # ~1430 samples per op: the rate does not depend on the op drawn
         assert abs(hflip[p['op_idx'][:, 0] == k].float().mean().item() - 0.5) < 0.06, k
-    quarter = StrongAugment(hflip_prob=0.25).sample_params(n, H, W, generator=gen(1))['hflip']
+    quarter = StrongAugment(hflip_prob=0.25, op_draw='sample').sample_params(n, H, W, generator=gen(1))['hflip']
     assert abs(quarter.float().mean().item() - 0.25) < 0.02
     # the flip is drawn last: with the same seed, everything else is what it is without the flip
-    none = StrongAugment(hflip_prob=0.0).sample_params(n, H, W, generator=gen(1))
+    none = StrongAugment(hflip_prob=0.0, op_draw='sample').sample_params(n, H, W, generator=gen(1))
     assert not none['hflip'].any()
     for key in ('op_idx', 'magnitudes', 'cutout', 'cutout_frac'):
         assert torch.equal(none[key], p[key]), key

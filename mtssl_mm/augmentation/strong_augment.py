@@ -5,8 +5,10 @@ random horizontal flip, then Cutout, applied to the weak view ``alpha(x)``. This
 code (github miquelmarti/DenseFixMatch, ``dataloading/transforms.py``, ``BatchRandAugment``): RandomCrop (here
 part of the weak view) -> ``num_ops`` ops drawn from the RandAugment pool -> RandomHorizontalFlip(p=0.5) ->
 Cutout. The flip is not one of the pool's ops: it is drawn separately, with probability ``hflip_prob``, after the
-drawn ops. Every sample draws its own operations, magnitudes and flip (the authors draw the operations once per
-batch), and its geometry is returned as a ``(3, 3)`` matrix, which is exactly the pseudo-label transform
+drawn ops. The ``num_ops`` operations are drawn once per batch (``op_draw='batch'``, the default: the authors'
+``K.AugmentationSequential(random_apply=2)`` draws them once per call, on each process) or per sample
+(``op_draw='sample'``); magnitudes, the flip and Cutout are drawn per sample either way. Each sample's geometry is
+returned as a ``(3, 3)`` matrix, which is exactly the pseudo-label transform
 ``A o alpha^-1`` of Eq. 4 (the input already is the weak view). Labels follow with
 :mod:`mtssl_mm.augmentation.label_warp`.
 
@@ -90,6 +92,8 @@ TABLE10_MAGNITUDES: Dict[str, Optional[Tuple[float, float]]] = dict(
 )
 
 _INTEGER_OPS = ('Posterize', )
+#: ``StrongAugment(op_draw=...)``: the operations drawn once per batch (the authors' code) or per sample
+OP_DRAWS = ('batch', 'sample')
 
 # ----------------------------------------------------------------------------------------------------------------
 # Photometric ops: (n, 3, H, W) float32 in [0, 1] and (n,) magnitudes -> (n, 3, H, W). Vectorised over samples.
@@ -252,11 +256,12 @@ def _cutout_size(frac: Tensor, height: int, width: int, low: float, high: float)
 
 @MODELS.register_module()
 class StrongAugment(nn.Module):
-    """RandAugment (Table 10), a random horizontal flip and Cutout on a batch, each sample with its own draws.
+    """RandAugment (Table 10), a random horizontal flip and Cutout on a batch.
 
     Order, as in the authors' code (``BatchRandAugment``): the ``num_ops`` drawn ops, then the flip, then Cutout.
-    Every sample draws ``num_ops`` distinct operations uniformly from ``ops`` and, for each, a magnitude uniformly
-    from its range (:data:`TABLE10_MAGNITUDES`, overridable with ``magnitudes``); then, with ``geometric=True``
+    ``num_ops`` distinct operations are drawn uniformly from ``ops``, once for the whole batch (``op_draw='batch'``,
+    the authors' and the paper's "# augmentations per batch 2") or for every sample (``op_draw='sample'``), and
+    every sample draws, for each, its own magnitude uniformly from its range (:data:`TABLE10_MAGNITUDES`, overridable with ``magnitudes``); then, with ``geometric=True``
     (Dense FixMatch), a horizontal flip with probability ``hflip_prob``, composed into the sample's matrix after
     the drawn affine ops (``M = F @ G``); then a Cutout rectangle with the image's aspect ratio covering a fraction
     ``U(cutout)`` of the image area, fully inside the image, filled with ``fill``. With ``geometric=False``
@@ -267,7 +272,9 @@ class StrongAugment(nn.Module):
     ``geometric=True`` and :data:`PHOTOMETRIC_OPS` (9) with ``geometric=False``; the flip is not in it.
 
     Args:
-        num_ops: operations drawn per sample (Table 10: 2), distinct within a sample.
+        num_ops: operations drawn per batch or per sample (Table 10: 2 per batch), distinct within a sample.
+        op_draw: ``'batch'`` (default): one draw of the ``num_ops`` operations for the batch of this call (on each
+            process under DDP), as the authors' code; ``'sample'``: each sample draws its own operations.
         geometric: draw the affine ops and the flip too (Dense FixMatch) or neither (FixMatch*).
         cutout: ``(low, high)`` fraction of the image area to cut out, or ``None`` for no Cutout.
         fill: value (one, or one per RGB channel) of the Cutout region and of the area the warp brings in from
@@ -295,6 +302,7 @@ class StrongAugment(nn.Module):
 
     def __init__(self,
                  num_ops: int = 2,
+                 op_draw: str = 'batch',
                  geometric: bool = True,
                  cutout: Optional[Tuple[float, float]] = (0.1, 0.3),
                  fill: Union[float, Sequence[float]] = 0.5,
@@ -302,6 +310,8 @@ class StrongAugment(nn.Module):
                  magnitudes: Optional[Dict[str, Tuple[float, float]]] = None,
                  hflip_prob: Optional[float] = None) -> None:
         super().__init__()
+        if op_draw not in OP_DRAWS:
+            raise ValueError(f'op_draw must be one of {OP_DRAWS}, got {op_draw!r}')
         ops = tuple(PHOTOMETRIC_OPS + GEOMETRIC_OPS) if ops is None else tuple(ops)
         known = tuple(TABLE10_MAGNITUDES) + (LEGACY_HFLIP, )
         unknown = [op for op in ops if op not in known]
@@ -327,6 +337,7 @@ class StrongAugment(nn.Module):
         ranges = dict(TABLE10_MAGNITUDES, **{LEGACY_HFLIP: None})
         ranges.update(magnitudes or {})
         self.ops = ops
+        self.op_draw = op_draw
         self.num_ops = min(num_ops, len(ops))
         self.geometric = geometric
         self.hflip_prob = float(hflip_prob)
@@ -336,7 +347,7 @@ class StrongAugment(nn.Module):
 
     def extra_repr(self) -> str:
         # order of application: num_ops ops drawn from ops, then the flip, then Cutout
-        return (f'num_ops={self.num_ops}, ops={self.ops}, hflip_prob={self.hflip_prob}, cutout={self.cutout}, '
+        return (f'num_ops={self.num_ops}, op_draw={self.op_draw}, ops={self.ops}, hflip_prob={self.hflip_prob}, cutout={self.cutout}, '
                 f'fill={self.fill}')
 
     # -------------------------------------------------------------------------------------------- sampling ----
@@ -370,8 +381,8 @@ class StrongAugment(nn.Module):
         Returns:
             dict of per-sample tensors on ``device``:
 
-            * ``op_idx``: ``(B, num_ops)`` int64 indices into ``self.ops``, distinct within a row; slot 0 is
-              applied first.
+            * ``op_idx``: ``(B, num_ops)`` int64 indices into ``self.ops``, distinct within a row (every row the
+              same with ``op_draw='batch'``); slot 0 is applied first.
             * ``magnitudes``: ``(B, num_ops)`` float32, the magnitude of ``op_idx``'s op in that slot, in the units
               of :data:`TABLE10_MAGNITUDES` (0 for ops without a magnitude).
             * ``cutout``: ``(B, 4)`` int64 ``x1, y1, x2, y2`` pixel indices of the Cutout rectangle, half-open
@@ -387,7 +398,8 @@ class StrongAugment(nn.Module):
             return torch.rand(shape, generator=generator, device=draw_device)
 
         k = len(self.ops)
-        op_idx = rand(batch_size, k).argsort(dim=1)[:, :self.num_ops]  # num_ops distinct ops per sample
+        rows = 1 if self.op_draw == 'batch' else batch_size
+        op_idx = rand(rows, k).argsort(dim=1)[:, :self.num_ops].expand(batch_size, -1).contiguous()  # distinct
         low, high, integer = self._range_table(op_idx.device)
         low, high, integer = low[op_idx], high[op_idx], integer[op_idx]
         u = rand(batch_size, self.num_ops)

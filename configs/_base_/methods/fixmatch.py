@@ -8,7 +8,9 @@ model = dict(
     type='MultiTaskSemiSupervised',
     detector=detector,
     data_preprocessor=detector.data_preprocessor,
-    strong_aug=dict(type='StrongAugment', num_ops=2, geometric=False, cutout=(0.1, 0.3)),
+    # Table 10: 2 ops per batch (drawn once per batch on each process, as the authors' code; op_draw='sample' draws
+    # them per sample), magnitudes per sample, then Cutout 10-30 % of the area
+    strong_aug=dict(type='StrongAugment', num_ops=2, op_draw='batch', geometric=False, cutout=(0.1, 0.3)),
     # unsup_on: B^u_t = samples unlabeled for t ('unlabeled') or all samples ('all'); lambda_t ramps up
     # along a sigmoid over the first 5 % of training (4.1; 10 % for 4.2 and 4.3) to unsup_weight (1)
     semi_train_cfg=dict(unsup_on='unlabeled', unsup_weight=dict(det=1.0, seg=1.0), rampup_ratio=0.05),
