@@ -147,3 +147,22 @@ def test_class_std_is_the_papers():
           0.801, 0.886, 0.760, 0.657, 0.762]
     assert [round(v, 3) for v in class_mean_std(t5)[:2]] == [0.765, 0.143]
     assert class_mean_std([float('nan'), 0.5, 1.0])[2] == 2  # NaN (no ground truth) is left out, not a 0
+
+
+def test_seg_aacc_is_the_pixel_accuracy():
+    """A prediction right on 90 % of its pixels, all of one class: aAcc 90 (mmdet 3.3's SemSegMetric reports 50,
+    its mAcc, the mean of the per-class accuracies 100 % and 0 %). The configs' default seg metric."""
+    from mtssl_mm.tasks.task_data import task_data
+    seg_metric = task_data('seg', 'test').metric_cfg()
+    assert seg_metric['type'] == 'PixelAccSemSegMetric'
+    m = METRICS.build(dict(type='MultiTaskMetric', task_metrics=dict(seg=seg_metric),
+                           main_keys=dict(seg=('mIoU', 0.01)), meta_keys=dict(seg=dict(classes='seg_classes'))))
+    m.dataset_meta = dict(classes=DET_CLASSES, seg_classes=SEG_CLASSES)
+    gt = [[0] * 9 + [1]]  # 9 road pixels, 1 sidewalk pixel
+    pred = [[0] * 10]  # all road
+    m.process({}, [dict(img_id=0, ori_shape=(1, 10), labeled_tasks=('seg', ),
+                        gt_sem_seg=dict(sem_seg=torch.tensor([gt])), pred_sem_seg=dict(sem_seg=torch.tensor([pred])))])
+    res = m.evaluate(1)
+    assert res['seg/aAcc'] == pytest.approx(90.0)
+    assert res['seg/mAcc'] == pytest.approx(50.0)  # road 100 %, sidewalk 0 %
+    assert res['seg/mIoU'] == pytest.approx(45.0)  # road 9/10, sidewalk 0/1

@@ -1,3 +1,4 @@
 from .multitask_metric import MultiTaskMetric
+from .semseg_metric import PixelAccSemSegMetric
 
-__all__ = ['MultiTaskMetric']
+__all__ = ['MultiTaskMetric', 'PixelAccSemSegMetric']

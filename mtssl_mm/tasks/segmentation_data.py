@@ -19,12 +19,14 @@ class SegmentationData(TaskData):
       that geometric transforms and batching treat every sample alike.
     - pack: mmdet's ``PackDetInputs`` (``gt_sem_seg.sem_seg`` (1, H, W) uint8); withheld: ``withheld_sem_seg``,
       ``gt_sem_seg`` all ``ignore_index``.
-    - metric: mIoU (mmdet ``SemSegMetric``, classes from ``seg_classes``), ``mIoU`` (in %) in ``multitask/gmean``.
+    - metric: mIoU (mmdet's ``SemSegMetric`` with the true pixel accuracy as ``aAcc``,
+      :class:`~mtssl_mm.evaluation.PixelAccSemSegMetric`; classes from ``seg_classes``), ``mIoU`` (in %) in
+      ``multitask/gmean``.
     """
 
     name = 'seg'
     withheld_field = 'withheld_sem_seg'
-    metric = dict(type='SemSegMetric', iou_metrics=['mIoU'])
+    metric = dict(type='PixelAccSemSegMetric', iou_metrics=['mIoU'])
     main_key = ('mIoU', 0.01)
     meta_keys = dict(classes='seg_classes', palette='seg_palette')
 
