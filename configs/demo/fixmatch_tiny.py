@@ -16,7 +16,10 @@ custom_hooks = [
     dict(type='CheckInvalidLossHook', interval=50),
     dict(type='EMATeacherHook', decay=0.99),
 ]
-train_dataloader = dict(batch_size=4, dataset=dict(filter_cfg=None))
+# no weak flip for FixMatch* (Table 10); densefixmatch_tiny.py puts train_pipeline, which keeps it, back
+train_dataloader = dict(
+    batch_size=4,
+    dataset=dict(filter_cfg=None, pipeline=[step for step in _base_.train_pipeline if step['type'] != 'RandomFlip']))
 # the semi-supervised method's global batch of Table 10 (configs/_base_/methods/fixmatch.py), not the supervised
 # base's 8 inherited from supervised_tiny.py
 auto_scale_lr = dict(base_batch_size=16)
