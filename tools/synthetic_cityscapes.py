@@ -634,8 +634,12 @@ def compose(c: Canvas) -> List[Tuple[str, Polygon, Texture]]:
 def compose_simple(c: Canvas) -> List[Tuple[str, Polygon, Texture]]:
     """A simpler scene (``scene='simple'``, for ``make demo``): the same street (sky, facades, sidewalks, road)
     with a few trees, then 1-3 cars on the road and 0-2 persons, all near the camera (large), drawn far to near.
-    No trucks, buses, two-wheelers, poles, signs or crowd groups: 7 classes (sky, building, vegetation,
-    sidewalk, road; car, person), the lighting of :func:`lighting` unchanged."""
+    What real Cityscapes sends through the converter and the box assigner is there too: half of the scenes hold a
+    crowd group (``cargroup`` on the road or ``persongroup`` on a sidewalk, the bare class id in ``_instanceIds``,
+    an ignore box after conversion) that nearer cars may stand in front of, and in half of them a person stands in
+    front of a car, hiding part of it -- a small person (shorter than the car, its box inside the car's box) or a
+    tall one that splits the car into pieces. No trucks, buses, two-wheelers, poles or signs: 7 classes (sky,
+    building, vegetation, sidewalk, road; car, person), the lighting of :func:`lighting` unchanged."""
     rng, h = c.rng, c.h
     st = Street(c)
     layers = [paint_sky(c, st)] + paint_sidewalks(c, st) + paint_facades(c, st) + [paint_road(c, st)]
@@ -651,10 +655,12 @@ def compose_simple(c: Canvas) -> List[Tuple[str, Polygon, Texture]]:
         edge = st.road_x(y, side)
         x = float(np.clip(edge + side * rng.uniform(0.1, 0.4) * c.w * s, 0, c.w - 1))
         things.append((y, lambda y=y, s=s, x=x: tree(c, x, y, 1.1 * h * s)))
+    cars = []  # (y_foot, x, height)
     for _ in range(rng.integers(1, 4)):
         y, s = depth_row(0.35, 1.0)
         xl, xr = st.road_x(y, -1), st.road_x(y, 1)
         x = (xl + xr) / 2 + rng.uniform(-0.6, 0.6) * (xr - xl) / 2
+        cars.append((y, x, 0.42 * h * s))
         things.append((y, lambda y=y, s=s, x=x: car(c, x, y, 0.42 * h * s, side_view=False)))
     for _ in range(rng.integers(0, 3)):
         y, s = depth_row(0.4, 1.0)
@@ -662,6 +668,22 @@ def compose_simple(c: Canvas) -> List[Tuple[str, Polygon, Texture]]:
         edge = st.road_x(y, side)
         x = float(np.clip(edge + side * rng.uniform(0.02, 0.2) * c.w * s, 2, c.w - 3))
         things.append((y, lambda y=y, s=s, x=x: person(c, x, y, 0.6 * h * s)))
+    if rng.random() < 0.5:  # a crowd group behind the cars: an ignore region that labeled cars may overlap
+        kind = 'cargroup' if rng.random() < 0.6 else 'persongroup'
+        y, s = depth_row(0.3, 0.55)
+        if kind == 'cargroup':
+            xl, xr = st.road_x(y, -1), st.road_x(y, 1)
+            x = (xl + xr) / 2 + rng.uniform(-0.4, 0.4) * (xr - xl) / 2
+        else:
+            side = -1 if rng.random() < 0.5 else 1
+            x = float(np.clip(st.road_x(y, side) + side * rng.uniform(0.05, 0.2) * c.w * s, 2, c.w - 3))
+        things.append((y, lambda y=y, s=s, x=x, kind=kind: crowd(c, x, y, 0.6 * h * s, kind)))
+    if cars and rng.random() < 0.5:  # a person just in front of a car: occlusion, often a box inside a box
+        y, x, ch = cars[rng.integers(len(cars))]
+        y2 = y - rng.uniform(0.02, 0.1) * ch  # feet just above the car's bottom edge, drawn right after the car
+        x2 = x + rng.uniform(-0.25, 0.25) * ch
+        ph = ch * (rng.uniform(0.55, 0.85) if rng.random() < 0.6 else rng.uniform(1.2, 1.5))
+        things.append((y + 1e-3, lambda y2=y2, x2=x2, ph=ph: person(c, x2, y2, ph)))
     things.sort(key=lambda t: t[0])
     for _, paint in things:
         layers += paint()
