@@ -128,7 +128,8 @@ def test_unsup_loss_is_fixmatchs_mean_over_the_unlabeled_batch():
     ce = torch.nn.functional.cross_entropy
     expected = (ce(student['weather'][:1], torch.tensor([0])) + ce(student['weather'][2:3], torch.tensor([2]))) / 4
     torch.testing.assert_close(loss, expected)
-    assert task.pseudo_stats(pseudo) == dict(pseudo_attr_ratio=0.5)
+    assert task.pseudo_stats(pseudo) == dict(pseudo_attr_ratio=(2.0, 4.0))  # logged: 2 / 4
+    assert task.pseudo_stats(None) == dict(pseudo_attr_ratio=(0.0, 0.0))
 
 
 def test_evaluator_reports_three_metrics_and_their_geometric_mean():

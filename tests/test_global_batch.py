@@ -43,6 +43,7 @@ MODELS_UNDER_TEST = {
     'fixmatch_all': dict(unsup_on='all'),
 }
 CASES = [(m, layout) for m in MODELS_UNDER_TEST for layout in LAYOUTS]
+LOGS = {}  # filled by the module fixture: 'ddp' (one dict per rank) and 'reference', case -> logged values
 
 
 def build_model(name):
@@ -96,11 +97,14 @@ def make_batch(layout, seed=0):
     return inputs, samples
 
 
-def gradients(model, inputs, samples):
-    """Backward of the parsed total loss; the gradient of every trainable parameter (zeros where None)."""
+def gradients(model, inputs, samples, logs=None):
+    """Backward of the parsed total loss; the gradient of every trainable parameter (zeros where None). ``logs``
+    (a dict) gets what mmengine logs: ``parse_losses``' log_vars as floats."""
     module = model.module if hasattr(model, 'module') else model
     losses = model(inputs, samples, mode='loss')
-    loss, _ = module.parse_losses(losses)
+    loss, log_vars = module.parse_losses(losses)
+    if logs is not None:
+        logs.update({k: float(v) for k, v in log_vars.items()})
     loss.backward()
     return {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
             for n, p in module.named_parameters() if p.requires_grad}
@@ -111,12 +115,14 @@ def _worker(rank, ports, world_size, out_dir, models):
     from torch.nn.parallel import DistributedDataParallel
     init_gloo(rank, world_size, ports)
     try:
-        results = {}
+        results, logs = {}, {}
         for name, layout in CASES:
             inputs, samples = make_batch(LAYOUTS[layout])
             share = slice(rank * len(samples) // world_size, (rank + 1) * len(samples) // world_size)
             model = DistributedDataParallel(copy.deepcopy(models[name]), device_ids=None, broadcast_buffers=False)
-            results[(name, layout)] = gradients(model, inputs[share], samples[share])
+            logs[(name, layout)] = {}
+            results[(name, layout)] = gradients(model, inputs[share], samples[share], logs[(name, layout)])
+        torch.save(logs, osp.join(out_dir, f'ddp_logs_{rank}.pth'))
         if rank == 0:
             torch.save(results, osp.join(out_dir, 'ddp_grads.pth'))
     finally:
@@ -135,10 +141,14 @@ def ddp_and_reference(tmp_path_factory):
     # fork: the workers inherit the imported modules and the built models
     start_gloo_processes(_worker, args=(WORLD, out_dir, models), nprocs=WORLD)
     ddp = torch.load(osp.join(out_dir, 'ddp_grads.pth'))
-    reference = {}
+    ddp_logs = [torch.load(osp.join(out_dir, f'ddp_logs_{r}.pth')) for r in range(WORLD)]
+    reference, reference_logs = {}, {}
     for name, layout in CASES:
         inputs, samples = make_batch(LAYOUTS[layout])
-        reference[(name, layout)] = gradients(copy.deepcopy(models[name]), inputs, samples)
+        reference_logs[(name, layout)] = {}
+        reference[(name, layout)] = gradients(copy.deepcopy(models[name]), inputs, samples,
+                                              reference_logs[(name, layout)])
+    LOGS.update(ddp=ddp_logs, reference=reference_logs)
     return ddp, reference
 
 
@@ -153,6 +163,21 @@ def test_ddp_gradients_equal_one_process_on_the_global_batch(ddp_and_reference, 
         assert any(part in n for n in errors), (part, sorted(want)[:5])
     worst = max(errors, key=errors.get)
     assert errors[worst] < 1e-4, f'{worst}: relative error {errors[worst]:.2e}'
+
+
+@pytest.mark.parametrize('name,layout', CASES)
+def test_every_rank_logs_the_global_batch_values(ddp_and_reference, name, layout):
+    """Logged losses and statistics: every rank logs the same keys, with the values one process on the whole global
+    batch logs -- also where a rank holds no seg label, or no sample of B^u_det (pseudo_boxes_per_img)."""
+    want = LOGS['reference'][(name, layout)]
+    for rank, logs in enumerate(LOGS['ddp']):
+        got = logs[(name, layout)]
+        assert set(got) == set(want), (rank, sorted(set(got) ^ set(want)))
+        for key in want:
+            assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), (rank, key, got[key], want[key])
+    assert want['loss'] > 0 and any(v > 0 for k, v in want.items() if k.startswith('seg.') and 'loss' in k)
+    if MODELS_UNDER_TEST[name] is not None:
+        assert want['det.pseudo_boxes_per_img'] > 0
 
 
 def test_per_rank_normalisers_would_fail_this_test(ddp_and_reference):

@@ -29,7 +29,7 @@ class MultiTaskDetSeg(BaseDetector):
         loss():    per task t, L_s,t over the samples whose ``labeled_tasks`` contain t (Eq. 3), each loss sum
                    divided by its count of valid elements over the global batch (one all_reduce under DDP,
                    see ``tasks/task_loss.py``); total = sum_t gamma_t * L_s,t; keys ``'{t}.loss_*'`` (and
-                   ``'{t}.num_labeled'``, this rank's count)
+                   ``'{t}.num_labeled'``), valued as the global batch's (the gradient is this rank's share)
         predict(): ``pred_instances`` and ``pred_sem_seg`` in each data sample, from one backbone pass
 
     Loading a checkpoint whose keys do not fit (missing or unexpected keys, a semi-supervised checkpoint: export it

@@ -57,7 +57,8 @@ class MultiTaskSemiSupervised(BaseDetector):
     FixMatch* is this model with ``strong_aug.geometric=False`` (all matrices are the identity, the warp leaves
     labels in place); Dense FixMatch uses the affine ops too. Losses are logged as ``'{t}.sup.loss_*'``,
     ``'{t}.unsup.loss_*'`` (weighted), ``'{t}.lambda'`` and task statistics such as
-    ``'det.pseudo_boxes_per_img'``.
+    ``'det.pseudo_boxes_per_img'``, every value that of the global batch, on every rank, every iteration (the
+    normalisers' all_reduce carries them; the gradients stay each rank's share).
 
     What the student is taught can be watched without changing it: with :attr:`measure_pseudo_quality` (set by
     :class:`PseudoLabelQualityHook`) :meth:`loss` stores :attr:`pseudo_quality_counts`, each task's
@@ -270,7 +271,7 @@ class MultiTaskSemiSupervised(BaseDetector):
         union_pos = {i: p for p, i in enumerate(union)}  # batch index -> position among the pseudo-labels
         feats = self.student.extract_feat(inputs)
         ramp = self.rampup()
-        terms, extras = {}, {}
+        terms, lams = {}, {}
         for name, task in self.student.tasks.items():
             outs = task(feats)
             weak_outs = tree_map(lambda t: t[:n_weak], outs)
@@ -286,21 +287,20 @@ class MultiTaskSemiSupervised(BaseDetector):
                 samples = [data_samples[i] for i in members]
                 terms[f'{name}.unsup'] = task.subset_loss(strong_outs, [strong_row[i] for i in members],
                                                           lambda o: task.unsup_loss(o, samples, labels))
-                stats = task.pseudo_stats(labels)
-            else:
+            else:  # the same log keys on every rank: zero losses, the statistics of no sample
+                labels = None
                 terms[f'{name}.unsup'] = task.subset_loss(outs, [], None)
-                stats = {}
-            lam = self.unsup_weight[name] * ramp
-            extras[name] = (lam, stats)
-        normalised = normalise_globally(terms)
+            terms[f'{name}.unsup'].ratios.update(task.pseudo_stats(labels))
+            lams[name] = self.unsup_weight[name] * ramp
+        normalised = normalise_globally(terms)  # values of the global batch (one all_reduce)
         losses = {}
         for name, task in self.student.tasks.items():
-            lam, stats = extras[name]
+            unsup = dict(normalised[f'{name}.unsup'])
+            stats = {k: unsup.pop(k) for k in terms[f'{name}.unsup'].ratios}
             losses.update(self.student.weight_losses(f'{name}.sup', task.loss_weight, normalised[f'{name}.sup']))
-            losses.update(self.student.weight_losses(f'{name}.unsup', task.loss_weight * lam,
-                                                     normalised[f'{name}.unsup']))
-            losses[f'{name}.lambda'] = inputs.new_tensor(lam)
-            losses.update({f'{name}.{k}': inputs.new_tensor(float(v)) for k, v in stats.items()})
+            losses.update(self.student.weight_losses(f'{name}.unsup', task.loss_weight * lams[name], unsup))
+            losses[f'{name}.lambda'] = inputs.new_tensor(lams[name])
+            losses.update({f'{name}.{k}': v for k, v in stats.items()})
         return losses
 
     # ------------------------------------------------------------------------------ predict etc.

@@ -4,7 +4,7 @@ Model side (:class:`AttributesTask`), data side (:class:`AttributesData`) and me
 of one task; registering them is all it takes for the dataset, the transforms, the evaluator, the sampler and
 the semi-supervised wrapper to train and evaluate it beside detection and segmentation.
 """
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -127,9 +127,12 @@ class AttributesTask(BaseTask):
         """Cross-entropy sums over the confident attributes; normaliser: all samples given (B^u_t on this rank)."""
         return self._ce_sums(outs, labels, len(data_samples))
 
-    def pseudo_stats(self, labels: torch.Tensor) -> Dict[str, float]:
-        """Logged beside the losses: the share of (sample, attribute) pairs with a pseudo-label."""
-        return dict(pseudo_attr_ratio=float((labels != NO_LABEL).float().mean()) if labels.numel() else 0.0)
+    def pseudo_stats(self, labels: Optional[torch.Tensor]) -> Dict[str, Tuple[float, float]]:
+        """Logged beside the losses: the share of (sample, attribute) pairs with a pseudo-label (pairs with one,
+        pairs; None: no sample)."""
+        if labels is None:
+            return dict(pseudo_attr_ratio=(0.0, 0.0))
+        return dict(pseudo_attr_ratio=(float((labels != NO_LABEL).sum()), float(labels.numel())))
 
     # ------------------------------------------------------------ pseudo-label quality (never a loss)
     def withheld_labels(self, data_samples):

@@ -102,8 +102,14 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
         """L_u,t sums on strong-view outputs against (warped) pseudo-labels; all given samples count."""
 
     @staticmethod
-    def pseudo_stats(labels: Any) -> Dict[str, float]:
-        """Statistics of a batch of (warped) pseudo-labels, logged beside the losses."""
+    def pseudo_stats(labels: Any) -> Dict[str, Tuple[float, float]]:
+        """Statistics of a batch of (warped) pseudo-labels, logged beside the losses as ``'{name}.{key}'``.
+
+        Each is a ratio ``(numerator, denominator)`` of sums over this rank's samples (e.g. pseudo boxes and
+        images); the log shows ``sum numerators / max(sum denominators, 1)`` over the global batch. ``labels`` is
+        None when this rank has no sample of B^u_t: the same keys must come back (zeros), since every rank logs
+        the same keys every iteration.
+        """
         return {}
 
     # ------------------------------------------------ pseudo-label quality against withheld labels

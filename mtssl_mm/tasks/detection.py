@@ -179,9 +179,10 @@ class DetectionTask(BaseTask):
         return self._anchor_loss(outs, gt_instances, img_metas, gt_ignore, positives_only=True)
 
     @staticmethod
-    def pseudo_stats(labels) -> Dict[str, float]:
-        """Logged beside the losses: the mean number of pseudo boxes per image."""
-        return dict(pseudo_boxes_per_img=sum(len(res) for res in labels) / max(len(labels), 1))
+    def pseudo_stats(labels) -> Dict[str, Tuple[float, float]]:
+        """Logged beside the losses: pseudo boxes per image of B^u_det (boxes, images; None: no image)."""
+        labels = labels or []
+        return dict(pseudo_boxes_per_img=(float(sum(len(res) for res in labels)), float(len(labels))))
 
     # ------------------------------------------------------------ pseudo-label quality (never a loss)
     def withheld_labels(self, data_samples):
