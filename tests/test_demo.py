@@ -290,6 +290,9 @@ def test_quick_demo_end_to_end(quick_demo):
         written = json.loads(open(test_json).read())
         assert {k: written[k] for k in run['test']} == run['test'] and r['multitask/gmean'] == run['test'][
             'multitask/gmean']
+        # Table 7's losses on the labeled test images, in tools/test.py's JSON
+        for loss in ('det/val_loss_cls', 'det/val_loss_bbox', 'seg/val_loss_ce'):
+            assert math.isfinite(written[loss]) and written[loss] > 0, (key, loss)
     md = (out / 'results.md').read_text()
     assert 'smoke test' in md and md.count('| FixMatch* (explicit) |') == 1 and '±' in md
     assert 'FixMatch* (explicit)' in proc.stdout and 'gmean' in proc.stdout  # the printed table
@@ -307,7 +310,8 @@ def test_quick_demo_end_to_end(quick_demo):
 
 def test_quick_demo_pseudo_label_quality_reaches_tensorboard(quick_demo):
     """The semi-supervised runs write the pseudo-label quality scalars and pictures (PseudoLabelQualityHook,
-    PseudoLabelVisHook) to scalars.json and the TensorBoard event file; the curves come from scalars.json."""
+    PseudoLabelVisHook) and the validation losses to scalars.json and the TensorBoard event file; the curves come
+    from scalars.json."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     out, _ = quick_demo
     res = json.loads((out / 'results.json').read_text())
@@ -318,7 +322,9 @@ def test_quick_demo_pseudo_label_quality_reaches_tensorboard(quick_demo):
         acc = EventAccumulator(event_file, size_guidance={'scalars': 0, 'images': 0})
         acc.Reload()
         tags = set(acc.Tags()['scalars'])
-        for tag in ('seg.pl/acc', 'seg.pl/mIoU', 'seg.pl/in_view', 'det.pl/boxes_per_img@0.5'):
+        for tag in ('seg.pl/acc', 'seg.pl/mIoU', 'seg.pl/in_view', 'det.pl/boxes_per_img@0.5',
+                    # the validation losses of Table 7, at every validation
+                    'det/val_loss_cls', 'det/val_loss_bbox', 'seg/val_loss_ce'):
             assert tag in tags, (key, tag, sorted(tags))
             assert acc.Scalars(tag), (key, tag)
         assert any(t.startswith('pseudo_labels_') for t in acc.Tags()['images']), acc.Tags()['images']

@@ -12,6 +12,20 @@ from .classwise import (class_mean_std, coco_classwise_ap, det_gt_counts, format
                         semseg_classwise_iou)
 
 
+#: per-sample result key of a task's supervised loss (``task_losses`` of the data sample, see ``BaseTask.record_losses``)
+LOSS_KEY = 'val_losses/'
+
+
+def val_losses(entries: Sequence[dict], task: str) -> Dict[str, float]:
+    """``'{task}/val_{loss}'``: every loss's sum over the samples divided by the summed counts (the training
+    normaliser of the task over the whole set); empty when no sample carries losses."""
+    if not entries:
+        return {}
+    count = max(sum(e['count'] for e in entries), 1.0)
+    keys = [k for k in entries[0] if k != 'count']
+    return {f'{task}/val_{k}': sum(e[k] for e in entries) / count for k in keys}
+
+
 @METRICS.register_module()
 class MultiTaskMetric(BaseMetric):
     """Evaluate each task with its own metric, over the images labeled for it, and combine them.
@@ -35,8 +49,14 @@ class MultiTaskMetric(BaseMetric):
     mean ± std) goes to the log. All values are Python floats, so mmengine's ``LoggerHook`` writes them to
     ``vis_data/scalars.json`` (validation) and the test run's JSON file.
 
+    Validation losses (Table 7): where the model wrote each task's supervised loss into the samples labeled for it
+    (``MultiTaskDetSeg(val_losses=True)``, the default, from the prediction's forward pass), the report holds
+    ``'{task}/val_loss_*'`` (``det/val_loss_cls``, ``det/val_loss_bbox``, ``seg/val_loss_ce``, ...): each loss
+    summed over the task's images and divided by the summed normalisers, the training normaliser over the whole
+    set (per image for detection, Eq. 3; labeled pixels for segmentation), unweighted.
+
     Per-sample results are kept in sample order, so mmengine's collection across ranks (which drops the
-    padding of the distributed sampler) stays correct for every task.
+    padding of the distributed sampler) stays correct for every task, the losses included.
 
     Args:
         task_metrics (dict, optional): Task name -> metric config, replacing the task's default, e.g.
@@ -126,7 +146,10 @@ class MultiTaskMetric(BaseMetric):
             if 'labeled_tasks' not in sample:
                 raise KeyError(f'MultiTaskMetric: sample {sample.get("img_path")} has no "labeled_tasks"')
             entry = {}
+            losses = sample.get('task_losses') or {}
             for task, metric in self.task_metrics.items():
+                if task in sample['labeled_tasks'] and task in losses:
+                    entry[LOSS_KEY + task] = losses[task]
                 if task in sample['labeled_tasks']:
                     before = len(metric.results)
                     metric.process(data_batch, [sample])
@@ -157,6 +180,7 @@ class MultiTaskMetric(BaseMetric):
                 raise KeyError(f'MultiTaskMetric: {type(metric).__name__} returned no {key!r} '
                                f'(got {sorted(values)})')
             out.update({f'{task}/{k}': v for k, v in values.items()})
+            out.update(val_losses([r[LOSS_KEY + task] for r in results if LOSS_KEY + task in r], task))
             out.update(per_class)
             out[f'{task}/num_images'] = len(task_results)
             fractions.append(max(float(values[key]) * scale, 0.0))  # COCO reports -1 when nothing to match

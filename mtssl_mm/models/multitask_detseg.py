@@ -30,7 +30,9 @@ class MultiTaskDetSeg(BaseDetector):
                    divided by its count of valid elements over the global batch (one all_reduce under DDP,
                    see ``tasks/task_loss.py``); total = sum_t gamma_t * L_s,t; keys ``'{t}.loss_*'`` (and
                    ``'{t}.num_labeled'``), valued as the global batch's (the gradient is this rank's share)
-        predict(): ``pred_instances`` and ``pred_sem_seg`` in each data sample, from one backbone pass
+        predict(): ``pred_instances`` and ``pred_sem_seg`` in each data sample, from one backbone pass; with
+                   ``val_losses``, also each task's supervised loss on the samples labeled for it, from the
+                   same outputs (``task_losses``, reported by ``MultiTaskMetric`` as ``'{t}/val_loss_*'``)
 
     Loading a checkpoint whose keys do not fit (missing or unexpected keys, a semi-supervised checkpoint: export it
     with ``tools/export_teacher.py``) raises :class:`CheckpointKeysError`, also through mmengine's non-strict
@@ -46,6 +48,8 @@ class MultiTaskDetSeg(BaseDetector):
             is an error (removing tasks by name would let a task added later join every such baseline).
         predict_tasks (Sequence[str], optional): Tasks run by ``predict``; default all (``tools/test.py
             --tasks det`` runs one alone).
+        val_losses (bool): ``predict`` also computes each task's supervised loss on the samples labeled for it
+            (validation and test sets with labels; Table 7's validation losses). Defaults to True.
         data_preprocessor (dict, optional): mmdet ``DetDataPreprocessor`` config (``pad_seg=True``).
         init_cfg (dict, optional): Initialisation config.
     """
@@ -54,6 +58,7 @@ class MultiTaskDetSeg(BaseDetector):
                  backbone: dict,
                  tasks: Dict[str, dict],
                  predict_tasks: Optional[Sequence[str]] = None,
+                 val_losses: bool = True,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -70,6 +75,7 @@ class MultiTaskDetSeg(BaseDetector):
         # mmengine's ModuleDict (not torch's) so that init_weights reaches every task's head
         self.tasks = ModuleDict({name: MODELS.build(dict(cfg, name=name)) for name, cfg in tasks.items()})
         self.predict_tasks = tuple(predict_tasks) if predict_tasks is not None else tuple(self.tasks)
+        self.val_losses = bool(val_losses)
         unknown = set(self.predict_tasks) - set(self.tasks)
         if unknown:
             raise KeyError(f'MultiTaskDetSeg: predict_tasks {sorted(unknown)} not in tasks {list(self.tasks)}')
@@ -97,7 +103,10 @@ class MultiTaskDetSeg(BaseDetector):
         feats = self.extract_feat(batch_inputs)
         for name in self.predict_tasks:
             task = self.tasks[name]
-            task.predict(task(feats), batch_data_samples, rescale=rescale)
+            outs = task(feats)
+            if self.val_losses:
+                task.record_losses(outs, batch_data_samples)
+            task.predict(outs, batch_data_samples, rescale=rescale)
         return batch_data_samples
 
     def _forward(self, batch_inputs: torch.Tensor, batch_data_samples=None) -> dict:

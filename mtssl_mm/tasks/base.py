@@ -171,6 +171,27 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
         with float32_losses(leaves[0].device):
             return loss_fn(tree_map(lambda t: t.float() if t.is_floating_point() else t, outs))
 
+    def record_losses(self, outs: Any, data_samples: Sequence) -> None:
+        """The supervised loss of each sample labeled for this task, written into it for the evaluator.
+
+        Called by :meth:`MultiTaskDetSeg.predict` on the outputs of the prediction's own forward pass (validation
+        and test, no second pass). Each labeled sample gets ``task_losses[name] = {loss_*: sum, 'count':
+        normaliser}`` (floats; the sum of a per-level loss over its levels) from :meth:`loss` on that sample alone,
+        so that :class:`~mtssl_mm.evaluation.MultiTaskMetric` adds sums and counts over the whole set, on every
+        rank, and divides once: the training normaliser of the task (per image for detection, Eq. 3; pooled
+        pixels for segmentation) over the whole validation set. A sample not labeled for the task gets nothing.
+        """
+        for i, ds in enumerate(data_samples):
+            if self.name not in ds.metainfo.get('labeled_tasks', ()):
+                continue
+            result = self.subset_loss(outs, [i], lambda o, _ds=ds: self.loss(o, [_ds]))
+            entry = {k: float(sum(v) if isinstance(v, (list, tuple)) else v)
+                     for k, v in result.sums.items() if 'loss' in k}
+            entry['count'] = float(result.normaliser)
+            recorded = dict(ds.get('task_losses', None) or {})
+            recorded[self.name] = entry
+            ds.task_losses = recorded
+
     def masked_loss(self, outs: Any, data_samples: Sequence) -> TaskLoss:
         """The supervised loss L_s,t of Eq. 3: computed over the samples labeled for this task only.
 

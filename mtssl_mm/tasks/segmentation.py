@@ -70,8 +70,15 @@ class SegmentationTask(BaseTask):
 
     def loss(self, outs: torch.Tensor, data_samples) -> TaskLoss:
         """Cross-entropy sums against ``gt_sem_seg``; normaliser: the labeled (non-ignored) pixels."""
-        # mmdet's packing gives uint8 ``gt_sem_seg.sem_seg`` (1, H, W)
-        labels = torch.stack([ds.gt_sem_seg.sem_seg[0] for ds in data_samples]).long()
+        # mmdet's packing gives uint8 ``gt_sem_seg.sem_seg`` (1, H, W); training batches are padded to the batch
+        # input by the data preprocessor (pad_seg), validation ones are not: pad here, as it does
+        pad_h, pad_w = data_samples[0].metainfo.get('batch_input_shape', data_samples[0].gt_sem_seg.shape)[:2]
+        first = data_samples[0].gt_sem_seg.sem_seg
+        labels = first.new_full((len(data_samples), pad_h, pad_w), self.ignore_index, dtype=torch.long)
+        for i, ds in enumerate(data_samples):
+            seg = ds.gt_sem_seg.sem_seg[0]
+            h, w = min(seg.shape[0], pad_h), min(seg.shape[1], pad_w)
+            labels[i, :h, :w] = seg[:h, :w]
         return self._ce_loss(outs, labels)
 
     def _ce_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> TaskLoss:
