@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${1:-.whl}
-LIST=requirements/gpu_wheelhouse.txt
+LIST=requirements/gpu_wheelhouse.txt  # the package list, shared with tools/gpu_check.sh
 if [ -x .venv/bin/python ]; then PY=${PYTHON:-.venv/bin/python}; else PY=${PYTHON:-python3}; fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 PLATFORMS=()
@@ -49,5 +49,5 @@ env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null \
     "${TARGET[@]}" --target "$(mktemp -d)" "${WHEELS[@]}"
 
 echo "[wheelhouse] requirements of every file against the list and the GPU image"
-"$PY" tools/gpu_wheelhouse_check.py "$DIR"
+"$PY" tools/gpu_wheelhouse_check.py "$DIR" --list "$LIST"
 du -sh "$DIR"

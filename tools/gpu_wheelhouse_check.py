@@ -15,12 +15,15 @@ It checks:
 * so is every requirement of the project's own install files (``requirements/mmcv_deps.txt``, ``runtime.txt``).
 
 With ``--installed`` (on the GPU machine, after the install) requirements are checked against the distributions
-the running interpreter sees, with their real versions, instead of ``gpu_image.txt``.
+the running interpreter sees, with their real versions, instead of ``gpu_image.txt``. ``--print wheels`` (or
+``sdists``) prints the paths of the listed files instead, after checking the folder: ``tools/gpu_check.sh``
+installs exactly those.
 
 Usage::
 
     python tools/gpu_wheelhouse_check.py .whl                 # here, after tools/gpu_wheelhouse.sh .whl
     python3 tools/gpu_wheelhouse_check.py .whl --installed    # there, after the install
+    python3 tools/gpu_wheelhouse_check.py .whl --print wheels # there, what to install
 
 Exit status 0 when everything is met, 1 otherwise (the report names each problem).
 """
@@ -139,7 +142,8 @@ def sdist_requires(path: str) -> List[str]:
     return out
 
 
-def scan(folder: str, listed: List[Tuple[str, str, str]]) -> Tuple[Dict[str, Tuple[str, str]], List[str]]:
+def scan(folder: str, listed: List[Tuple[str, str, str]],
+         list_path: str = LIST) -> Tuple[Dict[str, Tuple[str, str]], List[str]]:
     """``{name: (version, path)}`` of the listed files found, and the problems with the folder's files."""
     problems, found = [], {}
     wanted = {name: (version, kind) for name, version, kind in listed}
@@ -156,7 +160,7 @@ def scan(folder: str, listed: List[Tuple[str, str, str]]) -> Tuple[Dict[str, Tup
             problems.append(f'{fname}: neither a wheel nor a .tar.gz sdist')
             continue
         if name not in wanted:
-            problems.append(f'{fname}: {name} is not in {osp.relpath(LIST, REPO)}')
+            problems.append(f'{fname}: {name} is not in {list_path}')
             continue
         pin, pin_kind = wanted[name]
         if version != Version(pin):
@@ -209,10 +213,11 @@ def provider(req: Requirement, house: Dict[str, str], image: Dict[str, Optional[
     return False, 'MISSING'
 
 
-def check(folder: str, installed: bool = False) -> Tuple[List[str], List[str]]:
-    """The report lines and the problems."""
-    listed = read_list()
-    found, problems = scan(folder, listed)
+def check(folder: str, installed: bool = False, list_path: str = LIST, image_path: str = IMAGE,
+          project: Optional[List[str]] = None) -> Tuple[List[str], List[str]]:
+    """The report lines and the problems (``project``: the project's requirement files, default ``PROJECT``)."""
+    listed = read_list(list_path)
+    found, problems = scan(folder, listed, list_path)
     house = {name: version for name, (version, _) in found.items()}
     if installed:
         image, label = installed_versions(), 'installed'
@@ -220,12 +225,15 @@ def check(folder: str, installed: bool = False) -> Tuple[List[str], List[str]]:
             if name != 'mmcv' and image.get(name) != version:
                 problems.append(f'{name}: wheelhouse {version}, installed {image.get(name)}')
     else:
-        image, label = read_image(), 'image'
+        image, label = read_image(image_path), 'image'
     env = target_environment()
     lines = []
     sources = [(osp.basename(path), wheel_requires(path) if path.endswith('.whl') else sdist_requires(path))
                for _, path in sorted(found.values(), key=lambda v: v[1])]
-    sources.append(('the project (requirements/mmcv_deps.txt, runtime.txt)', [str(r) for r in read_project()]))
+    project = PROJECT if project is None else project
+    if project:
+        names = ', '.join(osp.relpath(p, REPO) for p in project)
+        sources.append((f'the project ({names})', [str(r) for r in read_project(project)]))
     for source, requires in sources:
         for spec in requires:
             req = Requirement(spec)
@@ -243,8 +251,20 @@ def main(argv=None) -> int:
     parser.add_argument('folder', help='the wheelhouse (tools/gpu_wheelhouse.sh DIR)')
     parser.add_argument('--installed', action='store_true',
                         help="check requirements against this interpreter's distributions (on the GPU machine)")
+    parser.add_argument('--list', default=LIST, help='the package list (default requirements/gpu_wheelhouse.txt)')
+    parser.add_argument('--print', choices=['wheels', 'sdists'], dest='print_kind',
+                        help='print the paths of the listed wheels (sdists) in the folder instead of a report')
     args = parser.parse_args(argv)
-    lines, problems = check(args.folder, args.installed)
+    if args.print_kind:
+        listed = read_list(args.list)
+        found, problems = scan(args.folder, listed, args.list)
+        kind = args.print_kind[:-1]
+        for p in problems:
+            print(f'PROBLEM: {p}', file=sys.stderr)
+        for path in (found[name][1] for name, _, k in listed if k == kind and name in found):
+            print(path)
+        return 1 if problems else 0
+    lines, problems = check(args.folder, args.installed, args.list)
     print('\n'.join(lines))
     size = sum(osp.getsize(osp.join(args.folder, f)) for f in os.listdir(args.folder))
     print(f'{len(os.listdir(args.folder))} files, {size / 2**20:.1f} MiB in {args.folder}')
