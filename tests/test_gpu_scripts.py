@@ -10,6 +10,7 @@ import pytest
 from official_fixtures import REPO, load_tool
 
 check = load_tool('gpu_wheelhouse_check.py')
+report = load_tool('gpu_check_report.py')
 SCRIPTS = ['tools/gpu_check.sh', 'tools/gpu_wheelhouse.sh']
 
 
@@ -91,8 +92,8 @@ def made_up(tmp_path):
     (tmp_path / 'image.txt').write_text('numpy==2.5.2\nmatplotlib\nopencv-python-headless\n')
     house = tmp_path / 'house'
     house.mkdir()
-    wheel(house, 'foo-1.0-py3-none-any.whl', ['bar-baz>=2', 'numpy>=1.26', 'tomli; python_version < "3.11"',
-                                               'pytest; extra == "test"'])
+    foo_requires = ['bar-baz>=2', 'numpy>=1.26', 'tomli; python_version < "3.11"', 'pytest; extra == "test"']
+    wheel(house, 'foo-1.0-py3-none-any.whl', foo_requires)
     wheel(house, 'bar_baz-2.0-cp312-cp312-manylinux_2_17_x86_64.whl', ['matplotlib', 'opencv-python>=3', 'typing'])
     sdist(house, 'src-0.1.tar.gz', 'foo\n\n[:sys_platform == "win32"]\nqux\n\n[docs]\nsphinx\n')
     return tmp_path, house
@@ -134,3 +135,12 @@ def test_list_lines_must_pin_one_version(tmp_path, line):
     (tmp_path / 'list.txt').write_text(line + '\n')
     with pytest.raises(ValueError, match='expected name==version'):
         check.read_list(str(tmp_path / 'list.txt'))
+
+
+def test_report_reads_pytest_junit_counts(tmp_path):
+    xml = tmp_path / 'j.xml'
+    xml.write_text('<testsuites><testsuite tests="3" failures="1" errors="0" skipped="1"><testcase name="a"/>'
+                   '<testcase name="b"><failure message="boom"/></testcase><testcase name="c"><skipped/></testcase>'
+                   '</testsuite></testsuites>')
+    assert report.junit(str(xml)) == dict(tests=3, passed=1, failed=1, errors=0, skipped=1,
+                                          failures=['b: failure: boom'])

@@ -1,4 +1,4 @@
-"""tools/synthetic_bdd100k.py: the official BDD100K layout, read by the real converter and the BDD100K dataset config."""
+"""tools/synthetic_bdd100k.py: the official BDD100K layout, read by the real converter and the dataset config."""
 import json
 import os.path as osp
 

@@ -29,7 +29,7 @@
 # subset of the stage names above, in that order), GPU_CHECK_SITE (/tmp/gpu_check_site), MAX_JOBS (16),
 # TORCH_CUDA_ARCH_LIST (9.0), MMCV_CUDA_ARGS (extra nvcc flags, passed through to mmcv's setup.py),
 # GPU_CHECK_BENCH_ITERS (3), GPU_CHECK_BENCH_WORKERS (4), GPU_CHECK_DIST_ITERS (4), GPU_CHECK_DIST_CROP (800),
-# GPU_CHECK_DIST_WORKERS (2), GPU_CHECK_BDD_SIZE (1280x720).
+# GPU_CHECK_DIST_WORKERS (2), GPU_CHECK_BDD_SIZE (1280x720), GPU_CHECK_KEEP_WORK (1: keep the work folder in /tmp).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -54,6 +54,7 @@ export PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INDEX=1
 stage_env() {
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
     command -v nvcc && nvcc --version | tail -2 || echo "nvcc: not on PATH"
+    command -v ninja || echo "ninja: not on PATH"
     "$PY" - <<'EOF'
 import json, os, platform, sys
 import torch
@@ -127,6 +128,13 @@ stage_mmcv_build() {
     local sdist
     sdist=$("$PY" tools/gpu_wheelhouse_check.py "$WHEELHOUSE" --list "$LIST" --print sdists | grep '/mmcv-2.1.0.tar.gz$')
     [ -n "$sdist" ] || { echo "no mmcv-2.1.0.tar.gz in $WHEELHOUSE"; return 1; }
+    # without ninja, torch's BuildExtension compiles one file at a time (MAX_JOBS unused): far past the limit
+    if ! command -v ninja >/dev/null; then
+        local ninja_dir
+        ninja_dir=$("$PY" -c "import ninja, os; print(getattr(ninja, 'BIN_DIR', ''))" 2>/dev/null)
+        [ -n "$ninja_dir" ] && export PATH="$ninja_dir:$PATH"
+    fi
+    command -v ninja >/dev/null || echo "WARNING: no ninja on PATH: the build will be serial"
     if [ -z "${CUDA_HOME:-}" ] && command -v nvcc >/dev/null; then
         CUDA_HOME=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
         export CUDA_HOME
@@ -181,7 +189,10 @@ EOF
 }
 
 stage_cuda_tests() {
-    "$PY" -m pytest -m cuda tests/test_cuda.py -rs -p no:cacheprovider --junitxml="$WORK/cuda_tests.xml"
+    "$PY" -m pytest -m cuda tests/test_cuda.py -rs -p no:cacheprovider --junitxml="$WORK/cuda_tests.xml" || return 1
+    # pytest passes when everything is skipped: here a skip means CUDA was not seen, a failure of the stage
+    "$PY" -c "import sys; sys.path.insert(0, 'tools'); from gpu_check_report import junit; j = junit(sys.argv[1]); \
+print(j); sys.exit(0 if j['tests'] and not j['skipped'] else 1)" "$WORK/cuda_tests.xml"
 }
 
 stage_dist_train() {
@@ -236,7 +247,11 @@ report() {
     "$PY" tools/gpu_check_report.py "$WORK" "$OUT/gpu_check.json" "$BUDGET" "$(elapsed "$START")" \
         || echo "[gpu_check] the report failed; stage records: $(cat "$WORK/stages.tsv")" | tee -a "$LOG"
 }
-trap report EXIT
+finish() {  # the report, then the work folder goes (checkpoints, generated data) unless GPU_CHECK_KEEP_WORK=1
+    report
+    [ "${GPU_CHECK_KEEP_WORK:-0}" = 1 ] && echo "[gpu_check] work folder kept: $WORK" || rm -rf "$WORK"
+}
+trap finish EXIT
 declare -A STATUS
 
 record() {  # name status seconds rc limit reason
@@ -275,7 +290,7 @@ done
 for md in "$WORK"/benchmark_*/benchmark.md; do
     [ -f "$md" ] && { echo "==== $md"; cat "$md"; } >> "$LOG"
 done
-report
+finish
 trap - EXIT
 "$PY" -c "import json, sys; r = json.load(open(sys.argv[1])); print('[gpu_check]', 'all stages ok' if r['ok'] else \
 'NOT all stages ok', '-', ', '.join(f'{k} {v[\"status\"]} {v[\"seconds\"]:.0f} s' for k, v in r['stages'].items())); \

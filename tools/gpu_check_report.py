@@ -53,9 +53,9 @@ def junit(path: str) -> Optional[dict]:
             node = case.find(kind)
             if node is not None:
                 failures.append(f"{case.get('name')}: {kind}: {(node.get('message') or '')[:500]}")
-    return dict(tests=counts['tests'], passed=counts['tests'] - counts['failures'] - counts['errors'] -
-                counts['skipped'], failed=counts['failures'], errors=counts['errors'], skipped=counts['skipped'],
-                failures=failures)
+    passed = counts['tests'] - counts['failures'] - counts['errors'] - counts['skipped']
+    return dict(tests=counts['tests'], passed=passed, failed=counts['failures'], errors=counts['errors'],
+                skipped=counts['skipped'], failures=failures)
 
 
 def dist_log(path: str) -> dict:
