@@ -275,16 +275,17 @@ for spec in $STAGE_LIMITS; do
     fi
     echo "==== [gpu_check] $name (limit ${limit} s) $(date -u +%H:%M:%S)" | tee -a "$LOG"
     t0=$(date +%s.%N)
-    timeout --kill-after=10 "$limit" bash "$SELF" --stage "$name" > "$WORK/$name.log" 2>&1
-    rc=$?
+    # live on stdout and in OUT's log (what a killed command leaves), and in the stage's own log (its error tail)
+    timeout --kill-after=10 "$limit" bash "$SELF" --stage "$name" 2>&1 | tee "$WORK/$name.log" | tee -a "$LOG"
+    rc=${PIPESTATUS[0]}
     seconds=$(elapsed "$t0")
-    cat "$WORK/$name.log" >> "$LOG"
     case $rc in
         0) record "$name" ok "$seconds" "$rc" "$limit" "" ;;
         124 | 137) record "$name" timeout "$seconds" "$rc" "$limit" "ran past its ${limit} s" ;;
         *) record "$name" failed "$seconds" "$rc" "$limit" "exit status $rc" ;;
     esac
     [ $rc -eq 0 ] || tail -n 40 "$WORK/$name.log"
+    report  # after every stage: a command killed from outside still leaves the JSON of the stages done
 done
 # benchmark reports into the log (the figures are in gpu_check.json)
 for md in "$WORK"/benchmark_*/benchmark.md; do
