@@ -22,6 +22,10 @@ One run, one machine, the same images and the same labeled batch for every measu
    augmentation size) with mmdet's ``AnchorGenerator`` against the ``CachedAnchorGenerator`` the configs use;
    a semi-supervised step makes three such calls.
 
+On CUDA only, also the images per second and peak memory per image (``torch.cuda.max_memory_allocated`` above
+what was resident) of every training step and of every inference model, mmdet's own RetinaNet R50-FPN
+(``retinanet_r50_fpn_1x_coco.py``, 8 classes) among the latter.
+
 Usage::
 
     python tools/benchmark.py                      # CPU, reduced resolution, ~10 min on 2 cores
@@ -139,6 +143,36 @@ def autocast(device, amp):
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if amp else nullcontext()
 
 
+def on_cuda(device):
+    return torch.device(device).type == 'cuda'
+
+
+class PeakMemory:
+    """CUDA only: the largest memory allocated inside the ``with`` blocks above what was allocated on entering them
+    (resident weights, optimizer state and the other models excluded), in bytes; ``peak`` stays None elsewhere."""
+
+    def __init__(self, device):
+        self.cuda = on_cuda(device)
+        self.peak = None
+
+    def __enter__(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.peak = max(self.peak or 0, torch.cuda.max_memory_allocated() - self.base)
+
+
+def throughput(images, seconds, memory):
+    """Images per second and peak MiB per image of ``images`` processed in ``seconds`` (CUDA figures)."""
+    return dict(images=images, images_per_s=images / seconds, peak_mib_per_image=memory.peak / images / 2**20)
+
+
 class StepRunner:
     """One model's training step with every part timed (mean seconds per part over the timed steps)."""
 
@@ -149,6 +183,7 @@ class StepRunner:
         self.timer = SectionTimer(device)
         self.ema = EMATeacherHook(decay=0.99) if ema else None
         self.steps = 0
+        self.memory = PeakMemory(device)  # over the timed steps
 
     def step(self, timed=True):
         model = self.model
@@ -156,6 +191,12 @@ class StepRunner:
         model.train()
         model.timer = timer
         batch = copy.deepcopy(self.data)
+        with self.memory if timed else nullcontext():
+            self._step(model, timer, batch)
+        model.timer = None
+        self.steps += int(timed)
+
+    def _step(self, model, timer, batch):
         with timer('h2d'):
             batch = model.data_preprocessor(batch, True)
         with timer('forward'), autocast(self.device, self.amp):
@@ -171,8 +212,6 @@ class StepRunner:
         if self.ema is not None:
             with timer('ema'):
                 self.ema.update(model, 0.01)
-        model.timer = None
-        self.steps += int(timed)
 
     def parts(self):
         parts = {k: v / self.steps for k, v in self.timer.totals.items()}
@@ -219,6 +258,9 @@ def bench_train_steps(args, data):
         results[name] = parts
     for name in ('fixmatch', 'densefixmatch'):
         results[name]['ratio_to_supervised'] = results[name]['total'] / results['supervised']['total']
+    if on_cuda(args.device):
+        results['throughput'] = {name: throughput(len(r.data['inputs']), results[name]['total'], r.memory)
+                                 for name, r in runners.items()}
     results['student_batch'] = {}
     for name, (views, batch, _) in VIEW_RUNS.items():
         model = runners[name].model
@@ -272,6 +314,13 @@ def bench_inference(args, data):
                          ('retinanet_r50_fpn', 'configs/cityscapes/supervised_det.py'),
                          ('deeplabv3plus_r50', 'configs/cityscapes/supervised_seg.py')):
         models[name] = build_model(config, args.device)[1].eval()
+    cuda = on_cuda(args.device)
+    if cuda:  # mmdet's own RetinaNet R50-FPN (output stride 32, mmdet's config), with the 8 Cityscapes classes
+        import mmdet
+        config = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'retinanet', 'retinanet_r50_fpn_1x_coco.py')
+        models['mmdet_retinanet_r50_fpn'] = build_model(config, args.device,
+                                                        model=dict(bbox_head=dict(num_classes=8)))[1].eval()
+    memory = {name: PeakMemory(args.device) for name in models}
     timer = SectionTimer(args.device)
     with torch.no_grad(), autocast(args.device, args.amp):
         for it in range(args.iters + 1):
@@ -279,7 +328,7 @@ def bench_inference(args, data):
                 timer.reset()
             for name, model in models.items():
                 batch = model.data_preprocessor(copy.deepcopy(batch_data), False)
-                with timer(name):
+                with timer(name), memory[name] if it else nullcontext():
                     model.predict(batch['inputs'], batch['data_samples'])
                 if name == 'multitask':
                     with timer('backbone'):
@@ -289,6 +338,8 @@ def bench_inference(args, data):
     out['ratio_multitask_to_separate'] = out['multitask'] / separate
     # sharing should save exactly one backbone pass
     out['expected_ratio'] = (separate - out['backbone']) / separate
+    if cuda:
+        out['throughput'] = {name: throughput(args.batch, out[name], memory[name]) for name in models}
     return out
 
 
@@ -404,6 +455,7 @@ def markdown(res):
               f"{1e3 * i['retinanet_r50_fpn']:.0f} ms + DeepLabV3+ R50 {1e3 * i['deeplabv3plus_r50']:.0f} ms; "
               f"ratio {i['ratio_multitask_to_separate']:.2f}, against {i['expected_ratio']:.2f} if sharing saves "
               f"exactly one backbone pass ({1e3 * i['backbone']:.0f} ms).", '',
+              *cuda_lines(steps.get('throughput'), i.get('throughput')),
               '**4. Data loader** (batches of 2B per second, real training pipeline): ' + ', '.join(
                   f"{k.split('_')[1]} workers {v:.2f}" for k, v in d.items() if k.startswith('workers_'))
               + f"; the Dense FixMatch step consumes {d['train_steps_per_s']:.2f} batches/s.", '',
@@ -413,6 +465,17 @@ def markdown(res):
               f"{an['anchors']} anchors per image): mmdet AnchorGenerator {an['plain_ms']:.2f} ms, "
               f"CachedAnchorGenerator {an['cached_ms']:.2f} ms; a semi-supervised step makes 3 such calls."]
     return '\n'.join(lines)
+
+
+def cuda_lines(train, inference):
+    """The CUDA throughput and peak memory per image of the training steps and of inference (none elsewhere)."""
+    lines = []
+    for title, figures in (('training step', train), ('inference', inference)):
+        if figures:
+            lines += [f'**On CUDA, {title}**: ' + '; '.join(
+                f"{name} {v['images_per_s']:.1f} images/s, {v['peak_mib_per_image']:.0f} MiB per image"
+                for name, v in figures.items()) + ' (peak above the resident memory).', '']
+    return lines
 
 
 def main(argv=None):
