@@ -295,6 +295,13 @@ def test_quick_demo_end_to_end(quick_demo):
             assert math.isfinite(written[loss]) and written[loss] > 0, (key, loss)
     md = (out / 'results.md').read_text()
     assert 'smoke test' in md and md.count('| FixMatch* (explicit) |') == 1 and '±' in md
+    # paired differences to the supervised baseline, per seed
+    assert 'paired' not in res['methods']['supervised']
+    for key in ('fixmatch_explicit', 'densefixmatch_explicit'):
+        d = res['methods'][key]['paired']['multitask/gmean']
+        assert d['diffs'] == pytest.approx([res['methods'][key]['runs'][0]['test']['multitask/gmean'] -
+                                            res['methods']['supervised']['runs'][0]['test']['multitask/gmean']])
+    assert '| FixMatch* (explicit) − supervised |' in md and 'Paired differences' in md
     assert 'FixMatch* (explicit)' in proc.stdout and 'gmean' in proc.stdout  # the printed table
     chart, grid, curves = (cv2.imread(str(out / n)) for n in ('results.png', 'qualitative.png', 'pseudo_labels.png'))
     assert chart is not None and chart.shape[0] > 200 and curves is not None and curves.shape[1] > 800
@@ -350,3 +357,56 @@ def test_summary_is_mean_and_population_std():
     s = report.summarise(runs)
     assert s['det/bbox_mAP'] == pytest.approx(0.2) and s['det/bbox_mAP_std'] == pytest.approx(0.1)
     assert s['seg/mIoU'] == pytest.approx(2.0) and s['multitask/gmean_std'] == pytest.approx(0.05)
+
+
+def test_paired_differences_are_per_seed_against_the_baseline():
+    """The demo's comparison: per seed method - supervised (same split, initialisation, training seed), then mean,
+    population std and the seeds that improve; a shift shared by all methods of a seed cancels."""
+    report = load_tool('demo_report.py')
+
+    def runs(values):
+        return [dict(seed=s, test={'det/bbox_mAP': v, 'seg/mIoU': 100 * v, 'multitask/gmean': v})
+                for s, v in enumerate(values)]
+    results = dict(supervised=dict(name='sup', runs=runs([0.10, 0.30, 0.20])),
+                   fixmatch_explicit=dict(name='fm', runs=runs([0.12, 0.31, 0.19])))
+    d = report.paired(results)['fixmatch_explicit']['det/bbox_mAP']
+    assert d['diffs'] == pytest.approx([0.02, 0.01, -0.01])
+    assert d['mean'] == pytest.approx(0.02 / 3) and d['std'] == pytest.approx(np.std([0.02, 0.01, -0.01]))
+    assert (d['improved'], d['seeds']) == (2, 3)
+    assert report.paired(results)['fixmatch_explicit']['seg/mIoU']['mean'] == pytest.approx(2 / 3)
+    row = report.paired_line('fm', report.paired(results)['fixmatch_explicit'])
+    assert row.startswith('| fm − supervised | +0.0067 ± ') and '(2/3)' in row
+
+
+@pytest.fixture(scope='module')
+def quick_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp('study') / 'out'
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
+    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'demo.py'), '--quick', '--study', 'label-count',
+                           '--out', str(out), '--device', 'cpu'], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return out
+
+
+def test_quick_label_count_study(quick_study):
+    """tools/demo.py --study label-count: every seg count with the three methods, nested splits with the same
+    det labels, paired gains, the chart."""
+    out = quick_study
+    res = json.loads((out / 'study.json').read_text())
+    assert res['meta']['counts'] == ['1', '2'] and set(res['settings']) == {'1', '2'}
+    splits = {}
+    for n, st in res['settings'].items():
+        assert st['n_seg'] == int(n) and list(st['methods']) == ['supervised', 'fixmatch_explicit',
+                                                                 'densefixmatch_explicit']
+        sup = st['methods']['supervised']['runs']
+        for key in ('fixmatch_explicit', 'densefixmatch_explicit'):
+            r = st['methods'][key]
+            for k in ('det/bbox_mAP', 'seg/mIoU', 'multitask/gmean'):
+                assert r['paired'][k]['diffs'] == pytest.approx([a['test'][k] - b['test'][k]
+                                                                 for a, b in zip(r['runs'], sup)])
+        (split, ) = glob.glob(str(out / 'data' / 'cityscapes' / 'splits' / f'd_*_{n}_seed0.json'))
+        splits[n] = json.loads(open(split).read())['labeled']
+    assert splits['1']['det'] == splits['2']['det'] and set(splits['1']['seg']) < set(splits['2']['seg'])
+    assert cv2.imread(str(out / 'study.png')) is not None and '| 2 | Dense FixMatch (explicit) − supervised |' in (
+        out / 'study.md').read_text()

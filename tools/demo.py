@@ -83,6 +83,11 @@ def parse_args(argv=None):
                         help='training iterations of every method (default: the demo configs\' 600)')
     parser.add_argument('--init-iters', type=int, default=None,
                         help='iterations of each seed\'s supervised initialisation (default: 1000)')
+    parser.add_argument('--study', choices=('label-count', ), default=None,
+                        help='label-count: the demo setting at each of --seg-counts seg labels (det labels fixed), '
+                        'every method and seed; OUT/study.{md,json,png} (docs/label_count_study.md)')
+    parser.add_argument('--seg-counts', nargs='+', default=None,
+                        help='seg-labeled train images of the label-count study (default 6 12 25 50; --quick 1 2)')
     return parser.parse_args(argv)
 
 
@@ -99,9 +104,12 @@ def say(text: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ 1-2. data
-def make_data(root: str, sizes: dict, data_seed: int, seeds: List[int], nproc: int) -> Dict[int, str]:
-    """Generate the data set, convert it with the real converter, write one split per seed. Returns seed ->
-    split path relative to ``root``."""
+def make_data(root: str, sizes: dict, data_seed: int, seeds: List[int], nproc: int,
+              n_segs: Optional[List[str]] = None) -> Dict[tuple, str]:
+    """Generate the data set, convert it with the real converter, write one split per seed and seg count (default:
+    ``sizes['n_seg']``). Returns ``(n_seg, seed)`` -> split path relative to ``root``. For a seed, the det-labeled
+    images are the same whatever the seg count, and the seg-labeled ones of a smaller count are among those of a
+    larger one (make_partial_split draws both from one permutation)."""
     from synthetic_cityscapes import write_synthetic_cityscapes  # tools/, on sys.path
 
     for sub in ('leftImg8bit', 'gtFine', 'annotations', 'splits'):
@@ -124,12 +132,13 @@ def make_data(root: str, sizes: dict, data_seed: int, seeds: List[int], nproc: i
     run_tool([sys.executable, 'tools/dataset_converters/cityscapes.py', root, '--nproc', str(nproc), '--splits',
               'train', 'val', 'test'])
     splits = {}
-    for seed in seeds:
-        split = f'splits/d_{sizes["n_det"].replace("/", "of")}_{sizes["n_seg"].replace("/", "of")}_seed{seed}.json'
-        run_tool([sys.executable, 'tools/make_partial_split.py', osp.join(root, 'annotations', 'train.json'),
-                  '--scenario', 'd', '--n-det', sizes['n_det'], '--n-seg', sizes['n_seg'], '--seed', str(seed),
-                  '-o', osp.join(root, split)])
-        splits[seed] = split
+    for n_seg in n_segs or [sizes['n_seg']]:
+        for seed in seeds:
+            split = f'splits/d_{sizes["n_det"].replace("/", "of")}_{n_seg.replace("/", "of")}_seed{seed}.json'
+            run_tool([sys.executable, 'tools/make_partial_split.py', osp.join(root, 'annotations', 'train.json'),
+                      '--scenario', 'd', '--n-det', sizes['n_det'], '--n-seg', n_seg, '--seed', str(seed),
+                      '-o', osp.join(root, split)])
+            splits[(n_seg, seed)] = split
     return splits
 
 
@@ -314,24 +323,21 @@ def main(argv=None) -> Dict:
     data_root = osp.join(out, 'data', 'cityscapes')
     nproc = max(1, min(2, os.cpu_count() or 1))
 
+    if args.study == 'label-count':
+        return label_count_study(args, sizes, seeds, device, out, data_root, nproc, start, argv)
     splits = make_data(data_root, sizes, args.data_seed, seeds, nproc)
     split_meta = {}
-    for seed, split in splits.items():
+    for (_, seed), split in splits.items():
         with open(osp.join(data_root, split)) as f:
             split_meta[seed] = json.load(f)['meta']
-    common = [f'{k}.dataset.data_root={data_root}' for k in ('train_dataloader', 'val_dataloader',
-                                                             'test_dataloader')]
-    ctx = dict(out=out, sizes=sizes, device=device,
-               options={s: common + [f'train_dataloader.dataset.split_file={splits[s]}', f'randomness.seed={s}']
-                        for s in seeds},
-               test_options=common + ['test_dataloader.dataset.ann_file=annotations/test.json'])
+    ctx = setting(out, data_root, {s: splits[(sizes['n_seg'], s)] for s in seeds}, sizes, device)
     banner(f'3-4/5 {len(seeds)} seed(s): a supervised initialisation of {sizes["init_iters"]} iterations per seed, '
            f'then {", ".join(m[2] for m in METHODS)} from it, validated on val, the best val checkpoint tested '
            f'on test ({args.jobs} processes at once on {device}; logs in {args.out}/seed*/*/)')
     inits, runs = train_all(ctx, seeds, args.jobs)
 
     banner('5/5 results, qualitative predictions (test images, seed 0) and pseudo-label quality curves')
-    from demo_report import pseudo_label_curves, plot_results, qualitative, summarise, write_results
+    from demo_report import paired, pseudo_label_curves, plot_results, qualitative, summarise, write_results
     configs = {key: config for key, config, _ in METHODS}
     names = {key: name for key, _, name in METHODS}
     curves = pseudo_label_curves(out, {k: runs[k] for k in SEMI}, names)
@@ -340,6 +346,8 @@ def main(argv=None) -> Dict:
     n1 = sizes['iters'] or 600
     results = {key: dict(name=names[key], config=configs[key], iterations=n1, **summarise(runs[key]), runs=runs[key])
                for key in configs}
+    for key, diffs in paired(results).items():
+        results[key]['paired'] = diffs
     meta = dict(
         quick=args.quick, seeds=seeds, device=device, machine=machine(device),
         data=(f'{sizes["num_train"]} train / {sizes["num_val"]} val / {sizes["num_test"]} test generated {WIDTH}x'
@@ -360,6 +368,52 @@ def main(argv=None) -> Dict:
     print('written: ' + ', '.join(osp.join(args.out, f) for f in ('results.md', 'results.json', 'results.png',
                                                                   'qualitative.png', 'pseudo_labels.png')))
     return dict(meta=meta, methods=results)
+
+
+def setting(out: str, data_root: str, splits: Dict[int, str], sizes: dict, device: str) -> dict:
+    """The context of one experiment: its output folder, and per seed its split and training seed."""
+    common = [f'{k}.dataset.data_root={data_root}' for k in ('train_dataloader', 'val_dataloader',
+                                                             'test_dataloader')]
+    return dict(out=out, sizes=sizes, device=device,
+                options={s: common + [f'train_dataloader.dataset.split_file={split}', f'randomness.seed={s}']
+                         for s, split in splits.items()},
+                test_options=common + ['test_dataloader.dataset.ann_file=annotations/test.json'])
+
+
+def label_count_study(args, sizes: dict, seeds: List[int], device: str, out: str, data_root: str, nproc: int,
+                      start: float, argv) -> Dict:
+    """The paper's central claim on the demo setting: the three methods at each seg label count (det labels, the
+    data, the schedules, the initialisation protocol and the selection rule of ``make demo``, fixed before any
+    test number was seen), every seed. Writes ``OUT/n_seg{k}/seed{s}/<method>/`` and ``OUT/study.{json,md,png}``."""
+    from demo_report import paired, summarise, write_study
+    counts = [str(int(c)) for c in (args.seg_counts or (['1', '2'] if args.quick else ['6', '12', '25', '50']))]
+    splits = make_data(data_root, sizes, args.data_seed, seeds, nproc, n_segs=counts)
+    names = {key: name for key, _, name in METHODS}
+    settings = {}
+    for i, n in enumerate(counts):
+        banner(f'3-4/5 label-count study, {n} seg labels ({i + 1}/{len(counts)}): {len(seeds)} seed(s), '
+               f'{", ".join(names.values())}')
+        ctx = setting(osp.join(out, f'n_seg{n}'), data_root, {s: splits[(n, s)] for s in seeds}, sizes, device)
+        _, runs = train_all(ctx, seeds, args.jobs)
+        results = {key: dict(name=names[key], **summarise(runs[key]), runs=runs[key]) for key in names}
+        for key, diffs in paired(results).items():
+            results[key]['paired'] = diffs
+        with open(osp.join(data_root, splits[(n, seeds[0])])) as f:
+            split = json.load(f)['meta']
+        settings[n] = dict(n_seg=split['n_seg'], n_det=split['n_det'], methods=results)
+    meta = dict(quick=args.quick, seeds=seeds, device=device, machine=machine(device), counts=counts,
+                data=(f'{sizes["num_train"]} train / {sizes["num_val"]} val / {sizes["num_test"]} test generated '
+                      f'{WIDTH}x{HEIGHT} images (scene "simple", data seed {args.data_seed}); scenario (d) per seed '
+                      f'and count: {settings[counts[0]]["n_det"]} det-labeled train images, the seg-labeled ones '
+                      'among them (nested across counts)'),
+                init_iterations=sizes['init_iters'], iterations=sizes['iters'] or 600,
+                command=('python tools/demo.py ' + ' '.join(argv if argv is not None else sys.argv[1:])).strip(),
+                total_wall_time_s=round(time.time() - start, 1))
+    table = write_study(out, settings, meta)
+    print('\n' + ('QUICK SMOKE TEST (numbers mean nothing)\n' if args.quick else '') + table)
+    print(f'\nmachine: {meta["machine"]}; total {time.time() - start:.0f} s; written: ' +
+          ', '.join(osp.join(args.out, f) for f in ('study.md', 'study.json', 'study.png')))
+    return dict(meta=meta, settings=settings)
 
 
 def run_tool_in_process(argv: List[str]) -> None:

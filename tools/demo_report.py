@@ -29,6 +29,41 @@ def summarise(runs: List[dict]) -> dict:
     return out
 
 
+def paired(results: Dict, base: str = 'supervised') -> Dict[str, dict]:
+    """Per method other than ``base``, the paired differences to it: per seed (the same split, initialisation and
+    training seed) ``method - base`` of each test metric, their mean and population std and how many seeds
+    improve. Stds over seeds are the wrong yardstick for a gain: every seed has its own label split, which moves
+    every method together.
+
+    Returns:
+        dict: method -> metric -> ``dict(diffs=[per seed], mean, std, improved, seeds)``.
+    """
+    ref = {r['seed']: r['test'] for r in results[base]['runs']}
+    out = {}
+    for key, r in results.items():
+        if key == base:
+            continue
+        out[key] = {}
+        for k in KEYS:
+            diffs = np.array([run['test'][k] - ref[run['seed']][k] for run in r['runs']], float)
+            out[key][k] = dict(diffs=diffs.tolist(), mean=float(diffs.mean()), std=float(diffs.std()),
+                               improved=int((diffs > 0).sum()), seeds=len(diffs))
+    return out
+
+
+def paired_line(name: str, diffs: dict) -> str:
+    """One method's paired gains as a markdown table row: mean ± std (seeds improving / seeds) per metric."""
+    cells = []
+    for k in KEYS:
+        d = diffs[k]
+        scale, digits = (1, 2) if k == 'seg/mIoU' else (1, 4)
+        cells.append(f'{d["mean"] * scale:+.{digits}f} ± {d["std"] * scale:.{digits}f} ({d["improved"]}/{d["seeds"]})')
+    return f'| {name} − supervised | ' + ' | '.join(cells) + ' |'
+
+
+PAIRED_HEAD = ('| paired difference | det mAP | seg mIoU (points) | gmean |\n|---|---|---|---|')
+
+
 def write_results(out: str, results: Dict, meta: Dict) -> str:
     """results.json, results.md; returns the markdown table."""
     with open(osp.join(out, 'results.json'), 'w') as f:
@@ -45,17 +80,8 @@ def write_results(out: str, results: Dict, meta: Dict) -> str:
                     ', '.join(str(x['best_iter']) for x in r['runs']) + ' | ' +
                     ', '.join(f'{x["wall_time_s"] + x["test_wall_time_s"]:.0f}' for x in r['runs']) + ' |')
     table = '\n'.join([head] + rows)
-    sup = results['supervised']
-    verdict = []
-    for key in ('fixmatch_explicit', 'densefixmatch_explicit'):
-        r = results[key]
-        for k, what in (('seg/mIoU', 'seg mIoU (the task with fewer labels)'), ('det/bbox_mAP', 'det mAP'),
-                        ('multitask/gmean', 'gmean')):
-            gap, noise = r[k] - sup[k], r[k + '_std'] + sup[k + '_std']
-            unit = ' points' if k == 'seg/mIoU' else ''
-            verdict.append(f'- {r["name"]} − supervised, {what}: {gap:+.4f}{unit} '
-                           f'(sum of the stds {noise:.4f}{unit}): '
-                           + ('**larger than the noise**' if gap > noise else 'not larger than the noise'))
+    paired_table = '\n'.join([PAIRED_HEAD] + [paired_line(r['name'], r['paired']) for r in results.values()
+                                               if 'paired' in r])
     init = meta['init']
     note = ('**Quick smoke test**: a few images and iterations; these numbers only show that the path runs.\n\n'
             if meta['quick'] else '')
@@ -66,7 +92,11 @@ def write_results(out: str, results: Dict, meta: Dict) -> str:
         f'supervised initialisation ({meta["init_iterations"]} iterations from random weights) and its own '
         f'training seed; every method then trains {meta["iterations"]} iterations from that initialisation and '
         'the checkpoint with the best val multitask/gmean is tested (nothing selected or tuned on test). mIoU in '
-        '%, mAP and gmean as fractions.', '', table, '', *verdict, '',
+        '%, mAP and gmean as fractions.', '', table, '',
+        'Paired differences to the supervised baseline, per seed (same split, initialisation and training seed), '
+        'then mean ± population std over the seeds and (seeds that improve / seeds). The baseline gets what the '
+        'methods get: the same initialisation, iterations, learning rate, EMA of the weights (decay 0.99, '
+        'evaluated) and best-on-val selection.', '', paired_table, '',
         'Initialisations (val): ' + '; '.join(
             f'seed {s}: ' + ', '.join(f'{k} {v:.4f}' for k, v in init[s]['val'].items()) for s in init), '',
         'Pseudo-label quality (`pseudo_labels.png`, PseudoLabelQualityHook against the labels the split withheld), '
@@ -80,7 +110,76 @@ def write_results(out: str, results: Dict, meta: Dict) -> str:
         f'- initialisation: `{init[min(init)]["command"]}`']
     with open(osp.join(out, 'results.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
-    return table
+    return table + '\n\n' + paired_table
+
+
+def write_study(out: str, settings: Dict, meta: Dict) -> str:
+    """study.json, study.md and study.png of the label-count study; returns the markdown tables."""
+    with open(osp.join(out, 'study.json'), 'w') as f:
+        json.dump(dict(meta=meta, settings=settings), f, indent=2)
+    head = ('| seg labels | method | det mAP | seg mIoU (%) | gmean |\n|---|---|---|---|---|')
+    rows, prows = [], []
+    for n, st in settings.items():
+        for r in st['methods'].values():
+            rows.append(f'| {st["n_seg"]} | {r["name"]} | {r["det/bbox_mAP"]:.4f} ± {r["det/bbox_mAP_std"]:.4f} | '
+                        f'{r["seg/mIoU"]:.2f} ± {r["seg/mIoU_std"]:.2f} | '
+                        f'{r["multitask/gmean"]:.4f} ± {r["multitask/gmean_std"]:.4f} |')
+            if 'paired' in r:
+                prows.append(f'| {st["n_seg"]} ' + paired_line(r['name'], r['paired']))
+    table = '\n'.join([head] + rows)
+    ptable = '\n'.join(['| seg labels | paired difference | det mAP | seg mIoU (points) | gmean |',
+                         '|---|---|---|---|---|'] + prows)
+    lines = ['# Label-count study', '', ('**Quick smoke test**: numbers mean nothing.\n' if meta['quick'] else '') +
+             f'Data: {meta["data"]}.', '', f'Command: `{meta["command"]}` on {meta["machine"]}; total '
+             f'{meta["total_wall_time_s"]:.0f} s.', '', f'Test split, mean ± population std over '
+             f'{len(meta["seeds"])} seed(s):', '', table, '', 'Paired differences to the supervised baseline (per seed, '
+             'then mean ± std and seeds improving / seeds):', '', ptable]
+    with open(osp.join(out, 'study.md'), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    plot_study(out, settings, meta)
+    return table + '\n\n' + ptable
+
+
+def plot_study(out: str, settings: Dict, meta: Dict) -> None:
+    """study.png: test mIoU and mAP against the seg label count (mean ± std, every seed a dot), and below them the
+    paired gains of each semi-supervised method over the supervised baseline (mean ± std)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    counts = [settings[n]['n_seg'] for n in settings]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), dpi=110, sharex=True)
+    colors = {'supervised': '#7f7f7f', 'fixmatch_explicit': '#1f77b4', 'densefixmatch_explicit': '#d62728'}
+    for col, (k, label, scale) in enumerate((('seg/mIoU', 'seg mIoU (%)', 1.0), ('det/bbox_mAP', 'det mAP', 1.0))):
+        for key in next(iter(settings.values()))['methods']:
+            rs = [settings[n]['methods'][key] for n in settings]
+            name = rs[0]['name']
+            means = np.array([r[k] * scale for r in rs])
+            stds = np.array([r[k + '_std'] * scale for r in rs])
+            axes[0, col].errorbar(counts, means, yerr=stds, marker='o', capsize=3, label=name, color=colors.get(key))
+            for c, r in zip(counts, rs):
+                axes[0, col].scatter([c] * len(r['runs']), [x['test'][k] * scale for x in r['runs']], s=8,
+                                     color=colors.get(key), alpha=0.5)
+            if 'paired' in rs[0]:
+                d = np.array([r['paired'][k]['mean'] * scale for r in rs])
+                e = np.array([r['paired'][k]['std'] * scale for r in rs])
+                axes[1, col].errorbar(counts, d, yerr=e, marker='o', capsize=3, label=name, color=colors.get(key))
+        axes[0, col].set_title(f'test {label}', fontsize=9)
+        axes[1, col].axhline(0, color='k', lw=0.8)
+        axes[1, col].set_title(f'paired gain over supervised, {label} (mean ± std over seeds)', fontsize=9)
+        axes[1, col].set_xlabel('seg-labeled train images (det labels fixed)', fontsize=8)
+        for ax in axes[:, col]:
+            ax.set_xscale('log', base=2)
+            ax.set_xticks(counts, [str(c) for c in counts])
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=7)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f'Label-count study: {len(meta["seeds"])} seed(s), {meta["init_iterations"]} + {meta["iterations"]} '
+                 'iterations, best val checkpoint tested' + (' (quick smoke test)' if meta['quick'] else ''),
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(osp.join(out, 'study.png'))
+    plt.close(fig)
 
 
 def plot_results(out: str, results: Dict, title: str) -> None:
