@@ -87,7 +87,8 @@ def parse_args(argv=None):
                         help='label-count: the demo setting at each of --seg-counts seg labels (det labels fixed), '
                         'every method and seed; OUT/study.{md,json,png} (docs/label_count_study.md)')
     parser.add_argument('--seg-counts', nargs='+', default=None,
-                        help='seg-labeled train images of the label-count study (default 6 12 25 50; --quick 1 2)')
+                        help='seg-labeled train images of the label-count study, at most the 25 det-labeled ones '
+                        '(scenario d: seg within det; default 3 6 12 25, 12 being make demo\'s; --quick 1 2)')
     return parser.parse_args(argv)
 
 
@@ -386,7 +387,7 @@ def label_count_study(args, sizes: dict, seeds: List[int], device: str, out: str
     data, the schedules, the initialisation protocol and the selection rule of ``make demo``, fixed before any
     test number was seen), every seed. Writes ``OUT/n_seg{k}/seed{s}/<method>/`` and ``OUT/study.{json,md,png}``."""
     from demo_report import paired, summarise, write_study
-    counts = [str(int(c)) for c in (args.seg_counts or (['1', '2'] if args.quick else ['6', '12', '25', '50']))]
+    counts = [str(int(c)) for c in (args.seg_counts or (['1', '2'] if args.quick else ['3', '6', '12', '25']))]
     splits = make_data(data_root, sizes, args.data_seed, seeds, nproc, n_segs=counts)
     names = {key: name for key, _, name in METHODS}
     settings = {}
