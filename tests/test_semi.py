@@ -219,7 +219,7 @@ def toy_equivariant_model():
     model = MODELS.build(dict(
         type='MultiTaskSemiSupervised', detector=detector,
         data_preprocessor=dict(type='DetDataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.]),
-        strong_aug=dict(type='StrongAugment', ops=('HFlip', ), num_ops=1, cutout=None),
+        strong_aug=dict(type='StrongAugment', ops=(), cutout=None, hflip_prob=1.0),
         semi_train_cfg=dict(unsup_on='all', rampup_iters=0)))
     with torch.no_grad():
         for net in (model.student, model.teacher):

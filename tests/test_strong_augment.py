@@ -12,6 +12,7 @@ import mtssl_mm.augmentation as aug_pkg
 from mtssl_mm.augmentation import (GEOMETRIC_OPS, PHOTOMETRIC_OPS, TABLE10_MAGNITUDES, StrongAugment, warp_boxes,
                                    warp_boxes_batch, warp_seg_maps)
 from mtssl_mm.augmentation import strong_augment as sa
+from mtssl_mm.augmentation import strong_ops, strong_params
 
 H, W = 48, 64
 
@@ -85,7 +86,7 @@ def test_geometric_op_matrices_follow_table10_units_and_the_centre():
     assert math.isclose(op_matrix('ShearY', 17.0)[1, 0].item(), math.tan(math.radians(17)), rel_tol=1e-6)
     assert math.isclose(op_matrix('TranslateX', 0.15)[0, 2].item(), 0.15 * W, rel_tol=1e-6)
     assert math.isclose(op_matrix('TranslateY', -0.15)[1, 2].item(), -0.15 * H, rel_tol=1e-6)
-    flip = sa.hflip_matrix(torch.zeros(1), H, W)[0].double()
+    flip = strong_ops.hflip_matrix(torch.zeros(1), H, W)[0].double()
     torch.testing.assert_close(flip, FLIP)
     torch.testing.assert_close(flip @ centre, centre)
 
@@ -348,18 +349,20 @@ def test_no_flip_with_hflip_prob_0_or_fixmatch_star():
     assert torch.equal(mats, FLIP.float().expand(32, 3, 3))
 
 
-def test_hflip_as_a_pool_op_only_when_listed_and_never_twice():
-    # listed explicitly, 'HFlip' is still the pool op it was (drawn like the others) and hflip_prob defaults to 0
-    legacy = StrongAugment(ops=('HFlip', ), num_ops=1, cutout=None)
-    assert legacy.hflip_prob == 0.0 and legacy.ops == ('HFlip', )
-    _, mats = legacy(smooth_images(4), generator=gen(0))
+def test_hflip_is_not_a_pool_op_but_hflip_prob():
+    # 'HFlip' (the flip as an op of the pool, before hflip_prob) is gone: naming it is an error that names hflip_prob
+    for kwargs in (dict(ops=('HFlip', ), num_ops=1, cutout=None), dict(ops=('Rotate', 'HFlip'), hflip_prob=0.0),
+                   dict(ops=('Rotate', 'HFlip'), hflip_prob=0.5), dict(geometric=False, ops=('HFlip', 'Invert'))):
+        with pytest.raises(ValueError, match="'HFlip' is not an op of the pool: the horizontal flip is hflip_prob"):
+            StrongAugment(**kwargs)
+    # what a pool of 'HFlip' alone did, hflip_prob=1.0 does: every sample flipped, nothing else moved
+    flip_only = StrongAugment(ops=(), cutout=None, hflip_prob=1.0)
+    imgs = smooth_images(4)
+    strong, mats = flip_only(imgs, generator=gen(0))
     assert torch.equal(mats, FLIP.float().expand(4, 3, 3))
-    assert StrongAugment(ops=('Rotate', 'HFlip'), hflip_prob=0.0).hflip_prob == 0.0
-    with pytest.raises(ValueError, match="'HFlip' in ops and hflip_prob=0.5: the horizontal flip is hflip_prob"):
-        StrongAugment(ops=('Rotate', 'HFlip'), hflip_prob=0.5)
+    torch.testing.assert_close(strong, imgs.flip(-1), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match=r'hflip_prob must be in \[0, 1\]'):
         StrongAugment(hflip_prob=1.5)
-    assert StrongAugment(geometric=False, ops=('HFlip', 'Invert')).ops == ('Invert', )
 
 
 # ----------------------------------------------------------------------------------------- photometric ----
@@ -517,3 +520,24 @@ def test_image_path_reads_no_device_value():
         flipped = aug.sample_params(16, 24, 40, generator=gen(3))['hflip']  # the draws forward made
         assert flipped.all() if hflip_prob == 1.0 else (flipped.any() == geometric)
 
+
+
+def test_split_sampling_ops_and_apply_agree():
+    """The parameter sampler, the op library and the module are kornia's three parts of one augmentation."""
+    assert set(strong_ops.PHOTOMETRIC_FNS) == set(PHOTOMETRIC_OPS)  # every op of Table 10 in the library, once
+    assert set(strong_ops.GEOMETRIC_FNS) == set(GEOMETRIC_OPS)
+    assert strong_params.TABLE10_MAGNITUDES is TABLE10_MAGNITUDES and sa.StrongAugment is StrongAugment
+    aug = StrongAugment(op_draw='sample', hflip_prob=0.3, cutout=(0.2, 0.25))
+    p = aug.sample_params(16, H, W, generator=gen(6))
+    q = strong_params.sample_strong_params(16, H, W, aug.ops, num_ops=2, op_draw='sample', cutout=(0.2, 0.25),
+                                           hflip_prob=0.3, generator=gen(6))
+    assert p.keys() == q.keys() and all(torch.equal(p[k], q[k]) for k in p)
+    with pytest.raises(ValueError, match='op_draw'):
+        StrongAugment(op_draw='image')
+
+
+@pytest.mark.parametrize('module', [sa, strong_ops, strong_params])
+def test_docstring_examples_run(module):
+    import doctest
+    result = doctest.testmod(module, extraglobs=dict(torch=torch), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

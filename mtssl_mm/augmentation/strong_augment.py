@@ -1,4 +1,4 @@
-"""The strong augmentation ``A`` of FixMatch* and Dense FixMatch, batch-wise on the device.
+"""The strong augmentation ``A`` of FixMatch* and Dense FixMatch, batch-wise on the device: applying it.
 
 RandAugment with the operations and magnitude ranges of the paper's Table 10, then (Dense FixMatch only) a
 random horizontal flip, then Cutout, applied to the weak view ``alpha(x)``. This is the order of the authors' own
@@ -12,23 +12,29 @@ returned as a ``(3, 3)`` matrix, which is exactly the pseudo-label transform
 ``A o alpha^-1`` of Eq. 4 (the input already is the weak view). Labels follow with
 :mod:`mtssl_mm.augmentation.label_warp`.
 
+The work is split as kornia splits its augmentations: :mod:`.strong_params` samples the parameters (and holds
+the Table-10 tables), :mod:`.strong_ops` holds the operations (photometric functions, per-op ``(B, 3, 3)``
+matrices, Cutout), and this module applies them to a batch.
+
 Call flow of :meth:`StrongAugment.forward`::
 
     imgs (B, 3, H, W) in [0, 1], any float dtype
      |
      |  sample_params(B, H, W), on the host  ->  op_idx (B, num_ops), magnitudes (B, num_ops), cutout (B, 4),
-     |                                           hflip (B,) bool
+     |  (strong_params.sample_strong_params)     hflip (B,) bool
      v
     apply_params(imgs, params):
      |- _plan, on the host: compute_matrices (each sample's geometric ops, in drawn order, then its flip, composed
-     |  into one (3, 3) matrix ``F^hflip @ G_last @ ... @ G_first``), which samples drew which op, which matrices
-     |  are not the identity; two copies to the device, no sync (the image path never reads a device value)
+     |  into one (3, 3) matrix ``F^hflip @ G_last @ ... @ G_first``, from strong_ops.GEOMETRIC_FNS and
+     |  hflip_matrix), which samples drew which op, which matrices are not the identity; two copies to the
+     |  device, no sync (the image path never reads a device value)
      |  then on the device, in float32 with autocast off:
-     |- photometric ops: for slot in num_ops, for op in the photometric ops: the op on the sub-batch that drew
-     |  it there (index_select -> op -> index_copy_); the loop count does not depend on B
+     |- photometric ops (strong_ops.PHOTOMETRIC_FNS): for slot in num_ops, for op in the photometric ops: the op
+     |  on the sub-batch that drew it there (index_select -> op -> index_copy_); the loop count does not depend
+     |  on B
      |- one batched kornia warp_affine (bilinear, padding ``fill``) of the samples whose matrix is not identity
      |  (the drawn affine ops and the flip together)
-     '- Cutout on the strong image, last (not a label transform)
+     '- Cutout on the strong image, last (strong_ops.cutout_; not a label transform)
      v
     imgs_strong (B, 3, H, W) input dtype, matrices (B, 3, 3) float32
 
@@ -48,210 +54,20 @@ kernel do not depend on left and right), so it does come after the drawn ops, as
 comes after the flip (its rectangle is drawn in strong-view coordinates).
 """
 from contextlib import nullcontext
-from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
-import kornia.enhance as KE
 import torch
 from kornia.geometry.transform import warp_affine
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
+from .strong_ops import GEOMETRIC_FNS, PHOTOMETRIC_FNS, cutout_, hflip_matrix
+from .strong_params import GEOMETRIC_OPS, OP_DRAWS, PHOTOMETRIC_OPS, TABLE10_MAGNITUDES, sample_strong_params
+
 __all__ = ['StrongAugment', 'PHOTOMETRIC_OPS', 'GEOMETRIC_OPS', 'TABLE10_MAGNITUDES']
 
-#: Operations of the paper's Table 10 that act on pixel values only (the unstarred ones): FixMatch* uses these.
-PHOTOMETRIC_OPS = ('AutoContrast', 'Equalize', 'Invert', 'Solarize', 'Posterize', 'Saturation', 'Contrast',
-                   'Brightness', 'Sharpness')
-#: Operations of Table 10 marked * (affine) in the RandAugment pool: moved onto the labels by Dense FixMatch,
-#: dropped by FixMatch*. The horizontal flip is not among them: as in the authors' code it is applied after the
-#: drawn ops with probability ``StrongAugment(hflip_prob=...)`` (Dense FixMatch only).
-GEOMETRIC_OPS = ('ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'Rotate')
-
-#: The flip as an op of the pool, which it was before it became ``hflip_prob``: not in the default pool, accepted
-#: in ``StrongAugment(ops=...)`` only when listed explicitly (then the separate flip is off).
-LEGACY_HFLIP = 'HFlip'
-
-#: Magnitude ranges ``(low, high)`` of Table 10, sampled uniformly per sample; ``None`` for ops without one.
-#: Units: Solarize threshold on [0, 1] images; Posterize bits (integers, both ends included); enhance factors
-#: (1 is the identity, PIL ``ImageEnhance`` semantics); shear and rotate in degrees; translate as a fraction of
-#: the image width (X) or height (Y).
-TABLE10_MAGNITUDES: Dict[str, Optional[Tuple[float, float]]] = dict(
-    AutoContrast=None,
-    Equalize=None,
-    Invert=None,
-    Solarize=(0.1, 1.0),
-    Posterize=(4, 8),
-    Saturation=(0.1, 1.9),
-    Contrast=(0.1, 1.9),
-    Brightness=(0.1, 1.9),
-    Sharpness=(0.1, 1.9),
-    ShearX=(-17.0, 17.0),
-    ShearY=(-17.0, 17.0),
-    TranslateX=(-0.15, 0.15),
-    TranslateY=(-0.15, 0.15),
-    Rotate=(-30.0, 30.0),
-)
-
-_INTEGER_OPS = ('Posterize', )
-#: ``StrongAugment(op_draw=...)``: the operations drawn once per batch (the authors' code) or per sample
-OP_DRAWS = ('batch', 'sample')
-
-# ----------------------------------------------------------------------------------------------------------------
-# Photometric ops: (n, 3, H, W) float32 in [0, 1] and (n,) magnitudes -> (n, 3, H, W). Vectorised over samples.
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _per_sample(m: Tensor) -> Tensor:
-    """``(n,)`` -> ``(n, 1, 1, 1)`` to broadcast over ``(n, C, H, W)``."""
-    return m.view(-1, 1, 1, 1)
-
-
-def auto_contrast(x: Tensor, m: Optional[Tensor] = None) -> Tensor:
-    """PIL ``ImageOps.autocontrast``: stretch each channel of each image to ``[0, 1]``; flat channels unchanged.
-
-    Args:
-        x: ``(n, C, H, W)`` images in ``[0, 1]``.
-        m: unused (the op has no magnitude).
-
-    Returns:
-        ``(n, C, H, W)`` images.
-    """
-    lo = x.amin(dim=(-2, -1), keepdim=True)
-    hi = x.amax(dim=(-2, -1), keepdim=True)
-    span = hi - lo
-    stretched = (x - lo) / torch.where(span > 0, span, torch.ones_like(span))
-    return torch.where(span > 0, stretched, x).clamp_(0.0, 1.0)
-
-
-def brightness(x: Tensor, m: Tensor) -> Tensor:
-    """PIL ``ImageEnhance.Brightness``: blend with black, ``clamp(m * x)``; ``m = 1`` is the identity.
-
-    ``kornia.enhance.adjust_brightness`` is additive, a different operation, hence this one-liner.
-
-    Args:
-        x: ``(n, C, H, W)`` images in ``[0, 1]``.
-        m: ``(n,)`` factors.
-
-    Returns:
-        ``(n, C, H, W)`` images.
-    """
-    return (x * _per_sample(m)).clamp_(0.0, 1.0)
-
-
-_PHOTOMETRIC_FNS: Dict[str, Callable[[Tensor, Tensor], Tensor]] = dict(
-    AutoContrast=auto_contrast,
-    Equalize=lambda x, m: KE.equalize(x),
-    Invert=lambda x, m: KE.invert(x),
-    Solarize=lambda x, m: KE.solarize(x, m),  # invert the pixels >= threshold m (per sample)
-    Posterize=lambda x, m: KE.posterize(x, m.round().long()),  # keep m bits of the 8-bit level
-    # PIL ImageEnhance.Color: blend with the luma image (kornia's adjust_saturation scales HSV saturation instead)
-    Saturation=lambda x, m: KE.adjust_saturation_with_gray_subtraction(x, m),
-    # PIL ImageEnhance.Contrast: blend with the image's mean luma
-    Contrast=lambda x, m: KE.adjust_contrast_with_mean_subtraction(x, m),
-    Brightness=brightness,
-    # PIL ImageEnhance.Sharpness: blend with the 3x3-smoothed image, borders kept
-    Sharpness=lambda x, m: KE.sharpness(x, m),
-)
-
-# ----------------------------------------------------------------------------------------------------------------
-# Geometric ops: (B,) magnitudes -> (B, 3, 3) matrices in pixel-index coordinates, about the image centre.
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _linear_about_centre(a: Tensor, b: Tensor, c: Tensor, d: Tensor, height: int, width: int) -> Tensor:
-    """``(B, 3, 3)`` matrices applying ``[[a, b], [c, d]]`` about the centre ``((W - 1) / 2, (H - 1) / 2)``.
-
-    The centre is the image centre in pixel-index coordinates (``(W / 2, H / 2)`` in box coordinates).
-    """
-    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-    zero, one = torch.zeros_like(a), torch.ones_like(a)
-    rows = [
-        torch.stack([a, b, cx - a * cx - b * cy], dim=-1),
-        torch.stack([c, d, cy - c * cx - d * cy], dim=-1),
-        torch.stack([zero, zero, one], dim=-1),
-    ]
-    return torch.stack(rows, dim=-2)
-
-
-def shear_x_matrix(deg: Tensor, height: int, width: int) -> Tensor:
-    """``x' = x + tan(deg) (y - cy)``: ``(B,)`` degrees -> ``(B, 3, 3)``."""
-    one, zero = torch.ones_like(deg), torch.zeros_like(deg)
-    return _linear_about_centre(one, torch.tan(torch.deg2rad(deg)), zero, one, height, width)
-
-
-def shear_y_matrix(deg: Tensor, height: int, width: int) -> Tensor:
-    """``y' = y + tan(deg) (x - cx)``: ``(B,)`` degrees -> ``(B, 3, 3)``."""
-    one, zero = torch.ones_like(deg), torch.zeros_like(deg)
-    return _linear_about_centre(one, zero, torch.tan(torch.deg2rad(deg)), one, height, width)
-
-
-def rotate_matrix(deg: Tensor, height: int, width: int) -> Tensor:
-    """Rotation about the centre, positive = counter-clockwise on screen (kornia's ``get_rotation_matrix2d``).
-
-    Args:
-        deg: ``(B,)`` angles in degrees.
-        height: image height (pixels).
-        width: image width (pixels).
-
-    Returns:
-        ``(B, 3, 3)`` matrices ``[[cos, sin], [-sin, cos]]`` about ``((W - 1) / 2, (H - 1) / 2)``.
-    """
-    rad = torch.deg2rad(deg)
-    cos, sin = torch.cos(rad), torch.sin(rad)
-    return _linear_about_centre(cos, sin, -sin, cos, height, width)
-
-
-def translate_x_matrix(frac: Tensor, height: int, width: int) -> Tensor:
-    """Translation by ``frac * W`` pixels along x: ``(B,)`` fractions -> ``(B, 3, 3)``."""
-    m = torch.eye(3, dtype=frac.dtype, device=frac.device).repeat(frac.shape[0], 1, 1)
-    m[:, 0, 2] = frac * width
-    return m
-
-
-def translate_y_matrix(frac: Tensor, height: int, width: int) -> Tensor:
-    """Translation by ``frac * H`` pixels along y: ``(B,)`` fractions -> ``(B, 3, 3)``."""
-    m = torch.eye(3, dtype=frac.dtype, device=frac.device).repeat(frac.shape[0], 1, 1)
-    m[:, 1, 2] = frac * height
-    return m
-
-
-def hflip_matrix(m: Tensor, height: int, width: int) -> Tensor:
-    """Horizontal flip ``x' = W - 1 - x`` (``u' = W - u`` in box coordinates): ``(B,)`` ignored -> ``(B, 3, 3)``."""
-    one, zero = torch.ones_like(m), torch.zeros_like(m)
-    return _linear_about_centre(-one, zero, zero, one, height, width)
-
-
-_GEOMETRIC_FNS: Dict[str, Callable[[Tensor, int, int], Tensor]] = dict(
-    ShearX=shear_x_matrix,
-    ShearY=shear_y_matrix,
-    TranslateX=translate_x_matrix,
-    TranslateY=translate_y_matrix,
-    Rotate=rotate_matrix,
-    HFlip=hflip_matrix,  # only for an explicit ``ops=[..., 'HFlip']``; the default flip is ``hflip_prob``
-)
-
-
-def _cutout_size(frac: Tensor, height: int, width: int, low: float, high: float) -> Tuple[Tensor, Tensor]:
-    """Cutout rectangle sides: the image's aspect ratio, area ``frac * H * W``, in whole pixels.
-
-    The width is rounded within ``[low * H * W / h, high * H * W / h]`` so the pixel area stays a fraction in
-    ``[low, high]`` of the image despite rounding (possible whenever that interval holds an integer, i.e. for
-    images at least ``1 / (high - low)`` pixels wide).
-
-    Args:
-        frac: ``(B,)`` area fractions in ``[low, high]``.
-        height: image height (pixels).
-        width: image width (pixels).
-        low: smallest allowed area fraction.
-        high: largest allowed area fraction.
-
-    Returns:
-        ``(B,)`` int64 heights and ``(B,)`` int64 widths, at least 1 and at most ``H`` and ``W``.
-    """
-    area = float(height * width)
-    ch = (frac.sqrt() * height).round().clamp(1, height)
-    cw = (frac * area / ch).round()
-    cw = torch.minimum(torch.maximum(cw, torch.ceil(low * area / ch - 1e-6)), torch.floor(high * area / ch + 1e-6))
-    return ch.long(), cw.clamp(1, width).long()
+#: The name the flip had when it was an op of the pool; it is ``hflip_prob`` now and naming it in ``ops`` is an error.
+_REMOVED_HFLIP_OP = 'HFlip'
 
 
 @MODELS.register_module()
@@ -261,12 +77,13 @@ class StrongAugment(nn.Module):
     Order, as in the authors' code (``BatchRandAugment``): the ``num_ops`` drawn ops, then the flip, then Cutout.
     ``num_ops`` distinct operations are drawn uniformly from ``ops``, once for the whole batch (``op_draw='batch'``,
     the authors' and the paper's "# augmentations per batch 2") or for every sample (``op_draw='sample'``), and
-    every sample draws, for each, its own magnitude uniformly from its range (:data:`TABLE10_MAGNITUDES`, overridable with ``magnitudes``); then, with ``geometric=True``
-    (Dense FixMatch), a horizontal flip with probability ``hflip_prob``, composed into the sample's matrix after
-    the drawn affine ops (``M = F @ G``); then a Cutout rectangle with the image's aspect ratio covering a fraction
-    ``U(cutout)`` of the image area, fully inside the image, filled with ``fill``. With ``geometric=False``
-    (FixMatch*) the affine ops are removed from the pool and there is no flip, so the images' geometry is
-    unchanged and every matrix is the identity; Cutout still applies (it is not a * op).
+    every sample draws, for each, its own magnitude uniformly from its range (:data:`TABLE10_MAGNITUDES`,
+    overridable with ``magnitudes``); then, with ``geometric=True`` (Dense FixMatch), a horizontal flip with
+    probability ``hflip_prob``, composed into the sample's matrix after the drawn affine ops (``M = F @ G``); then
+    a Cutout rectangle with the image's aspect ratio covering a fraction ``U(cutout)`` of the image area, fully
+    inside the image, filled with ``fill``. With ``geometric=False`` (FixMatch*) the affine ops are removed from
+    the pool and there is no flip, so the images' geometry is unchanged and every matrix is the identity; Cutout
+    still applies (it is not a * op).
 
     The default pool is :data:`PHOTOMETRIC_OPS` + :data:`GEOMETRIC_OPS` (14 ops, 9 of them photometric) with
     ``geometric=True`` and :data:`PHOTOMETRIC_OPS` (9) with ``geometric=False``; the flip is not in it.
@@ -280,17 +97,16 @@ class StrongAugment(nn.Module):
         fill: value (one, or one per RGB channel) of the Cutout region and of the area the warp brings in from
             outside the weak view, on the ``[0, 1]`` scale.
         ops: names of the operations to draw from (default all of :data:`PHOTOMETRIC_OPS` and
-            :data:`GEOMETRIC_OPS`); with ``geometric=False`` the geometric ones are removed from it. ``'HFlip'``
-            (the flip as a pool op, drawn like the others, as this class did before ``hflip_prob``) is accepted
-            only when listed here explicitly; the separate flip is then off by default.
+            :data:`GEOMETRIC_OPS`); with ``geometric=False`` the geometric ones are removed from it. The flip is
+            not a pool op (``'HFlip'`` is an error): it is ``hflip_prob``.
         magnitudes: ``{op name: (low, high)}`` overriding ranges of :data:`TABLE10_MAGNITUDES`.
         hflip_prob: probability that a sample is flipped horizontally after its drawn ops. ``None`` (default):
-            0.5, the authors' ``RandomHorizontalFlip()``, or 0 when ``'HFlip'`` is listed in ``ops``. Forced to 0
-            with ``geometric=False`` (FixMatch* moves no geometry, like the affine ops it removes).
+            0.5, the authors' ``RandomHorizontalFlip()``. Forced to 0 with ``geometric=False`` (FixMatch* moves no
+            geometry, like the affine ops it removes).
 
     Raises:
-        ValueError: unknown or duplicate ops, a bad ``cutout`` range, ``hflip_prob`` outside ``[0, 1]``, or
-            ``'HFlip'`` in ``ops`` together with a nonzero ``hflip_prob`` (a sample could be flipped twice).
+        ValueError: unknown or duplicate ops, ``'HFlip'`` in ``ops`` (the flip is ``hflip_prob``), a bad
+            ``op_draw``, a bad ``cutout`` range or ``hflip_prob`` outside ``[0, 1]``.
 
     Example:
         >>> aug = StrongAugment()
@@ -313,29 +129,25 @@ class StrongAugment(nn.Module):
         if op_draw not in OP_DRAWS:
             raise ValueError(f'op_draw must be one of {OP_DRAWS}, got {op_draw!r}')
         ops = tuple(PHOTOMETRIC_OPS + GEOMETRIC_OPS) if ops is None else tuple(ops)
-        known = tuple(TABLE10_MAGNITUDES) + (LEGACY_HFLIP, )
-        unknown = [op for op in ops if op not in known]
+        if _REMOVED_HFLIP_OP in ops:
+            raise ValueError(f"'{_REMOVED_HFLIP_OP}' is not an op of the pool: the horizontal flip is hflip_prob "
+                             f"(each sample flipped after its drawn ops, as in the authors' code; 0.5 by default, "
+                             f'1.0 flips every sample); drop it from ops')
+        unknown = [op for op in ops if op not in TABLE10_MAGNITUDES]
         if unknown:
             raise ValueError(f'unknown ops {unknown}; choose from {list(TABLE10_MAGNITUDES)} (the horizontal flip '
                              f'is not a pool op: it is hflip_prob)')
-        legacy_flip = LEGACY_HFLIP in ops
-        if hflip_prob is None:
-            hflip_prob = 0.0 if legacy_flip else 0.5
+        hflip_prob = 0.5 if hflip_prob is None else hflip_prob
         if not 0.0 <= hflip_prob <= 1.0:
             raise ValueError(f'hflip_prob must be in [0, 1], got {hflip_prob}')
-        if legacy_flip and hflip_prob > 0:
-            raise ValueError(f"'{LEGACY_HFLIP}' in ops and hflip_prob={hflip_prob}: the horizontal flip is "
-                             f"hflip_prob now (applied after the drawn ops, as in the authors' code); drop "
-                             f"'{LEGACY_HFLIP}' from ops, or set hflip_prob=0 to keep it a pool op")
         if not geometric:
-            ops = tuple(op for op in ops if op not in _GEOMETRIC_FNS)
+            ops = tuple(op for op in ops if op not in GEOMETRIC_OPS)
             hflip_prob = 0.0
         if len(set(ops)) != len(ops):
             raise ValueError(f'duplicate ops in {ops}')
         if cutout is not None and not 0 <= cutout[0] <= cutout[1] <= 1:
             raise ValueError(f'cutout must be (low, high) fractions with 0 <= low <= high <= 1, got {cutout}')
-        ranges = dict(TABLE10_MAGNITUDES, **{LEGACY_HFLIP: None})
-        ranges.update(magnitudes or {})
+        ranges = dict(TABLE10_MAGNITUDES, **(magnitudes or {}))
         self.ops = ops
         self.op_draw = op_draw
         self.num_ops = min(num_ops, len(ops))
@@ -347,18 +159,10 @@ class StrongAugment(nn.Module):
 
     def extra_repr(self) -> str:
         # order of application: num_ops ops drawn from ops, then the flip, then Cutout
-        return (f'num_ops={self.num_ops}, op_draw={self.op_draw}, ops={self.ops}, hflip_prob={self.hflip_prob}, cutout={self.cutout}, '
-                f'fill={self.fill}')
+        return (f'num_ops={self.num_ops}, op_draw={self.op_draw}, ops={self.ops}, hflip_prob={self.hflip_prob}, '
+                f'cutout={self.cutout}, fill={self.fill}')
 
     # -------------------------------------------------------------------------------------------- sampling ----
-
-    def _range_table(self, device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
-        """``(K,)`` low, high and is-integer of each op's magnitude range (0 for ops without a magnitude)."""
-        rng = [self.magnitude_ranges[op] or (0.0, 0.0) for op in self.ops]
-        low = torch.tensor([float(r[0]) for r in rng], dtype=torch.float32, device=device)
-        high = torch.tensor([float(r[1]) for r in rng], dtype=torch.float32, device=device)
-        integer = torch.tensor([op in _INTEGER_OPS for op in self.ops], dtype=torch.bool, device=device)
-        return low, high, integer
 
     def sample_params(self,
                       batch_size: int,
@@ -368,8 +172,9 @@ class StrongAugment(nn.Module):
                       generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
         """Draw every sample's operations, magnitudes, flip and Cutout rectangle; nothing touches an image.
 
-        Draws happen on ``generator``'s device when one is given (the same seed then gives the same parameters
-        on any ``device``), else on ``device``.
+        :func:`~mtssl_mm.augmentation.strong_params.sample_strong_params` with this module's settings. Draws
+        happen on ``generator``'s device when one is given (the same seed then gives the same parameters on any
+        ``device``), else on ``device``.
 
         Args:
             batch_size: ``B``.
@@ -392,35 +197,18 @@ class StrongAugment(nn.Module):
               ``hflip_prob``, independent of the other draws); all ``False`` when ``hflip_prob`` is 0, e.g. with
               ``geometric=False``.
         """
-        draw_device = generator.device if generator is not None else device
-
-        def rand(*shape: int) -> Tensor:
-            return torch.rand(shape, generator=generator, device=draw_device)
-
-        k = len(self.ops)
-        rows = 1 if self.op_draw == 'batch' else batch_size
-        op_idx = rand(rows, k).argsort(dim=1)[:, :self.num_ops].expand(batch_size, -1).contiguous()  # distinct
-        low, high, integer = self._range_table(op_idx.device)
-        low, high, integer = low[op_idx], high[op_idx], integer[op_idx]
-        u = rand(batch_size, self.num_ops)
-        continuous = low + u * (high - low)
-        discrete = torch.minimum(torch.floor(low + u * (high - low + 1)), high)  # uniform over low..high
-        magnitudes = torch.where(integer, discrete, continuous)
-
-        cutout = torch.zeros(batch_size, 4, dtype=torch.long, device=op_idx.device)
-        frac = torch.zeros(batch_size, device=op_idx.device)
-        if self.cutout is not None:
-            low, high = self.cutout
-            frac = low + rand(batch_size) * (high - low)
-            ch, cw = _cutout_size(frac, height, width, low, high)
-            y1 = (rand(batch_size) * (height - ch + 1)).floor().long().clamp(max=height - ch)
-            x1 = (rand(batch_size) * (width - cw + 1)).floor().long().clamp(max=width - cw)
-            cutout = torch.stack([x1, y1, x1 + cw, y1 + ch], dim=1)
-        hflip = torch.zeros(batch_size, dtype=torch.bool, device=op_idx.device)
-        if self.hflip_prob > 0:  # drawn last: the other draws are those of the same seed without the flip
-            hflip = rand(batch_size) < self.hflip_prob
-        params = dict(op_idx=op_idx, magnitudes=magnitudes, cutout=cutout, cutout_frac=frac, hflip=hflip)
-        return {key: value.to(device) for key, value in params.items()}
+        return sample_strong_params(
+            batch_size,
+            height,
+            width,
+            self.ops,
+            num_ops=self.num_ops,
+            op_draw=self.op_draw,
+            magnitude_ranges=self.magnitude_ranges,
+            cutout=self.cutout,
+            hflip_prob=self.hflip_prob,
+            device=device,
+            generator=generator)
 
     # -------------------------------------------------------------------------------------------- applying ----
 
@@ -445,10 +233,10 @@ class StrongAugment(nn.Module):
         matrices = eye
         for slot in range(op_idx.shape[1]):
             for k, op in enumerate(self.ops):
-                if op not in _GEOMETRIC_FNS:
+                if op not in GEOMETRIC_FNS:
                     continue
                 chosen = (op_idx[:, slot] == k).view(-1, 1, 1)
-                step = torch.where(chosen, _GEOMETRIC_FNS[op](mags[:, slot], height, width), eye)
+                step = torch.where(chosen, GEOMETRIC_FNS[op](mags[:, slot], height, width), eye)
                 matrices = step @ matrices
         hflip = params.get('hflip')
         if hflip is not None:  # composed last: the flip follows the drawn ops
@@ -487,7 +275,7 @@ class StrongAugment(nn.Module):
             ends = torch.bincount(op_idx[:, slot], minlength=len(self.ops)).cumsum(0).tolist()
             starts = [0] + ends[:-1]
             groups.append([(op, starts[k], ends[k]) for k, op in enumerate(self.ops)
-                           if op in _PHOTOMETRIC_FNS and ends[k] > starts[k]])
+                           if op in PHOTOMETRIC_FNS and ends[k] > starts[k]])
         longs = torch.cat([order.reshape(-1), cutout.reshape(-1), warp_idx])
         floats = torch.cat([mags.reshape(-1), matrices.reshape(-1)])
         if device.type == 'cuda':
@@ -504,7 +292,7 @@ class StrongAugment(nn.Module):
         for slot, groups in enumerate(plan['groups']):
             for op, start, end in groups:
                 idx = plan['order'][slot, start:end]
-                x.index_copy_(0, idx, _PHOTOMETRIC_FNS[op](x.index_select(0, idx), plan['magnitudes'][idx, slot]))
+                x.index_copy_(0, idx, PHOTOMETRIC_FNS[op](x.index_select(0, idx), plan['magnitudes'][idx, slot]))
         return x
 
     def _fill(self, x: Tensor) -> Tensor:
@@ -525,17 +313,7 @@ class StrongAugment(nn.Module):
 
     def _cutout(self, x: Tensor, boxes: Tensor) -> Tensor:
         """Fill each sample's Cutout rectangle ``boxes`` ``(B, 4)`` with ``fill``; ``(B, 3, H, W)`` in place."""
-        if self.cutout is None:
-            return x
-        x1, y1, x2, y2 = boxes.unbind(dim=1)
-        cols = torch.arange(x.shape[-1], device=x.device)
-        rows = torch.arange(x.shape[-2], device=x.device)
-        in_cols = (cols >= x1[:, None]) & (cols < x2[:, None])  # (B, W)
-        in_rows = (rows >= y1[:, None]) & (rows < y2[:, None])  # (B, H)
-        inside = in_rows[:, :, None] & in_cols[:, None, :]  # (B, H, W)
-        for channel, value in enumerate(self.fill):
-            x[:, channel].masked_fill_(inside, value)
-        return x
+        return x if self.cutout is None else cutout_(x, boxes, self.fill)
 
     def apply_params(self, imgs: Tensor, params: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
         """Apply drawn parameters: photometric ops, one warp (drawn affine ops, then the flip), Cutout.
