@@ -1,45 +1,55 @@
-"""The EMA teacher of the semi-supervised wrapper, updated with fused multi-tensor ops."""
-import torch
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+"""The EMA teacher of the semi-supervised wrapper: mmdet's ``MeanTeacherHook`` with a fused update."""
+from typing import Dict, List, Optional, Tuple
 
+import torch
+from mmdet.engine.hooks import MeanTeacherHook
 from mmdet.registry import HOOKS
+from torch import Tensor, nn
 
 
 @HOOKS.register_module()
-class EMATeacherHook(Hook):
+class EMATeacherHook(MeanTeacherHook):
     """``teacher = decay * teacher + (1 - decay) * student`` after every ``interval`` training iterations.
 
-    Parameters *and* floating-point buffers (BN running mean/var) follow the student by the same average;
-    integer buffers (BN ``num_batches_tracked``) are copied. mmdet's ``MeanTeacherHook`` skips buffers by
-    default, which leaves the teacher's BN statistics at their initial values while its weights move -- the
-    teacher, evaluated in eval mode, would normalise with statistics that no longer match its weights.
+    mmdet's ``MeanTeacherHook(momentum=1 - decay, skip_buffer=False)`` with its update fused. What mmdet's hook
+    does and this one keeps: ``before_train`` checks that the model (unwrapped) has ``teacher`` and ``student``
+    and, at iteration 0 only (a fresh run, not a resumed one), sets the teacher equal to the student
+    (``momentum_update(model, 1)``); ``after_train_iter`` moves it by ``momentum = 1 - decay`` when
+    ``(runner.iter + 1) % interval == 0``. mmdet's ``momentum`` is the weight of the *student*; the config key
+    here is ``decay``, the weight of the teacher (Table 10: 0.99), mapped to ``momentum = 1 - decay``.
 
-    The update is one ``torch._foreach_lerp_`` over all parameter tensors (and one over the float buffers), not a
-    Python loop over parameters. At the first iteration of a fresh run the teacher is set equal to the student.
+    What :meth:`momentum_update` changes: one ``torch._foreach_lerp_`` over all parameter tensors and one over
+    the floating-point buffers (BN running mean/var), instead of a Python loop of ``mul_``/``add_`` over the
+    ``state_dict``; integer buffers (BN ``num_batches_tracked``) are copied from the student, where mmdet's
+    hook leaves them at their initial values. Buffers follow the student (``skip_buffer=False``): with mmdet's
+    default ``skip_buffer=True`` the teacher's BN statistics would stay at their initial values while its
+    weights move, and the teacher, evaluated in eval mode, would normalise with statistics that no longer match
+    its weights. The tensor lists are collected at the first update and reused; :meth:`before_train` drops them
+    (the runner may have moved or wrapped the model since), then does what mmdet's does.
 
     Args:
-        decay (float): EMA decay (Table 10: 0.99).
+        decay (float): EMA decay, the teacher's weight, in ``(0, 1)`` (Table 10: 0.99).
         interval (int): Update every ``interval`` iterations.
+
+    Example:
+        >>> from mmengine.registry import build_from_cfg
+        >>> hook = build_from_cfg(dict(type='EMATeacherHook', decay=0.99), HOOKS)
+        >>> isinstance(hook, MeanTeacherHook), round(hook.momentum, 6), hook.skip_buffers
+        (True, 0.01, False)
     """
 
     priority = 'ABOVE_NORMAL'
 
     def __init__(self, decay: float = 0.99, interval: int = 1) -> None:
-        if not 0.0 < decay < 1.0:
+        momentum = 1.0 - float(decay)
+        if not (0.0 < decay < 1.0 and 0.0 < momentum < 1.0):
             raise ValueError(f'EMATeacherHook: decay must be in (0, 1), got {decay}')
+        super().__init__(momentum=momentum, interval=int(interval), skip_buffer=False)
         self.decay = float(decay)
-        self.interval = int(interval)
-        self._pairs = None
+        self._pairs: Optional[Dict[str, Tuple[List[Tensor], List[Tensor]]]] = None
 
-    @staticmethod
-    def _model(runner):
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if not (hasattr(model, 'teacher') and hasattr(model, 'student')):
-            raise AttributeError('EMATeacherHook needs a model with `teacher` and `student` (MultiTaskSemiSupervised)')
-        return model
-
-    def _collect(self, model):
+    def _collect(self, model: nn.Module) -> None:
+        """Pair the teacher's tensors with the student's by name: parameters, float buffers, other buffers."""
         t_params, s_params = dict(model.teacher.named_parameters()), dict(model.student.named_parameters())
         t_bufs, s_bufs = dict(model.teacher.named_buffers()), dict(model.student.named_buffers())
         if t_params.keys() != s_params.keys() or t_bufs.keys() != s_bufs.keys():
@@ -52,23 +62,26 @@ class EMATeacherHook(Hook):
             other_bufs=([t_bufs[k] for k in other_bufs], [s_bufs[k] for k in other_bufs]))
 
     @torch.no_grad()
-    def update(self, model, weight: float) -> None:
-        """Move the teacher by ``weight`` towards the student (``weight = 1 - decay``; 1 copies)."""
+    def momentum_update(self, model: nn.Module, momentum: float) -> None:
+        """Move the teacher by ``momentum`` towards the student: ``t = t + momentum * (s - t)``.
+
+        Args:
+            model (nn.Module): the unwrapped model, with ``teacher`` and ``student`` of the same structure.
+            momentum (float): the student's weight, ``1 - decay``; 1 copies the student.
+        """
         if self._pairs is None:
             self._collect(model)
         for key in ('params', 'float_bufs'):
             teacher, student = self._pairs[key]
             if teacher:
-                torch._foreach_lerp_(teacher, student, weight)
+                torch._foreach_lerp_(teacher, student, momentum)
         for t, s in zip(*self._pairs['other_bufs']):
             t.copy_(s)
 
-    def before_train(self, runner) -> None:
-        model = self._model(runner)
-        self._pairs = None
-        if runner.iter == 0:
-            self.update(model, 1.0)
+    #: The name this hook's update had before it built on ``MeanTeacherHook`` (``tools/benchmark.py`` uses it).
+    update = momentum_update
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        if (runner.iter + 1) % self.interval == 0:
-            self.update(self._model(runner), 1.0 - self.decay)
+    def before_train(self, runner) -> None:
+        """Drop the collected tensor lists, then check the model and copy the student at iteration 0 (mmdet's)."""
+        self._pairs = None
+        super().before_train(runner)
