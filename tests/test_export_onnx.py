@@ -159,14 +159,14 @@ def test_bad_inputs_stop_with_one_clear_line(tiny, tmp_path, capsys):
     tool = export_main()
     out = str(tmp_path / 'x.onnx')
     state = torch.load(ckpt, weights_only=True)['state_dict']
-    semi = str(tmp_path / 'semi.pth')
-    torch.save(dict(state_dict={f'{b}.{k}': v for b in ('student', 'teacher') for k, v in state.items()}), semi)
     wrong = str(tmp_path / 'wrong.pth')
     torch.save(dict(state_dict={k: v for k, v in state.items() if not k.startswith('tasks.seg.')}), wrong)
+    shape = str(tmp_path / 'shape.pth')
+    torch.save(dict(state_dict={k: v[:1] if k.endswith('conv_seg.weight') else v for k, v in state.items()}), shape)
     cases = [
         ([TINY_CONFIG, str(tmp_path / 'none.pth'), out], 'checkpoint'),
-        ([TINY_CONFIG, semi, out], f'python tools/export_teacher.py {semi} teacher.pth'),
-        ([TINY_CONFIG, wrong, out], 'missing keys'),
+        ([TINY_CONFIG, wrong, out], f'{wrong}: the checkpoint does not fit MultiTaskDetSeg: '),
+        ([TINY_CONFIG, shape, out], f'{shape} does not fit the config\'s model: '),
         ([TINY_CONFIG, ckpt, out, '--shape', '100', str(W)], 'multiples of 32'),
         ([TINY_CONFIG, ckpt, str(tmp_path / 'x.pth')], 'must be a .onnx file'),
         ([TINY_CONFIG, ckpt, out, '--opset', '17'], 'use --exporter torchscript'),
@@ -178,6 +178,26 @@ def test_bad_inputs_stop_with_one_clear_line(tiny, tmp_path, capsys):
         err = capsys.readouterr().err
         assert words in err and 'Traceback' not in err, (args, err)
     assert not osp.exists(out)
+
+
+def test_semi_supervised_checkpoint_exports_its_teacher(tiny, tmp_path):
+    """A semi-supervised checkpoint needs no extraction: its EMA teacher loads (the student with
+    ``semi_test_cfg.predict_on='student'``), under a semi-supervised or a supervised config of the same model."""
+    _, ckpt, _ = tiny
+    state = torch.load(ckpt, weights_only=True)['state_dict']
+    semi = str(tmp_path / 'semi.pth')
+    torch.save(dict(state_dict={**{f'teacher.{k}': v for k, v in state.items()},
+                                **{f'student.{k}': v * 0 if v.is_floating_point() else v for k, v in state.items()}},
+                    meta=dict(dataset_meta=dict(classes=DET_CLASSES))), semi)
+    key = 'tasks.seg.head.conv_seg.weight'
+    for config in (FIXMATCH_TINY, TINY_CONFIG):
+        model, meta = ox.build_model(Config.fromfile(config), semi)
+        torch.testing.assert_close(model.state_dict()[key], state[key])  # the teacher, not the zeroed student
+        assert meta['dataset_meta']['classes'] == DET_CLASSES
+    cfg = Config.fromfile(FIXMATCH_TINY)
+    cfg.model.semi_test_cfg = dict(predict_on='student')
+    model, _ = ox.build_model(cfg, semi)
+    assert model.state_dict()[key].abs().sum() == 0 and state[key].abs().sum() > 0
 
 
 def test_onnx_stays_optional():

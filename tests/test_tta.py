@@ -101,7 +101,7 @@ def test_tta_of_the_real_model_is_flip_equivariant():
 
     def run(x):
         meta = dict(img_path='x.png', ori_shape=(H, W), img_shape=(H, W), scale_factor=(1., 1.),
-                    flip_direction='horizontal', labeled_tasks=('det', 'seg'))
+                    flip_direction='horizontal', labeled_tasks=())  # no labels: predictions only
         data = dict(inputs=[[x.flip(-1)], [x]],
                     data_samples=[[DetDataSample(metainfo=dict(meta, flip=True))],
                                   [DetDataSample(metainfo=dict(meta, flip=False))]])

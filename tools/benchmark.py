@@ -56,6 +56,7 @@ import mtssl_mm  # noqa: F401
 from mmdet.registry import MODELS, TASK_UTILS, TRANSFORMS
 from mmdet.structures import DetDataSample
 from mtssl_mm.engine import EMATeacherHook
+from mtssl_mm.models import predictor_config
 from mtssl_mm.utils import SectionTimer
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -110,8 +111,7 @@ def parse_args(argv=None):
 def build_model(config, device, **cfg_options):
     cfg = Config.fromfile(osp.join(REPO, config))
     cfg.merge_from_dict(cfg_options)
-    detector = cfg.model.get('detector', cfg.model)
-    detector.backbone.init_cfg = None  # timing only: no ImageNet download
+    predictor_config(cfg).backbone.init_cfg = None  # timing only: no ImageNet download
     model = MODELS.build(cfg.model)
     model.init_weights()
     return cfg, model.to(device)
@@ -397,7 +397,7 @@ def bench_ema(args):
 
 def bench_anchors(args):
     cfg = Config.fromfile(osp.join(REPO, CONFIGS['densefixmatch'][0]))
-    head = cfg.model.detector.tasks.det.head
+    head = predictor_config(cfg).tasks.det.head
     gens = dict(cached=TASK_UTILS.build(head.anchor_generator),
                 plain=TASK_UTILS.build(dict(head.anchor_generator, type='AnchorGenerator')))
     size = args.aug_size

@@ -19,13 +19,12 @@ import os
 import os.path as osp
 import pickle
 import sys
-from collections import OrderedDict
 
 import torch
 
+from mtssl_mm.models.predictor import BRANCHES, branch_state_dict
 from mtssl_mm.utils.checkpoint import safe_torch_load
 
-BRANCHES = ('teacher', 'student')
 TRAINING_ONLY_META = ('torch_rng_state', 'cuda_rng_state', 'cfg')
 
 
@@ -36,40 +35,6 @@ def parse_args(argv=None):
     parser.add_argument('out', help='output file (.pth)')
     parser.add_argument('--student', action='store_true', help='export the student instead of the EMA teacher')
     return parser.parse_args(argv)
-
-
-def branch_state_dict(state_dict, branch: str, source: str) -> OrderedDict:
-    """The ``{branch}.*`` entries of a semi-supervised state dict, without the prefix (and its ``_metadata``).
-
-    Args:
-        state_dict (dict): The ``state_dict`` of a ``MultiTaskSemiSupervised`` checkpoint.
-        branch (str): ``'teacher'`` or ``'student'``.
-        source (str): The file, for messages.
-
-    Returns:
-        OrderedDict: name -> tensor, in the checkpoint's order.
-
-    Raises:
-        ValueError: not a semi-supervised state dict, or ``branch`` is not in it.
-    """
-    prefixes = tuple(f'{b}.' for b in BRANCHES)
-    if not any(k.startswith(prefixes) for k in state_dict):
-        raise ValueError(f'{source}: not a semi-supervised checkpoint (its state_dict has no student.*/teacher.* '
-                         f'keys, e.g. {list(state_dict)[:3]}); a MultiTaskDetSeg checkpoint loads as it is')
-    prefix = f'{branch}.'
-    out = OrderedDict((k[len(prefix):], v) for k, v in state_dict.items() if k.startswith(prefix))
-    if not out:
-        raise ValueError(f'{source}: the checkpoint has no {prefix}* keys to export')
-    other = [k for k in state_dict if not k.startswith(prefixes)]
-    if other:
-        raise ValueError(f'{source}: keys outside student.*/teacher.* ({other[:5]}): not a checkpoint of '
-                         'MultiTaskSemiSupervised as this tool knows it; nothing written')
-    metadata = getattr(state_dict, '_metadata', None)
-    if metadata is not None:  # module versions (BN), re-rooted at the branch
-        out._metadata = OrderedDict(
-            (k[len(prefix):] if k != branch else '', v) for k, v in metadata.items()
-            if k == branch or k.startswith(prefix))
-    return out
 
 
 def export(checkpoint: str, out: str, branch: str = 'teacher') -> dict:
@@ -88,7 +53,7 @@ def export(checkpoint: str, out: str, branch: str = 'teacher') -> dict:
         ValueError: not a semi-supervised checkpoint; ``out`` is the input.
         UnsafeCheckpointError: the file needs globals outside the loader's allowlist (not unpickled).
     """
-    if branch not in BRANCHES:
+    if branch not in BRANCHES:  # before reading the file
         raise ValueError(f'branch must be one of {BRANCHES}, got {branch!r}')
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint file {checkpoint} does not exist')

@@ -10,7 +10,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mtssl_mm  # noqa: F401
-from mtssl_mm.models import build_tta_pipeline
+from mtssl_mm.models import build_tta_pipeline, predictor_config
 from mtssl_mm.utils import setup_cpu_distributed
 from mtssl_mm.utils.dist import destroy_distributed
 
@@ -45,14 +45,13 @@ def restrict_tasks(cfg, tasks):
     The model keeps every head (the checkpoint loads strictly); only ``predict_tasks`` is set. Training configs
     select tasks differently: by naming the heads to build (``model.tasks``) and the datasets' ``tasks``.
 
-    Supervised configs hold the :class:`MultiTaskDetSeg` config in ``cfg.model``; semi-supervised ones
-    (``MultiTaskSemiSupervised``) in ``cfg.model.detector``, from which the student and the EMA teacher (the
-    model that predicts) are both built, so ``predict_tasks`` goes there.
+    ``predict_tasks`` goes on :func:`~mtssl_mm.models.predictor_config` (for a semi-supervised config, the node
+    both its student and its EMA teacher are built from).
 
     Raises:
         ValueError: A task the model does not have (the message names ``--tasks`` and the known tasks).
     """
-    predictor = cfg.model.detector if 'detector' in cfg.model else cfg.model
+    predictor = predictor_config(cfg)
     known = list(predictor.tasks)  # a task set to None is an error of the model (tasks are selected by name)
     tasks = list(dict.fromkeys(tasks))  # in the given order, each once
     unknown = [t for t in tasks if t not in known]

@@ -20,36 +20,13 @@ from mmengine.runner.checkpoint import _load_checkpoint_to_model
 from mmengine.utils import import_modules_from_strings
 from rich.progress import MofNCompleteColumn, Progress
 
+from ..models.predictor import predictor_of, set_predict_tasks
 from ..tasks.task_data import TASK_DATA
 from .inputs import collect_images, output_names
 from .outputs import boxes_to_json, seg_id_table, seg_to_ids
 from .pipeline import inference_pipeline
 
 InputType = Union[str, np.ndarray]
-
-
-def predictor_of(model: nn.Module) -> nn.Module:
-    """The :class:`MultiTaskDetSeg` that predicts: the model itself, or a semi-supervised model's teacher
-    (``semi_test_cfg.predict_on``, the student if set so)."""
-    return model._predictor() if hasattr(model, '_predictor') else model
-
-
-def set_predict_tasks(model: nn.Module, tasks: Sequence[str]) -> None:
-    """Predict only ``tasks`` (as ``tools/test.py --tasks``): on the model, or on a semi-supervised model's
-    student and teacher.
-
-    Raises:
-        ValueError: A task the model does not have (the known tasks are named).
-    """
-    models = [model.student, model.teacher] if hasattr(model, 'teacher') else [model]
-    known = list(models[0].tasks)
-    tasks = list(dict.fromkeys(tasks))
-    unknown = [t for t in tasks if t not in known]
-    if unknown or not tasks:
-        raise ValueError(f'tasks: unknown task(s) {unknown or tasks}; the model ({type(model).__name__}) has the '
-                         f'tasks {known}')
-    for m in models:
-        m.predict_tasks = tuple(tasks)
 
 
 class MultiTaskInferencer(BaseInferencer):

@@ -4,11 +4,11 @@ Not imported by ``mtssl_mm`` itself: onnx, onnxruntime and onnxscript are option
 and this package imports them only inside the functions that use them.
 """
 from .onnx_export import (ATOL, DET_OUTPUTS, INPUT_NAME, RTOL, SEG_OUTPUTS, MultiTaskOnnxWrapper, build_model,
-                          compare_with_onnxruntime, det_anchors, export_metadata, export_onnx, format_stats,
-                          input_channel_order, load_plain_checkpoint, predictor_config)
+                          compare_with_onnxruntime, det_anchors, export_metadata, export_model_config, export_onnx,
+                          format_stats, input_channel_order, load_predictor_checkpoint)
 
 __all__ = [
     'ATOL', 'DET_OUTPUTS', 'INPUT_NAME', 'RTOL', 'SEG_OUTPUTS', 'MultiTaskOnnxWrapper', 'build_model',
-    'compare_with_onnxruntime', 'det_anchors', 'export_metadata', 'export_onnx', 'format_stats',
-    'input_channel_order', 'load_plain_checkpoint', 'predictor_config'
+    'compare_with_onnxruntime', 'det_anchors', 'export_metadata', 'export_model_config', 'export_onnx',
+    'format_stats', 'input_channel_order', 'load_predictor_checkpoint'
 ]

@@ -48,63 +48,59 @@ EXPORTERS = ('dynamo', 'torchscript')
 #: the lowest opset torch 2.13's dynamo exporter writes; below it torch tries a version conversion, which fails on
 #: this model (onnx's Resize/axes adapter) and then keeps opset 18 -- so a lower opset needs 'torchscript'
 DYNAMO_MIN_OPSET = 18
-SEMI_KEY_PREFIXES = ('student.', 'teacher.')
-
-
-def predictor_config(cfg):
-    """The :class:`MultiTaskDetSeg` config of ``cfg``: ``cfg.model``, or ``cfg.model.detector`` (semi-supervised).
-
-    Its ``data_preprocessor`` falls back to ``cfg.model.data_preprocessor`` when the detector has none.
-    """
-    model_cfg = cfg.model
-    if 'detector' in model_cfg:
-        det_cfg = model_cfg.detector.copy()
-        if det_cfg.get('data_preprocessor') is None:
-            det_cfg.data_preprocessor = model_cfg.get('data_preprocessor')
-        model_cfg = det_cfg
+def export_model_config(cfg):
+    """The config of the model that predicts (:func:`~mtssl_mm.models.predictor_config`), as a copy whose
+    ``data_preprocessor`` falls back to ``cfg.model.data_preprocessor`` when the predictor's node has none."""
+    from ..models.predictor import predictor_config
+    model_cfg = predictor_config(cfg).copy()
+    if model_cfg.get('data_preprocessor') is None:
+        model_cfg.data_preprocessor = cfg.model.get('data_preprocessor')
     if model_cfg.get('type') != 'MultiTaskDetSeg':
         raise TypeError(f'export: the config\'s model is {model_cfg.get("type")!r}; only MultiTaskDetSeg (or a '
                         'semi-supervised wrapper around it in model.detector) can be exported')
     return model_cfg
 
 
-def load_plain_checkpoint(model: nn.Module, checkpoint: str) -> dict:
-    """Load a :class:`MultiTaskDetSeg` checkpoint into ``model`` (every key must match); return its ``meta``.
+def load_predictor_checkpoint(model: nn.Module, checkpoint: str, branch: str = 'teacher') -> dict:
+    """Load the predicting model of ``checkpoint`` into ``model`` strictly; return the checkpoint's ``meta``.
+
+    A supervised checkpoint loads as it is; of a semi-supervised one (``student.*``/``teacher.*``) the ``branch``
+    loads (:func:`~mtssl_mm.models.predictor_state_dict`, the EMA teacher by default).
 
     Raises:
         FileNotFoundError: ``checkpoint`` does not exist.
-        KeyError: It holds a semi-supervised state dict (``student.*``/``teacher.*``; extract the teacher with
-            ``tools/export_teacher.py`` first) or keys that do not fit the model (the message lists them).
+        KeyError: The file holds no state dict.
+        CheckpointKeysError: Its keys or shapes do not fit the model (the message names the file and the keys).
     """
     from mmengine.runner.checkpoint import _load_checkpoint
 
     import mtssl_mm  # noqa: F401  (registers the package's loader for local files, see utils/checkpoint.py)
+    from ..models.predictor import predictor_state_dict
+    from ..models.state_dict_check import CheckpointKeysError
+    from ..utils.checkpoint import tag_source
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
     ckpt = _load_checkpoint(checkpoint, map_location='cpu')
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise KeyError(f'{checkpoint}: not a state dict nor a dict with "state_dict"')
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    if any(k.startswith(SEMI_KEY_PREFIXES) for k in state):
-        raise KeyError(f'{checkpoint} is a semi-supervised (MultiTaskSemiSupervised) checkpoint: its keys start with '
-                       '"student."/"teacher.". Extract the teacher into a plain MultiTaskDetSeg checkpoint first: '
-                       f'python tools/export_teacher.py {checkpoint} teacher.pth, then export teacher.pth')
-    own = model.state_dict()
-    missing = sorted(k for k in own if k not in state)
-    unexpected = sorted(k for k in state if k not in own)
-    shapes = sorted(k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape))
-    if missing or unexpected or shapes:
-        def head(keys):
-            return f'{len(keys)} {keys[:5]}{" ..." if len(keys) > 5 else ""}'
-        raise KeyError(f'{checkpoint} does not fit the config\'s model: missing keys {head(missing)}, unexpected '
-                       f'keys {head(unexpected)}, shape mismatches {head(shapes)}')
-    model.load_state_dict(state, strict=True)
+    state, _ = predictor_state_dict(state, checkpoint, branch)
+    state = tag_source(state, checkpoint)  # the key check names the file
+    try:
+        model.load_state_dict(state, strict=True)
+    except CheckpointKeysError:
+        raise
+    except RuntimeError as err:  # torch's own strict check: shape mismatches
+        raise CheckpointKeysError(f'{checkpoint} does not fit the config\'s model: '
+                                  f'{" ".join(str(err).split())[:500]}') from None
     return ckpt.get('meta', {}) if isinstance(ckpt.get('meta'), dict) else {}
 
 
 def build_model(cfg, checkpoint: Optional[str] = None) -> Tuple[nn.Module, dict]:
     """Build the :class:`MultiTaskDetSeg` of ``cfg`` on CPU in eval mode, with ``checkpoint``'s weights.
+
+    The checkpoint may be supervised or semi-supervised; of a semi-supervised one the model that
+    ``semi_test_cfg.predict_on`` names (the EMA teacher by default) is exported, as validation used it.
 
     Returns:
         tuple: ``(model, meta)``, ``meta`` the checkpoint's ``meta`` dict (``{}`` without a checkpoint).
@@ -114,10 +110,11 @@ def build_model(cfg, checkpoint: Optional[str] = None) -> Tuple[nn.Module, dict]
 
     import mtssl_mm  # noqa: F401  (registers the components)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    model = MODELS.build(predictor_config(cfg))
+    model = MODELS.build(export_model_config(cfg))
     meta = {}
     if checkpoint is not None:
-        meta = load_plain_checkpoint(model, checkpoint)
+        branch = (cfg.model.get('semi_test_cfg') or {}).get('predict_on', 'teacher')
+        meta = load_predictor_checkpoint(model, checkpoint, branch)
     return model.eval(), meta
 
 
@@ -313,7 +310,7 @@ def add_metadata(onnx_file: str, metadata: Dict[str, str]) -> None:
 def input_channel_order(cfg) -> str:
     """The channel order the graph's input must have: ``'bgr'`` for a preprocessor with ``bgr_to_rgb`` (our configs;
     mmcv loads BGR), ``'rgb'`` with ``rgb_to_bgr``, else ``'unchanged'`` (as the pipeline loads it, mean/std order)."""
-    pre = predictor_config(cfg).get('data_preprocessor') or {}
+    pre = export_model_config(cfg).get('data_preprocessor') or {}
     if pre.get('bgr_to_rgb'):
         return 'bgr'
     if pre.get('rgb_to_bgr'):

@@ -304,20 +304,23 @@ class MultiTaskSemiSupervised(BaseDetector):
         return losses
 
     # ------------------------------------------------------------------------------ predict etc.
-    def _predictor(self) -> MultiTaskDetSeg:
+    @property
+    def predictor(self) -> MultiTaskDetSeg:
+        """The model that predicts (``semi_test_cfg.predict_on``): the EMA teacher by default, or the student.
+        Tools reach it through :func:`~mtssl_mm.models.predictor_of`."""
         predict_on = self.semi_test_cfg.get('predict_on', 'teacher')
         if predict_on not in ('teacher', 'student'):
             raise ValueError(f"semi_test_cfg.predict_on must be 'teacher' or 'student', got {predict_on!r}")
         return getattr(self, predict_on)
 
     def predict(self, batch_inputs: torch.Tensor, batch_data_samples, rescale: bool = True):
-        return self._predictor().predict(batch_inputs, batch_data_samples, rescale=rescale)
+        return self.predictor.predict(batch_inputs, batch_data_samples, rescale=rescale)
 
     def _forward(self, batch_inputs: torch.Tensor, batch_data_samples=None):
-        return self._predictor()._forward(batch_inputs, batch_data_samples)
+        return self.predictor._forward(batch_inputs, batch_data_samples)
 
     def extract_feat(self, batch_inputs: torch.Tensor):
-        return self._predictor().extract_feat(batch_inputs)
+        return self.predictor.extract_feat(batch_inputs)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):

@@ -6,11 +6,11 @@ call :func:`check_keys` from ``_load_from_state_dict``, which every loader (mmen
 ``load_state_dict``) calls on the module with the state dict and the module's key ``prefix``, so the check works
 wherever the model sits (``module.`` under DDP or a TTA wrapper, ``student.`` inside the semi-supervised wrapper).
 """
-from typing import Iterable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from ..utils.checkpoint import SOURCE_KEY
+from .predictor import is_semi_supervised
 
-SEMI_PREFIXES = ('student.', 'teacher.')
 SHOWN = 5  # keys listed per kind in an error
 
 
@@ -32,11 +32,6 @@ def source_of(local_metadata: Optional[dict]) -> str:
     """The checkpoint file recorded by ``mtssl_mm.utils.checkpoint.tag_source``, or a generic name."""
     source = (local_metadata or {}).get(SOURCE_KEY)
     return str(source) if source else 'the state dict'
-
-
-def is_semi_supervised(keys: Iterable[str]) -> bool:
-    """Whether keys (without prefix) are a ``MultiTaskSemiSupervised`` state dict's: ``student.*``/``teacher.*``."""
-    return any(k.startswith(SEMI_PREFIXES) for k in keys)
 
 
 def _listing(kind: str, keys: Sequence[str]) -> str:

@@ -23,13 +23,14 @@ import torch
 from mmengine.config import Config, DictAction
 
 from mtssl_mm.deploy import onnx_export as ox
+from mtssl_mm.models import CheckpointKeysError
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Export a multi-task model to ONNX and check it with onnxruntime')
     parser.add_argument('config', help='config file (supervised, or semi-supervised: its model.detector is exported)')
-    parser.add_argument('checkpoint', help='MultiTaskDetSeg checkpoint (for a semi-supervised run, the teacher '
-                        'extracted with tools/export_teacher.py)')
+    parser.add_argument('checkpoint', help='checkpoint of the config\'s model (of a semi-supervised run: its EMA '
+                        'teacher is exported, or the student with semi_test_cfg.predict_on=student)')
     parser.add_argument('out', help='output .onnx file')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'), default=[1024, 2048],
                         help='input height and width, multiples of 32, fixed in the graph (default: 1024 2048, '
@@ -111,7 +112,7 @@ def main(argv=None) -> int:
     parser, args = parse_args(argv)
     try:  # bad input gives one line; an error inside the export keeps its traceback
         prepared = prepare(args)
-    except (FileNotFoundError, KeyError, TypeError, ValueError, ImportError) as err:
+    except (FileNotFoundError, KeyError, TypeError, ValueError, ImportError, CheckpointKeysError) as err:
         message = err.args[0] if err.args and isinstance(err.args[0], str) else str(err)
         if isinstance(err, ImportError):
             message += ' (install the deploy extra: pip install -e .[deploy], or -r requirements/deploy.txt)'
