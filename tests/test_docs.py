@@ -36,8 +36,8 @@ EXTERNAL_FLAGS = {'--logdir', '--dist', '--no-build-isolation', '--no-deps'}
 
 def doc_files(repo: str = REPO) -> List[str]:
     """README.md and every markdown file under docs/, as paths relative to ``repo``."""
-    files = ['README.md'] + sorted(osp.relpath(p, repo) for p in glob.glob(osp.join(repo, 'docs', '**', '*.md'),
-                                                                          recursive=True))
+    files = ['README.md'] + sorted(
+        osp.relpath(p, repo) for p in glob.glob(osp.join(repo, 'docs', '**', '*.md'), recursive=True))
     return [f for f in files if osp.isfile(osp.join(repo, f))]
 
 
@@ -132,14 +132,18 @@ def link_problems(repo: str, files: List[str]) -> List[str]:
 
 def bare_url_problems(repo: str, files: List[str]) -> List[str]:
     """URLs in the prose (GitHub turns them into links), outside code blocks and code spans."""
-    return [f'{rel}:{no}: {line.strip()}' for rel in files for no, line in prose_lines(read(repo, rel))
-            if BARE_URL.search(line)]
+    return [
+        f'{rel}:{no}: {line.strip()}' for rel in files for no, line in prose_lines(read(repo, rel))
+        if BARE_URL.search(line)
+    ]
 
 
 def hash_problems(repo: str, files: List[str]) -> List[str]:
     """Tokens that look like commit hashes anywhere in the pages, code blocks included."""
-    return [f'{rel}:{no}: {m.group(0)}' for rel in files
-            for no, line in enumerate(read(repo, rel).splitlines(), 1) for m in HEX_TOKEN.finditer(line)]
+    return [
+        f'{rel}:{no}: {m.group(0)}' for rel in files for no, line in enumerate(read(repo, rel).splitlines(), 1)
+        for m in HEX_TOKEN.finditer(line)
+    ]
 
 
 def readme_length_problems(repo: str) -> List[str]:
@@ -166,9 +170,10 @@ def path_problems(repo: str, files: List[str]) -> List[str]:
 def flag_problems(repo: str, files: List[str]) -> List[str]:
     """Command-line flags named in the pages that no tool of the repository defines (as a quoted string in
     ``tools/`` or ``mtssl_mm/``); flags of pip, pytest and TensorBoard are known."""
-    sources = glob.glob(osp.join(repo, 'tools', '**', '*.py'), recursive=True) + \
-        glob.glob(osp.join(repo, 'tools', '*.sh')) + glob.glob(osp.join(repo, 'mtssl_mm', '**', '*.py'),
-                                                              recursive=True)
+    sources = [
+        p for pattern in ('tools/**/*.py', 'tools/*.sh', 'mtssl_mm/**/*.py')
+        for p in glob.glob(osp.join(repo, pattern), recursive=True)
+    ]
     code = ''
     for path in sources:
         with open(path, encoding='utf-8') as f:
@@ -183,16 +188,16 @@ def flag_problems(repo: str, files: List[str]) -> List[str]:
 
 
 # the pages whose flags are this repository's tools' (install.md and cuda.md quote pip's)
-FLAG_PAGES = ('README.md', 'docs/tools.md', 'docs/benchmark.md', 'docs/data.md', 'docs/reproduce.md',
-              'docs/demo.md', 'docs/label_count_study.md', 'docs/method.md', 'docs/add_a_task.md')
+FLAG_PAGES = ('README.md', 'docs/tools.md', 'docs/benchmark.md', 'docs/data.md', 'docs/reproduce.md', 'docs/demo.md',
+              'docs/label_count_study.md', 'docs/method.md', 'docs/add_a_task.md')
 
 
 # ------------------------------------------------------------------------------------------ the real pages
 def test_the_pages_exist():
     files = doc_files()
     for page in ('README.md', 'docs/install.md', 'docs/data.md', 'docs/method.md', 'docs/add_a_task.md',
-                 'docs/reproduce.md', 'docs/tools.md', 'docs/benchmark.md', 'docs/demo.md',
-                 'docs/label_count_study.md', 'docs/cuda.md'):
+                 'docs/reproduce.md', 'docs/tools.md', 'docs/benchmark.md', 'docs/demo.md', 'docs/label_count_study.md',
+                 'docs/cuda.md'):
         assert page in files, page
 
 
@@ -259,14 +264,15 @@ def test_slug_follows_github():
 
 
 def test_link_check_catches_a_missing_file_a_bad_anchor_and_an_outside_link(broken_repo):
-    files = write_readme(broken_repo, '[ok](docs/a.md#low-data-splits-section-41) [dup](docs/a.md#same-1)\n'
-                                      '![img](docs/missing.png)\n'
-                                      '[anchor](docs/a.md#no-such-heading)\n'
-                                      '[web](https://example.org/x)\n'
-                                      '[up](../outside.md)\n'
-                                      '[self](#nowhere)\n'
-                                      '`[in code](docs/missing.md)`\n'
-                                      '```\n[in a block](docs/missing.md)\n```\n')
+    page = ('[ok](docs/a.md#low-data-splits-section-41) [dup](docs/a.md#same-1)\n'
+            '![img](docs/missing.png)\n'
+            '[anchor](docs/a.md#no-such-heading)\n'
+            '[web](https://example.org/x)\n'
+            '[up](../outside.md)\n'
+            '[self](#nowhere)\n'
+            '`[in code](docs/missing.md)`\n'
+            '```\n[in a block](docs/missing.md)\n```\n')
+    files = write_readme(broken_repo, page)
     problems = link_problems(str(broken_repo), files)
     assert len(problems) == 5, problems
     assert 'missing.png' in problems[0] and 'no such file' in problems[0]
@@ -289,15 +295,15 @@ def test_length_check_catches_a_long_readme(broken_repo):
 
 
 def test_hash_check_catches_short_and_full_hashes_but_not_words_or_numbers(broken_repo):
-    files = write_readme(broken_repo, 'commit 2c7a0ca, defaced 1234567 2,690 s 1e-3\n'
-                                      '```\ngit show 93e3f24a1b2c3d4e5f60718293a4b5c6d7e8f901\n```\n')
+    page = 'commit 2c7a0ca, defaced 1234567 2,690 s 1e-3\n```\ngit show 93e3f24a1b2c3d4e5f60718293a4b5c6d7e8f901\n```\n'
+    files = write_readme(broken_repo, page)
     problems = hash_problems(str(broken_repo), files)
     assert [p.split(': ')[-1] for p in problems] == ['2c7a0ca', '93e3f24a1b2c3d4e5f60718293a4b5c6d7e8f901']
 
 
 def test_path_and_flag_checks_catch_what_does_not_exist(broken_repo):
-    files = write_readme(broken_repo, '`tools/train.py --work-dir` `tools/gone.py` `configs/{a,b}.py`\n'
-                                      'python tools/train.py --no-such-flag\n')
+    page = '`tools/train.py --work-dir` `tools/gone.py` `configs/{a,b}.py`\npython tools/train.py --no-such-flag\n'
+    files = write_readme(broken_repo, page)
     assert [p.split(': ')[-1] for p in path_problems(str(broken_repo), files)] == ['tools/gone.py does not exist']
     assert [p.split(': ')[-1] for p in flag_problems(str(broken_repo), files)] == \
         ['--no-such-flag is not a flag of any tool']
