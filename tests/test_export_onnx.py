@@ -1,6 +1,7 @@
 """ONNX export (tools/deploy/export_onnx.py): onnxruntime's outputs equal PyTorch's, names and shapes as documented,
 the flattened detection rows follow mmdet's anchor order, and bad inputs stop with one clear line."""
 import json
+import logging
 import os
 import os.path as osp
 import subprocess
@@ -12,9 +13,13 @@ import onnxruntime as ort
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 
 from fixtures import REPO, TINY_CONFIG
 from mtssl_mm.deploy import onnx_export as ox
+from mtssl_mm.tasks.attributes import AttributesTask
+from mtssl_mm.tasks.base import BaseTask
+from mtssl_mm.tasks.detection import flatten_level
 
 EXPORT = osp.join(REPO, 'tools', 'deploy', 'export_onnx.py')
 FIXMATCH_TINY = osp.join(REPO, 'configs', 'demo', 'fixmatch_tiny.py')
@@ -64,7 +69,8 @@ def test_cli_exports_one_graph_that_onnxruntime_runs_like_pytorch(tiny):
     proc = run_cli([TINY_CONFIG, ckpt, out, '--shape', str(H), str(W), '--dynamic-batch'])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert 'check passed' in proc.stdout
-    for name in ox.DET_OUTPUTS + ox.SEG_OUTPUTS:
+    outputs = ['det_cls_scores', 'det_bbox_deltas', 'seg_logits']
+    for name in outputs:
         assert f'{name} ' in proc.stdout  # one error line per output
 
     # the graph: one input, the three documented outputs, a symbolic batch axis
@@ -74,7 +80,7 @@ def test_cli_exports_one_graph_that_onnxruntime_runs_like_pytorch(tiny):
             for v in list(graph.input) + list(graph.output)}
     n = sum(h * w * 9 for h, w in ((16, 32), (8, 16), (8, 16), (4, 8), (2, 4)))  # strides 8, 16, 16, 32, 64
     assert [v.name for v in graph.input] == ['img']
-    assert [v.name for v in graph.output] == ['det_cls_scores', 'det_bbox_deltas', 'seg_logits']
+    assert [v.name for v in graph.output] == outputs
     batch = dims['img'][0]
     assert isinstance(batch, str) and batch
     assert dims == {'img': [batch, 3, H, W], 'det_cls_scores': [batch, n, 8], 'det_bbox_deltas': [batch, n, 4],
@@ -94,9 +100,9 @@ def test_cli_exports_one_graph_that_onnxruntime_runs_like_pytorch(tiny):
         x = model.data_preprocessor({'inputs': list(img), 'data_samples': None}, False)['inputs']
         raw = model._forward(x)
     cls_scores, bbox_preds = raw['det']
-    want = [torch.cat([ox.flatten_level(s, 8) for s in cls_scores], 1),
-            torch.cat([ox.flatten_level(b, 4) for b in bbox_preds], 1), raw['seg']]
-    for name, g, w in zip(ox.DET_OUTPUTS + ox.SEG_OUTPUTS, got, want):
+    want = [torch.cat([flatten_level(s, 8) for s in cls_scores], 1),
+            torch.cat([flatten_level(b, 4) for b in bbox_preds], 1), raw['seg']]
+    for name, g, w in zip(outputs, got, want):
         w = w.numpy()
         assert g.shape == w.shape, name
         assert np.abs(w).max() > 0.5, f'{name}: outputs too small to test a tolerance'
@@ -105,7 +111,7 @@ def test_cli_exports_one_graph_that_onnxruntime_runs_like_pytorch(tiny):
 
     # row n of the flattened outputs belongs to row n of the anchors file: decoding the ONNX outputs with those
     # anchors gives mmdet's own predict_by_feat boxes (all anchors and classes, no NMS), best 50 compared
-    anchors = torch.from_numpy(np.load(out[:-len('.onnx')] + '_anchors.npy'))
+    anchors = torch.from_numpy(np.load(out[:-len('.onnx')] + '_det_anchors.npy'))
     assert anchors.shape == (n, 4)
     head = model.tasks['det'].head
     scores = torch.from_numpy(got[0][0]).sigmoid()
@@ -198,6 +204,60 @@ def test_semi_supervised_checkpoint_exports_its_teacher(tiny, tmp_path):
     cfg.model.semi_test_cfg = dict(predict_on='student')
     model, _ = ox.build_model(cfg, semi)
     assert model.state_dict()[key].abs().sum() == 0 and state[key].abs().sum() > 0
+
+
+class NoExportAttributes(AttributesTask):
+    """An attribute task without the export hook."""
+    export_outputs = BaseTask.export_outputs
+
+
+def test_attribute_task_gets_its_outputs_and_metadata(tmp_path):
+    """A third task joins the graph through its own export_outputs/export_metadata, with no edit of the export."""
+    cfg = Config.fromfile(TINY_CONFIG)
+    cfg.model.tasks.attr = dict(type='AttributesTask', attributes=dict(weather=3, scene=2), in_channels=512)
+    torch.manual_seed(0)
+    model, _ = ox.build_model(cfg)
+    with torch.no_grad():
+        for fc in model.tasks['attr'].classifiers.values():
+            fc.weight.mul_(100)  # O(1) logits, so that the tolerance is tested
+    wrapper = ox.MultiTaskOnnxWrapper.from_model(model)
+    names = ['det_cls_scores', 'det_bbox_deltas', 'seg_logits', 'attr_weather_logits', 'attr_scene_logits']
+    assert wrapper.output_names == names
+    classes = dict(weather=['clear', 'rainy', 'snowy'], scene=['city street', 'highway'])
+    task_meta, arrays = ox.task_extras(wrapper, (H, W), dict(attr_classes=classes))
+    assert task_meta['attr_attributes'] == dict(weather=3, scene=2) and task_meta['attr_classes'] == classes
+    assert list(arrays) == ['det_anchors']
+    out = ox.export_onnx(wrapper, str(tmp_path / 'attr.onnx'), (H, W), exporter='torchscript', opset=17,
+                         metadata=ox.export_metadata(wrapper, (H, W), dict(dataset_meta=dict(attr_classes=classes))))
+    props = {p.key: p.value for p in onnx.load(out).metadata_props}
+    assert json.loads(props['mtssl_mm.attr_classes']) == classes
+    img = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(3)) * 255
+    stats = ox.compare_with_onnxruntime(wrapper, out, img)
+    assert [s['name'] for s in stats] == names
+    assert all(s['ok'] for s in stats) and stats[-1]['scale'] > 0.5, ox.format_stats(stats, ox.ATOL, ox.RTOL)
+    got = ort.InferenceSession(out, providers=['CPUExecutionProvider']).run(['attr_weather_logits'], {'img': img.numpy()})
+    with torch.no_grad():
+        x = model.data_preprocessor({'inputs': list(img), 'data_samples': None}, False)['inputs']
+        want = model._forward(x)['attr']['weather']
+    assert got[0].shape == (1, 3)
+    np.testing.assert_allclose(got[0], want.numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_a_task_without_export_outputs_is_left_out_with_a_warning():
+    cfg = Config.fromfile(TINY_CONFIG)
+    model, _ = ox.build_model(cfg)
+    model.tasks['attr'] = NoExportAttributes(name='attr', attributes=dict(weather=3), in_channels=512)
+    logger = MMLogger.get_current_instance()
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger.addHandler(handler)
+    try:
+        wrapper = ox.MultiTaskOnnxWrapper.from_model(model)
+    finally:
+        logger.removeHandler(handler)
+    assert wrapper.output_names == ['det_cls_scores', 'det_bbox_deltas', 'seg_logits']
+    assert any("task 'attr' (NoExportAttributes) has no export_outputs()" in m for m in messages), messages
 
 
 def test_onnx_stays_optional():

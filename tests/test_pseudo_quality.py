@@ -229,7 +229,7 @@ def one_step(model, batch, measure):
     """Gradients and losses of one training step on ``batch`` (strong augmentation seeded)."""
     model = copy.deepcopy(model)
     model.measure_pseudo_quality = measure
-    model.record_pseudo_views = 2 if measure else 0
+    model.keep_pseudo_batch = measure
     data = model.data_preprocessor(copy.deepcopy(batch), True)
     torch.manual_seed(1)
     losses = model(**data, mode='loss')

@@ -100,6 +100,14 @@ def test_pictures_reach_pngs_and_tensorboard(run_dir):
     assert sorted(e.step for e in board.Images('pseudo_labels_0')) == [2, 4]
 
 
+def tiny_tasks(**extra):
+    """The tiny model's task modules (they draw their own labels), and ``extra`` name -> task config."""
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    tasks = dict(Config.fromfile(f'{REPO}/configs/demo/supervised_tiny.py').model.tasks, **extra)
+    return {n: MODELS.build(dict(c, name=n)) for n, c in tasks.items()}
+
+
 def test_draw_puts_boxes_and_seg_overlay_on_both_views():
     from mtssl_mm.visualization import MultiTaskLocalVisualizer
     from fixtures import DET_CLASSES, SEG_CLASSES
@@ -110,13 +118,30 @@ def test_draw_puts_boxes_and_seg_overlay_on_both_views():
     seg[20:] = 0
     box = InstanceData(bboxes=torch.tensor([[4., 4., 20., 16.]]), labels=torch.tensor([2]), scores=torch.tensor([.9]))
     view = dict(weak=gray, strong=gray, pseudo=dict(det=box, seg=seg), warped=dict(seg=seg))
-    image = PseudoLabelVisHook.draw(vis, view)
+    image = PseudoLabelVisHook.draw(vis, view, tiny_tasks())
     assert image.shape == (8 * 32 + 16, 2 * 8 * 48 + 4, 3) and image.dtype == np.uint8  # enlarged 8 times
     weak, strong = image[16:, :8 * 48], image[16:, 8 * 48 + 4:]
     assert (weak[8 * 25] != 128).any() and (strong[8 * 25] != 128).any(), 'seg overlay on both views'
     assert (weak[8 * 10, 8 * 22:] == 128).all() and (strong[8 * 10] == 128).all(), 'no overlay on ignored pixels'
     edge = (slice(8 * 4 - 1, 8 * 4 + 2), slice(8 * 4, 8 * 20))  # the box's top edge, scaled with the picture
     assert (weak[edge] != 128).any() and (strong[edge] == 128).all(), 'the box only where given'
+
+
+def test_attribute_pseudo_labels_are_drawn_as_a_caption():
+    """An (A,) attribute pseudo-label is the task's own caption (not misread as a map), on the strong view too."""
+    from mtssl_mm.visualization import MultiTaskLocalVisualizer
+    vis = MultiTaskLocalVisualizer(name='draw_attr_test')
+    vis.dataset_meta = dict(attr_classes=dict(weather=['clear', 'rainy', 'snowy'], scene=['street', 'highway']))
+    tasks = tiny_tasks(attr=dict(type='AttributesTask', attributes=dict(weather=3, scene=2), in_channels=512))
+    gray = np.full((32, 48, 3), 128, np.uint8)
+    view = dict(weak=gray, strong=gray, pseudo=dict(attr=torch.tensor([2, -1])), warped=dict(attr=torch.tensor([2, -1])))
+    image = PseudoLabelVisHook.draw(vis, view, tasks)
+    weak, strong = image[16:, :8 * 48], image[16:, 8 * 48 + 4:]
+    assert (weak[:30, :120] != 128).any() and (strong[:30, :120] != 128).any(), 'a caption at the top left'
+    assert (weak[60:] == 128).all(), 'nothing else drawn'
+    caption = tasks['attr'].draw_labels(vis, gray.copy(), torch.tensor([2, -1]))
+    other = tasks['attr'].draw_labels(vis, gray.copy(), torch.tensor([0, 1]))
+    assert not np.array_equal(caption, other), 'the caption says which classes'
 
 
 def fake_runner(model):

@@ -265,7 +265,8 @@ def bench_train_steps(args, data):
     for name, (views, batch, _) in VIEW_RUNS.items():
         model = runners[name].model
         assert model.student_views == views
-        weak, strong, _, _ = model.view_indices(batches[batch]['data_samples'])
+        plan = model.plan(batches[batch]['data_samples'])
+        weak, strong = plan.weak_idx, plan.strong_idx
         results['student_batch'][name] = dict(student_views=views, weak_views=len(weak), strong_views=len(strong),
                                               strong_share=len(strong) / (len(weak) + len(strong)),
                                               step_s=results[name]['total'])

@@ -10,8 +10,10 @@ The graph (one input, one output per raw head tensor, batch axis optionally dyna
               └─► seg: DeepLabV3+ ───────► seg_logits      (B, K_seg, H/4, W/4)
 
 ``N = sum_l H_l * W_l * A`` over the head's levels, flattened as mmdet's ``predict_by_feat`` and mmdeploy do:
-level by level, then row (y), column (x), anchor (a) -- anchor ``n`` is row ``n`` of :func:`det_anchors`
-(mmdet's ``grid_priors`` of every level, concatenated). A task the model does not have gives no output.
+level by level, then row (y), column (x), anchor (a) -- anchor ``n`` is row ``n`` of
+the detection task's ``export_arrays`` ``anchors`` (mmdet's ``grid_priors`` of every level, concatenated), written as
+``OUT_det_anchors.npy``. Each task's outputs come from its ``export_outputs`` (named ``{task}_{key}``); a task
+without it gives no output (a warning says so).
 Nothing after the heads is in the graph: no sigmoid, no box decoding, no NMS, no upsampling of the logits.
 mmdet's post-processing, per image: ``sigmoid`` of the scores; per level (rows ``det_level_rows``) the ``nms_pre``
 best (anchor, class) pairs above ``score_thr``; boxes ``DeltaXYWHBBoxCoder.decode(anchors, deltas, max_shape=(h, w))``;
@@ -39,8 +41,6 @@ import torch
 from torch import nn
 
 INPUT_NAME = 'img'
-DET_OUTPUTS = ('det_cls_scores', 'det_bbox_deltas')
-SEG_OUTPUTS = ('seg_logits', )
 #: tolerance of the check: ``max|ort - torch| <= ATOL + RTOL * max|torch|`` per output
 ATOL = 1e-5
 RTOL = 1e-4
@@ -143,26 +143,24 @@ class MultiTaskOnnxWrapper(nn.Module):
                  flip_channels: bool,
                  size_divisor: int = 32) -> None:
         super().__init__()
+        from mmengine.logging import print_log
+
+        from ..tasks.base import implements, lacks_hook_message
         self.size_divisor = int(size_divisor)
-        from mtssl_mm.tasks.detection import DetectionTask
-        from mtssl_mm.tasks.segmentation import SegmentationTask
         self.model = model.eval()
         self.flip_channels = bool(flip_channels)
         self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.task_kinds = []  # (task name, 'det' | 'seg'), in model order
+        self.tasks = []  # the exported task names, in model order
         for name, task in model.tasks.items():
-            if isinstance(task, DetectionTask):
-                self.task_kinds.append((name, 'det'))
-            elif isinstance(task, SegmentationTask):
-                self.task_kinds.append((name, 'seg'))
+            if implements(task, 'export_outputs'):
+                self.tasks.append(name)
             else:
-                raise TypeError(f'export: task {name!r} ({type(task).__name__}) has no ONNX output rule; '
-                                'known: DetectionTask, SegmentationTask')
-        kinds = [k for _, k in self.task_kinds]
-        for kind in ('det', 'seg'):
-            if kinds.count(kind) > 1:
-                raise ValueError(f'export: more than one {kind} task ({kinds}); the output names would clash')
+                print_log(lacks_hook_message(task, 'export_outputs', 'it has no output in the graph'), 'current',
+                          level=30)
+        if not self.tasks:
+            raise ValueError(f'export: no task of the model ({list(model.tasks)}) has export_outputs()')
+        self._names = None
 
     @classmethod
     def from_model(cls, model: nn.Module) -> 'MultiTaskOnnxWrapper':
@@ -174,51 +172,45 @@ class MultiTaskOnnxWrapper(nn.Module):
         return cls(model, pre.mean.flatten().tolist(), pre.std.flatten().tolist(), pre._channel_conversion,
                    max(int(getattr(pre, 'pad_size_divisor', 1)), 1))
 
+    def task_outputs(self, img: torch.Tensor) -> Dict[str, Dict[str, torch.Tensor]]:
+        """task name -> its ``export_outputs`` (key -> tensor) for ``img`` (B, 3, H, W) 0..255."""
+        return {name: self.model.tasks[name].export_outputs(out) for name, out in self.raw_outputs(img).items()}
+
+    def raw_outputs(self, img: torch.Tensor) -> dict:
+        """task name -> the task's raw head outputs for ``img`` (B, 3, H, W) 0..255, normalised as in the graph."""
+        x = img.flip(1) if self.flip_channels else img
+        feats = self.model.extract_feat((x - self.mean) / self.std)
+        return {name: self.model.tasks[name](feats) for name in self.tasks}
+
     @property
     def output_names(self) -> List[str]:
-        names = []
-        for _, kind in self.task_kinds:
-            names += list(DET_OUTPUTS if kind == 'det' else SEG_OUTPUTS)
-        return names
+        """``{task}_{key}`` for every exported task's outputs, in order (found with one small forward pass)."""
+        if self._names is None:
+            side = 4 * self.size_divisor
+            with torch.no_grad():
+                outs = self.task_outputs(torch.zeros(1, 3, side, side, device=self.mean.device))
+            self._names = [f'{name}_{key}' for name, o in outs.items() for key in o]
+        return list(self._names)
 
     def forward(self, img: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        x = img.flip(1) if self.flip_channels else img
-        x = (x - self.mean) / self.std
-        feats = self.model.extract_feat(x)
-        outs = []
-        for name, kind in self.task_kinds:
-            task = self.model.tasks[name]
-            if kind == 'det':
-                cls_scores, bbox_preds = task(feats)
-                k = task.head.cls_out_channels
-                outs.append(torch.cat([flatten_level(s, k) for s in cls_scores], dim=1))
-                outs.append(torch.cat([flatten_level(b, 4) for b in bbox_preds], dim=1))
-            else:
-                outs.append(task(feats))
-        return tuple(outs)
+        return tuple(t for o in self.task_outputs(img).values() for t in o.values())
 
 
-def flatten_level(x: torch.Tensor, channels: int) -> torch.Tensor:
-    """(B, A*C, H, W) -> (B, H*W*A, C), mmdet's ``predict_by_feat_single`` order (row, column, anchor)."""
-    return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, channels)
-
-
-def det_anchors(model: nn.Module, shape: Tuple[int, int], per_level: bool = False):
-    """The anchors of ``det_cls_scores``/``det_bbox_deltas`` rows for an input of ``shape`` (H, W).
+def task_extras(wrapper: MultiTaskOnnxWrapper, shape: Tuple[int, int],
+                dataset_meta: dict) -> Tuple[Dict[str, object], Dict[str, np.ndarray]]:
+    """Every exported task's ``export_metadata`` and ``export_arrays`` for an input of ``shape`` (H, W).
 
     Returns:
-        Tensor: (N, 4) x1, y1, x2, y2 in input pixels, row ``n`` the anchor of output row ``n``; with ``per_level``
-        a list of (N_l, 4), one per head level (mmdet's ``nms_pre`` is applied per level).
+        tuple: ``({f'{task}_{key}': JSON-ready value}, {f'{task}_{key}': array})``.
     """
-    from mtssl_mm.tasks.detection import DetectionTask
-    dets = [t for t in model.tasks.values() if isinstance(t, DetectionTask)]
-    if not dets:
-        raise ValueError('det_anchors: the model has no detection task')
     with torch.no_grad():
-        feats = model.extract_feat(torch.zeros(1, 3, *shape))
-        cls_scores, _ = dets[0](feats)
-    levels = dets[0].head.prior_generator.grid_priors([s.shape[-2:] for s in cls_scores], device='cpu')
-    return levels if per_level else torch.cat(levels, dim=0)
+        raw = wrapper.raw_outputs(torch.zeros(1, 3, *shape, device=wrapper.mean.device))
+    metadata, arrays = {}, {}
+    for name, outs in raw.items():
+        task = wrapper.model.tasks[name]
+        metadata.update({f'{name}_{k}': v for k, v in task.export_metadata(outs, dataset_meta).items()})
+        arrays.update({f'{name}_{k}': v for k, v in task.export_arrays(outs).items()})
+    return metadata, arrays
 
 
 def check_shape(shape: Sequence[int], divisor: int = 32) -> Tuple[int, int]:
@@ -319,17 +311,19 @@ def input_channel_order(cfg) -> str:
 
 
 def export_metadata(wrapper: MultiTaskOnnxWrapper, shape: Tuple[int, int], meta: dict, input_order: str = 'bgr',
-                    det_level_rows: Optional[Sequence[int]] = None) -> Dict[str, str]:
-    """What a consumer of the file needs to know, as ``metadata_props`` strings (JSON values).
+                    task_metadata: Optional[Dict[str, object]] = None) -> Dict[str, str]:
+    """What a consumer of the file needs to know, as ``metadata_props`` strings (JSON values; plain strings as
+    they are).
 
     Args:
         wrapper: The exported model.
         shape: The export (H, W).
         meta: The checkpoint's ``meta`` (its ``dataset_meta`` gives the class names).
         input_order: See :func:`input_channel_order`.
-        det_level_rows: Rows of the detection outputs per head level (``len`` of :func:`det_anchors` levels).
+        task_metadata: The tasks' part, ``{f'{task}_{key}': value}`` (:func:`task_extras`); computed if None.
     """
-    from mtssl_mm.tasks.detection import DetectionTask
+    if task_metadata is None:
+        task_metadata = task_extras(wrapper, shape, meta.get('dataset_meta') or {})[0]
     data = {
         'mtssl_mm.input': f'{INPUT_NAME}: (B, 3, H, W) float32 0..255, channel order {input_order}; the graph '
                           f'{"flips the channels and " if wrapper.flip_channels else ""}subtracts mean, divides by std',
@@ -339,34 +333,9 @@ def export_metadata(wrapper: MultiTaskOnnxWrapper, shape: Tuple[int, int], meta:
         'mtssl_mm.export_shape': json.dumps(list(shape)),
         'mtssl_mm.outputs': json.dumps(wrapper.output_names),
     }
-    for name, task in wrapper.model.tasks.items():
-        if isinstance(task, DetectionTask):
-            head = task.head
-            coder = head.bbox_coder
-            data['mtssl_mm.det_num_classes'] = json.dumps(head.num_classes)
-            data['mtssl_mm.det_score'] = 'sigmoid' if head.use_sigmoid_cls else 'softmax'
-            data['mtssl_mm.det_bbox_coder'] = json.dumps(dict(
-                type=type(coder).__name__, target_means=list(map(float, coder.means)),
-                target_stds=list(map(float, coder.stds)), clip_border=getattr(coder, 'clip_border', None)))
-            data['mtssl_mm.det_test_cfg'] = json.dumps(_plain(head.test_cfg))
-            if det_level_rows is not None:
-                data['mtssl_mm.det_level_rows'] = json.dumps([int(n) for n in det_level_rows])
-        else:
-            data['mtssl_mm.seg_num_classes'] = json.dumps(task.head.num_classes)
-    dataset_meta = meta.get('dataset_meta') or {}
-    for key, prop in (('classes', 'det_classes'), ('seg_classes', 'seg_classes')):
-        if dataset_meta.get(key):
-            data[f'mtssl_mm.{prop}'] = json.dumps(list(dataset_meta[key]))
+    for key, value in task_metadata.items():
+        data[f'mtssl_mm.{key}'] = value if isinstance(value, str) else json.dumps(value)
     return data
-
-
-def _plain(obj):
-    """ConfigDict/tuples -> JSON-friendly dicts and lists."""
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 def compare_with_onnxruntime(wrapper: MultiTaskOnnxWrapper,

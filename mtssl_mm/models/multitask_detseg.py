@@ -23,8 +23,9 @@ class MultiTaskDetSeg(BaseDetector):
           ▼
         backbone (ResNet-50) ──► feats: C2..C5, strides 4, 8, 16, 32 (see ``backbone.strides``)
           │
-          ├──► tasks.det (DetectionTask):    FPN ─► RetinaHead ─► cls/box maps per level
-          └──► tasks.seg (SegmentationTask): ASPP(C5) + decoder(C2) ─► logits (B, K, H/4, W/4)
+          ├──► tasks.det (detection):    FPN ─► RetinaHead ─► cls/box maps per level
+          ├──► tasks.seg (segmentation): ASPP(C5) + decoder(C2) ─► logits (B, K, H/4, W/4)
+          └──► any other task of ``tasks`` (e.g. tasks.attr, image attributes): its head on the features
 
         loss():    per task t, L_s,t over the samples whose ``labeled_tasks`` contain t (Eq. 3), each loss sum
                    divided by its count of valid elements over the global batch (one all_reduce under DDP,
@@ -42,7 +43,7 @@ class MultiTaskDetSeg(BaseDetector):
         backbone (dict): Backbone config (mmdet ``ResNet``; its ``out_indices`` must cover what the heads
             read: C2..C5 for RetinaNet-FPN and DeepLabV3+).
         tasks (dict): Task name -> task config (a registered :class:`BaseTask`), e.g.
-            ``dict(det=dict(type='DetectionTask', ...), seg=dict(type='SegmentationTask', ...))``. Every entry
+            ``dict(det=dict(type=<the detection task>, ...), seg=dict(...))`` (``configs/_base_/models/``). Every entry
             is built: a config selects tasks by naming them (single-task baselines:
             ``model = dict(tasks=dict(_delete_=True, det=_base_.model.tasks.det))``); a task set to ``None``
             is an error (removing tasks by name would let a task added later join every such baseline).

@@ -1,7 +1,7 @@
 """FixMatch* and Dense FixMatch for the multi-task model (Eq. 3-5)."""
 import copy
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 from mmdet.models.detectors import BaseDetector
@@ -27,6 +27,55 @@ def sigmoid_rampup(step: int, length: int) -> float:
     return float(math.exp(-5.0 * phase * phase))
 
 
+class ViewPlan:
+    """The index bookkeeping of one batch, computed once by :meth:`MultiTaskSemiSupervised.plan`.
+
+    Attributes:
+        batch (int): Samples in the batch.
+        weak_idx, strong_idx (list[int]): Batch indices of the student's weak and strong views (``student_views``).
+        unsup_idx (dict[str, list[int]]): task -> batch indices of B^u_t.
+        union (list[int]): Their sorted union U, the samples the teacher labels (a subset of ``strong_idx``).
+    """
+
+    def __init__(self, batch: int, weak_idx: List[int], strong_idx: List[int], unsup_idx: Dict[str, List[int]],
+                 union: List[int]) -> None:
+        self.batch, self.weak_idx, self.strong_idx = batch, weak_idx, strong_idx
+        self.unsup_idx, self.union = unsup_idx, union
+        self._strong_row = {i: r for r, i in enumerate(strong_idx)}  # batch index -> row among the strong views
+        self._union_pos = {i: p for p, i in enumerate(union)}  # batch index -> position in U (pseudo-labels)
+
+    def rows(self, inputs: torch.Tensor, idx: List[int]) -> torch.Tensor:
+        """``inputs[idx]`` (no copy for the whole batch)."""
+        if len(idx) == self.batch:
+            return inputs
+        return inputs.index_select(0, torch.as_tensor(idx, dtype=torch.long, device=inputs.device))
+
+    def strong_rows(self, idx: List[int]) -> List[int]:
+        """Rows among the strong views of batch indices ``idx``."""
+        return [self._strong_row[i] for i in idx]
+
+    def union_positions(self, idx: List[int]) -> List[int]:
+        """Positions in U (among the pseudo-labels) of batch indices ``idx``."""
+        return [self._union_pos[i] for i in idx]
+
+    def union_rows(self, strong: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """The rows of U in a tensor over the strong views (the views themselves or their matrices); None (no
+        strong view) stays None."""
+        if strong is None or len(self.union) == len(self.strong_idx):
+            return strong
+        return strong.index_select(0, torch.as_tensor(self.strong_rows(self.union), device=strong.device))
+
+
+class PseudoBatch(NamedTuple):
+    """What the student was taught in one batch, kept for :class:`~mtssl_mm.engine.PseudoLabelVisHook`."""
+    weak: torch.Tensor  #: (|U|, 3, H, W) the weak views of U, normalised
+    strong: torch.Tensor  #: (|U|, 3, H, W) their strong views, normalised
+    pseudo_weak: dict  #: task -> pseudo-labels of U in weak-view pixels
+    pseudo: dict  #: task -> the same warped into the strong views
+    taught: List[Tuple[str, ...]]  #: per sample of U, the tasks it is taught (t with the sample in B^u_t)
+    img_paths: List[str]  #: per sample of U
+
+
 @MODELS.register_module()
 class MultiTaskSemiSupervised(BaseDetector):
     """Student + EMA teacher for semi-supervised multi-task learning on partially labeled batches.
@@ -46,32 +95,10 @@ class MultiTaskSemiSupervised(BaseDetector):
         every loss sum / its count over the global batch (one all_reduce, ``tasks/task_loss.py``)
         L = sum_t gamma_t (L_s,t + lambda_t L_u,t)                                  (Eq. 5)
 
-    B^u_t is the samples not labeled for t (``unsup_on='unlabeled'``) or all samples (``'all'``); U is their
-    union. What the student sees (``student_views``): ``'all'`` (default, the authors' trainer, which passes
-    ``cat(all weak views, all strong views)`` through the student in one pass): L = S = the whole batch, so
-    BatchNorm statistics come from as many weak as strong views; ``'needed'``: L = samples labeled for some
-    task, S = U -- only the views some loss term uses (cheaper: at low label ratios with ``unsup_on='unlabeled'``
-    nearly half the images; BN statistics then come mostly from strong views). The teacher runs on weak[U]
-    either way (its outputs elsewhere are unused, and it is in eval mode). lambda_t ramps
-    up along a sigmoid over the first ``rampup_ratio`` of training (or ``rampup_iters``) to ``unsup_weight[t]``.
-    FixMatch* is this model with ``strong_aug.geometric=False`` (all matrices are the identity, the warp leaves
-    labels in place); Dense FixMatch uses the affine ops too. Losses are logged as ``'{t}.sup.loss_*'``,
-    ``'{t}.unsup.loss_*'`` (weighted), ``'{t}.lambda'`` and task statistics such as
-    ``'det.pseudo_boxes_per_img'``, every value that of the global batch, on every rank, every iteration (the
-    normalisers' all_reduce carries them; the gradients stay each rank's share).
-
-    What the student is taught can be watched without changing it: with :attr:`measure_pseudo_quality` (set by
-    :class:`PseudoLabelQualityHook`) :meth:`loss` stores :attr:`pseudo_quality_counts`, each task's
-    ``quality_counts`` of its warped pseudo-labels against the labels a split file withheld (samples of B^u_t
-    with ``withheld_tasks`` metainfo; no loss reads them); with :attr:`record_pseudo_views` (set by
-    :class:`PseudoLabelVisHook` for one iteration) it stores :attr:`pseudo_views`, weak and strong views with
-    their pseudo-labels. Both are off by default and cost nothing then.
-
-    The teacher follows the student through :class:`EMATeacherHook` (decay 0.99, Table 10), stays in eval mode
-    and is what :meth:`predict` uses by default (``semi_test_cfg.predict_on='teacher'``); mmdet's
-    ``TeacherStudentValLoop`` evaluates both. A checkpoint of :class:`MultiTaskDetSeg` (keys without
-    ``student.``/``teacher.``) loads into both; any checkpoint whose keys do not fit raises
-    :class:`CheckpointKeysError` (``state_dict_check.py``), also through mmengine's non-strict ``load_from``.
+    :meth:`loss` runs these steps: :meth:`plan` (the :class:`ViewPlan`: B^u_t, their union U, the student's weak
+    views L and strong views S), :meth:`teacher_pseudo_labels`, :meth:`strong_views` and each task's
+    ``warp_pseudo_labels``, :meth:`student_losses`. B^u_t, ``student_views``, the ramp-up of lambda_t, the logged
+    values and the hooks that watch the pseudo-labels: ``docs/method.md``.
 
     Args:
         detector (dict): The :class:`MultiTaskDetSeg` config, built twice (student and teacher).
@@ -131,24 +158,19 @@ class MultiTaskSemiSupervised(BaseDetector):
             length = int(round(self.semi_train_cfg.get('rampup_ratio', 0.05) * hub.get_info('max_iters', 0)))
         return sigmoid_rampup(step, length)
 
-    def _to_unit_range(self, inputs: torch.Tensor) -> torch.Tensor:
+    def to_unit_range(self, inputs: torch.Tensor) -> torch.Tensor:
         """Normalised network inputs -> RGB in [0, 1] (what the strong augmentation expects)."""
         pre = self.data_preprocessor
         return (inputs * pre.std + pre.mean) / 255.0
 
-    def _normalise(self, imgs: torch.Tensor) -> torch.Tensor:
+    def normalise(self, imgs: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1] -> normalised network inputs."""
         pre = self.data_preprocessor
         return (imgs * 255.0 - pre.mean) / pre.std
 
     # -------------------------------------------------------------------------------------- loss
-    def view_indices(self, batch_data_samples) -> Tuple[List[int], List[int], Dict[str, List[int]], List[int]]:
-        """Which views of which samples the student sees, and who is in B^u_t.
-
-        Returns:
-            tuple: ``weak_idx`` and ``strong_idx`` (batch indices of the student's weak and strong views, see
-            ``student_views``), ``unsup_idx`` (task -> batch indices of B^u_t) and ``union`` (their sorted union,
-            the samples the teacher labels; a subset of ``strong_idx``).
-        """
+    def plan(self, batch_data_samples) -> ViewPlan:
+        """Which views of which samples the student sees, and who is in B^u_t (see ``student_views``)."""
         tasks = self.student.tasks
         batch = len(batch_data_samples)
         labeled = {name: task.labeled_mask(batch_data_samples) for name, task in tasks.items()}
@@ -160,73 +182,77 @@ class MultiTaskSemiSupervised(BaseDetector):
         else:  # a sample labeled for no task has no weak-view term in Eq. 3-5
             weak_idx = [i for i in range(batch) if any(mask[i] for mask in labeled.values())]
             strong_idx = union
-        return weak_idx, strong_idx, unsup_idx, union
+        return ViewPlan(batch, weak_idx, strong_idx, unsup_idx, union)
 
     def loss(self, batch_inputs: torch.Tensor, batch_data_samples) -> dict:
-        tasks = self.student.tasks
-        BaseTask.check_batch_tasks(list(tasks), batch_data_samples)
-        weak_idx, strong_idx, unsup_idx, union = self.view_indices(batch_data_samples)
-        device = batch_inputs.device
-
-        def rows(idx):
-            if len(idx) == len(batch_data_samples):  # the whole batch (student_views='all'): no copy
-                return batch_inputs
-            return batch_inputs.index_select(0, torch.as_tensor(idx, dtype=torch.long, device=device))
-
-        pseudo, outs_t, matrices = {}, {}, None
-        strong = batch_inputs[:0]
+        BaseTask.check_batch_tasks(list(self.student.tasks), batch_data_samples)
+        plan = self.plan(batch_data_samples)
         out_size = tuple(batch_inputs.shape[-2:])
-        if strong_idx:
-            with torch.no_grad():
-                if union:
-                    samples_u = [batch_data_samples[i] for i in union]
-                    with section(self, 'teacher_forward'):
-                        feats_t = self.teacher.extract_feat(rows(union))
-                        outs_t = {t: self.teacher.tasks[t](feats_t) for t in tasks if unsup_idx[t]}
-                    with section(self, 'pseudo_label_warp'):
-                        pseudo = {t: self.teacher.tasks[t].pseudo_label(o, samples_u) for t, o in outs_t.items()}
-                with section(self, 'strong_aug'):
-                    strong, matrices = self.strong_aug(self._to_unit_range(rows(strong_idx)))
-                    strong = self._normalise(strong).to(batch_inputs.dtype)
-                with section(self, 'pseudo_label_warp'):
-                    if union and len(union) < len(strong_idx):
-                        row = {i: r for r, i in enumerate(strong_idx)}
-                        matrices = matrices[torch.as_tensor([row[i] for i in union], device=matrices.device)]
-                    pseudo_weak = pseudo
-                    pseudo = {t: tasks[t].warp_pseudo_labels(lab, matrices, out_size) for t, lab in pseudo.items()}
-                if self.record_pseudo_views and union:
-                    self.pseudo_views = self._record_views(rows(union), strong, strong_idx, union, unsup_idx,
-                                                           pseudo_weak, pseudo, batch_data_samples)
-        if self.measure_pseudo_quality:
-            with torch.no_grad():
-                self.pseudo_quality_counts = self._quality_counts(batch_data_samples, unsup_idx, union, outs_t,
-                                                                  pseudo, matrices, out_size)
-        return self._student_losses(torch.cat([rows(weak_idx), strong]), batch_data_samples, weak_idx, strong_idx,
-                                    unsup_idx, union, pseudo)
+        samples_u = [batch_data_samples[i] for i in plan.union]
+        with torch.no_grad():
+            weak_u = plan.rows(batch_inputs, plan.union)
+            outs_t, pseudo_weak = self.teacher_pseudo_labels(weak_u, samples_u, plan)
+            strong, matrices = self.strong_views(plan.rows(batch_inputs, plan.strong_idx))
+            matrices = plan.union_rows(matrices) if plan.union else None
+            with section(self, 'pseudo_label_warp'):
+                pseudo = {t: self.student.tasks[t].warp_pseudo_labels(lab, matrices, out_size)
+                          for t, lab in pseudo_weak.items()}
+            if self.keep_pseudo_batch and plan.union:
+                taught = [tuple(t for t in pseudo if i in plan.unsup_idx[t]) for i in plan.union]
+                self.pseudo_batch = PseudoBatch(weak_u, plan.union_rows(strong), pseudo_weak, pseudo, taught,
+                                                [ds.metainfo.get('img_path') for ds in samples_u])
+            if self.measure_pseudo_quality:
+                self.pseudo_quality_counts = self._quality_counts(batch_data_samples, plan, outs_t, pseudo,
+                                                                  matrices, out_size)
+        return self.student_losses(torch.cat([plan.rows(batch_inputs, plan.weak_idx), strong]), batch_data_samples,
+                                   plan, pseudo)
+
+    def teacher_pseudo_labels(self, weak_u: torch.Tensor, samples_u, plan: ViewPlan) -> Tuple[dict, dict]:
+        """The teacher on the weak views of the union U, and sigma_t of each task with a non-empty B^u_t.
+
+        Returns:
+            tuple: ``outs_t`` (task -> raw teacher outputs on U) and ``pseudo_weak`` (task -> pseudo-labels of U in
+            weak-view pixels); both empty when U is.
+        """
+        if not plan.union:
+            return {}, {}
+        with section(self, 'teacher_forward'):
+            feats_t = self.teacher.extract_feat(weak_u)
+            outs_t = {t: task(feats_t) for t, task in self.teacher.tasks.items() if plan.unsup_idx[t]}
+        with section(self, 'pseudo_label_warp'):
+            return outs_t, {t: self.teacher.tasks[t].pseudo_label(o, samples_u) for t, o in outs_t.items()}
+
+    def strong_views(self, weak_s: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """StrongAugment of the weak views ``weak_s`` (normalised): the strong views (normalised, same dtype) and
+        the (len, 3, 3) weak-to-strong matrices A o alpha^-1; ``weak_s`` (empty) and None without a view."""
+        if not len(weak_s):
+            return weak_s, None
+        with section(self, 'strong_aug'):
+            strong, matrices = self.strong_aug(self.to_unit_range(weak_s))
+            return self.normalise(strong).to(weak_s.dtype), matrices
 
     # ------------------------------------------------- what the student is taught (hooks, never a loss)
     #: set by :class:`~mtssl_mm.engine.PseudoLabelQualityHook`: :meth:`loss` then stores
     #: :attr:`pseudo_quality_counts` (task -> the task's ``quality_counts``) every call
     measure_pseudo_quality: bool = False
     pseudo_quality_counts: Optional[Dict[str, Dict[str, torch.Tensor]]] = None
-    #: set by :class:`~mtssl_mm.engine.PseudoLabelVisHook` for one call: :meth:`loss` then stores
-    #: :attr:`pseudo_views` for the first ``record_pseudo_views`` samples that get pseudo-labels
-    record_pseudo_views: int = 0
-    pseudo_views: Optional[List[dict]] = None
+    #: set by :class:`~mtssl_mm.engine.PseudoLabelVisHook` for one call: :meth:`loss` then keeps the views and
+    #: pseudo-labels of U as :attr:`pseudo_batch` (None when U is empty), which the hook draws
+    keep_pseudo_batch: bool = False
+    pseudo_batch: Optional[PseudoBatch] = None
 
-    def _quality_counts(self, data_samples, unsup_idx, union, outs_t, pseudo, matrices, out_size) -> dict:
+    def _quality_counts(self, data_samples, plan: ViewPlan, outs_t, pseudo, matrices, out_size) -> dict:
         """Every task's ``quality_counts`` over the samples of B^u_t with withheld labels for t (maybe none).
 
         Withheld labels are read here and nowhere else in the model; nothing computed here reaches a loss.
         """
-        union_pos = {i: p for p, i in enumerate(union)}
         counts = {}
         for name, task in self.teacher.tasks.items():
             mask = task.withheld_mask(data_samples)
-            members = [i for i in unsup_idx[name] if mask[i]]
+            members = [i for i in plan.unsup_idx[name] if mask[i]]
             outs = labels = mats = None
             if members:
-                pos = [union_pos[i] for i in members]
+                pos = plan.union_positions(members)
                 index = torch.as_tensor(pos, dtype=torch.long, device=matrices.device)
                 outs = tree_map(lambda t: t.index_select(0, index.to(t.device)), outs_t[name])
                 labels = task.take(pseudo[name], pos)
@@ -234,41 +260,16 @@ class MultiTaskSemiSupervised(BaseDetector):
             counts[name] = task.quality_counts(outs, labels, [data_samples[i] for i in members], mats, out_size)
         return counts
 
-    def _record_views(self, weak, strong, strong_idx, union, unsup_idx, pseudo_weak, pseudo, data_samples):
-        """The first ``record_pseudo_views`` samples of ``union``: weak and strong view as (H, W, 3) uint8 RGB
-        arrays, and per task it is taught: its pseudo-labels on the weak view (``pseudo``) and warped into the
-        strong view (``warped``), on the CPU (InstanceData for boxes, (H, W) tensors for maps)."""
-        strong_row = {i: r for r, i in enumerate(strong_idx)}
-
-        def to_uint8(img):  # (3, H, W) normalised RGB -> (H, W, 3) uint8
-            return (self._to_unit_range(img[None].float())[0] * 255).round().clamp(0, 255).byte().permute(
-                1, 2, 0).cpu().numpy()
-
-        views = []
-        for p, i in enumerate(union[:int(self.record_pseudo_views)]):
-            taught = [t for t in pseudo if i in unsup_idx[t]]
-            first = {}
-            for key, labels in (('pseudo', pseudo_weak), ('warped', pseudo)):
-                first[key] = {}
-                for t in taught:
-                    first[key][t] = self.student.tasks[t].take(labels[t], [p])[0].cpu()
-            views.append(dict(img_path=data_samples[i].metainfo.get('img_path'), weak=to_uint8(weak[p]),
-                              strong=to_uint8(strong[strong_row[i]]), **first))
-        return views
-
-    def _student_losses(self, inputs, data_samples, weak_idx, strong_idx, unsup_idx, union, pseudo) -> dict:
+    def student_losses(self, inputs, data_samples, plan: ViewPlan, pseudo) -> dict:
         """One student pass on ``cat(weak, strong)`` views; every task's L_s,t and L_u,t with Eq. 5 weights.
 
         Args:
-            inputs: (len(weak_idx) + len(strong_idx), 3, H, W) weak views, then strong views.
+            inputs: (len(plan.weak_idx) + len(plan.strong_idx), 3, H, W) weak views, then strong views.
             data_samples: the data samples of the whole batch.
-            weak_idx, strong_idx: batch indices of the weak and the strong views in ``inputs``.
-            unsup_idx: task -> batch indices of B^u_t; union: their sorted union (a subset of ``strong_idx``).
-            pseudo: task -> warped pseudo-labels of the samples of ``union``, in its order.
+            plan: the batch's :class:`ViewPlan`.
+            pseudo: task -> warped pseudo-labels of the samples of ``plan.union``, in its order.
         """
-        n_weak = len(weak_idx)
-        strong_row = {i: r for r, i in enumerate(strong_idx)}  # batch index -> row among the strong views
-        union_pos = {i: p for p, i in enumerate(union)}  # batch index -> position among the pseudo-labels
+        n_weak = len(plan.weak_idx)
         feats = self.student.extract_feat(inputs)
         ramp = self.rampup()
         terms, lams = {}, {}
@@ -276,16 +277,16 @@ class MultiTaskSemiSupervised(BaseDetector):
             outs = task(feats)
             weak_outs = tree_map(lambda t: t[:n_weak], outs)
             if n_weak:
-                terms[f'{name}.sup'] = task.masked_loss(weak_outs, [data_samples[i] for i in weak_idx])
+                terms[f'{name}.sup'] = task.masked_loss(weak_outs, [data_samples[i] for i in plan.weak_idx])
             else:
                 terms[f'{name}.sup'] = task.subset_loss(outs, [], None)
                 terms[f'{name}.sup'].sums['num_labeled'] = inputs.new_tensor(0.)
             strong_outs = tree_map(lambda t: t[n_weak:], outs)
-            members = unsup_idx[name]
+            members = plan.unsup_idx[name]
             if members:
-                labels = task.take(pseudo[name], [union_pos[i] for i in members])
+                labels = task.take(pseudo[name], plan.union_positions(members))
                 samples = [data_samples[i] for i in members]
-                terms[f'{name}.unsup'] = task.subset_loss(strong_outs, [strong_row[i] for i in members],
+                terms[f'{name}.unsup'] = task.subset_loss(strong_outs, plan.strong_rows(members),
                                                           lambda o: task.unsup_loss(o, samples, labels))
             else:  # the same log keys on every rank: zero losses, the statistics of no sample
                 labels = None

@@ -2,17 +2,14 @@
 import copy
 from typing import List, Optional, Sequence
 
-import torch
-from mmcv.ops import batched_nms
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import bbox_flip
+from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel
-from mmengine.structures import InstanceData, PixelData
 
-from ..tasks.segmentation import SegmentationTask
+from ..tasks.base import BaseTask, implements, lacks_hook_message
+from .predictor import predictor_of
 
 FLIP_META_KEYS = ('flip', 'flip_direction')
-_FLIP_DIMS = {'horizontal': (-1, ), 'vertical': (-2, ), 'diagonal': (-2, -1)}
 
 
 @MODELS.register_module()
@@ -24,47 +21,52 @@ class MultiTaskTTAModel(BaseTTAModel):
         data from TestTimeAug: inputs [[img1_view1, img2_view1], [img1_view2, img2_view2]], data_samples likewise
           │  per view: module.test_step(view batch)  (MultiTaskDetSeg, or MultiTaskSemiSupervised -> its teacher)
           ▼
-        merge_preds, per image:
-          det: each view's boxes (original-image pixels) flipped back, concatenated, class-wise NMS
-               (``tta_cfg.nms``), the ``tta_cfg.max_per_img`` best kept -- as mmdet's ``DetTTAModel``
-          seg: each view's logits (K, H, W) -> softmax, flipped back, averaged over the views -> argmax,
-               as mmseg's ``SegTTAModel`` (which averages softmax scores too)
+        merge_preds, per image and predicted task: task.merge_views(views, base, tta_cfg, keep_logits), e.g.
+          det: each view's boxes flipped back, concatenated, class-wise NMS -- as mmdet's ``DetTTAModel``
+          seg: each view's softmax flipped back, averaged, argmax -- as mmseg's ``SegTTAModel``
+          attr: each attribute's softmax averaged, argmax
 
     The merged predictions go into the data sample of the un-flipped view (``flip=False``), whose ground truth
-    (``gt_sem_seg``, ``gt_instances``) is in the original orientation; each view's data sample must therefore
-    carry ``flip`` and ``flip_direction`` (:func:`build_tta_pipeline` packs them). The wrapped model's
-    :class:`SegmentationTask` modules are switched to :attr:`~SegmentationTask.keep_logits`; the logits are
-    dropped after the merge unless ``keep_seg_logits``. Checkpoints load into ``module`` (mmengine's loader
-    unwraps a ``BaseTTAModel``), so a plain model checkpoint works as ``load_from``.
+    is in the original orientation; each view's data sample must therefore carry ``flip`` and ``flip_direction``
+    (:func:`build_tta_pipeline` packs them). Every task of the wrapped model that has ``merge_views`` is switched
+    to :attr:`~mtssl_mm.tasks.BaseTask.keep_logits` (what the merge needs, e.g. the logits, dropped after it
+    unless ``keep_logits``); a task without it keeps the un-flipped view's prediction (one warning says so).
+    Checkpoints load into ``module`` (mmengine's loader unwraps a ``BaseTTAModel``).
 
     Args:
         module (dict | nn.Module): The model under test (``MultiTaskDetSeg`` or ``MultiTaskSemiSupervised``).
-        tta_cfg (dict, optional): ``nms`` (an mmcv ``batched_nms`` config) and ``max_per_img`` for the merged
-            boxes. Defaults to mmdet's ``dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)``.
-        keep_seg_logits (bool): Keep the averaged softmax scores as ``seg_logits`` (K, H, W) in the output.
-            Defaults to False (memory: 19 x 1024 x 2048 floats per Cityscapes image).
+        tta_cfg (dict, optional): Given to every task's ``merge_views``; detection reads ``nms`` (an mmcv
+            ``batched_nms`` config) and ``max_per_img`` (defaults: mmdet's, the detection task's ``TTA_DEFAULTS``).
+        keep_logits (bool): Keep the merged scores in the output (segmentation: ``seg_logits`` (K, H, W), 19 x 1024
+            x 2048 floats per Cityscapes image; attributes: ``pred_attribute_probs``). Defaults to False.
         data_preprocessor (dict, optional): As :class:`BaseTTAModel`.
     """
 
     def __init__(self,
                  module,
                  tta_cfg: Optional[dict] = None,
-                 keep_seg_logits: bool = False,
+                 keep_logits: bool = False,
                  data_preprocessor: Optional[dict] = None) -> None:
         super().__init__(module=module, data_preprocessor=data_preprocessor)
-        self.tta_cfg = dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)
-        self.tta_cfg.update(tta_cfg or {})
-        self.keep_seg_logits = bool(keep_seg_logits)
+        self.tta_cfg = dict(tta_cfg or {})
+        self.keep_logits = bool(keep_logits)
+        self._warned = set()
         for m in self.module.modules():
-            if isinstance(m, SegmentationTask):
+            if isinstance(m, BaseTask) and implements(m, 'merge_views'):
                 m.keep_logits = True
+
+    def predicted_tasks(self) -> dict:
+        """name -> task module, for the tasks the wrapped model predicts."""
+        predictor = predictor_of(self.module)
+        return {n: predictor.tasks[n] for n in predictor.predict_tasks}
 
     # ------------------------------------------------------------------------------------------ merging
     def merge_preds(self, data_samples_list: Sequence[Sequence]) -> List:
         """One merged data sample per image from its views' data samples (outer: images, inner: views)."""
-        return [self._merge_views(list(views)) for views in data_samples_list]
+        tasks = self.predicted_tasks()
+        return [self._merge_views(list(views), tasks) for views in data_samples_list]
 
-    def _merge_views(self, views: list):
+    def _merge_views(self, views: list, tasks: dict):
         for v in views:
             missing = [k for k in FLIP_META_KEYS if k not in v]
             if missing:
@@ -76,62 +78,14 @@ class MultiTaskTTAModel(BaseTTAModel):
             raise ValueError(f'MultiTaskTTAModel: every view of {views[0].metainfo.get("img_path")} is flipped; '
                              'the TTA pipeline needs an un-flipped view (RandomFlip prob=0.)')
         base = plain[0]
-        if all('pred_instances' in v for v in views):
-            base.pred_instances = self.merge_instances(views)
-        if any('seg_logits' in v or 'pred_sem_seg' in v for v in views):
-            probs = self.merge_seg_probs(views)
-            base.pred_sem_seg = PixelData(sem_seg=probs.argmax(dim=0, keepdim=True))
-            if self.keep_seg_logits:
-                base.seg_logits = PixelData(data=probs)
-            elif 'seg_logits' in base:
-                del base.seg_logits
+        for name, task in tasks.items():
+            if implements(task, 'merge_views'):
+                task.merge_views(views, base, self.tta_cfg, self.keep_logits)
+            elif name not in self._warned:
+                self._warned.add(name)
+                print_log(lacks_hook_message(task, 'merge_views', 'its prediction is the un-flipped view\'s'),
+                          'current', level=30)
         return base
-
-    def merge_instances(self, views: list) -> InstanceData:
-        """Boxes of all views in the original orientation, then class-wise NMS; ``max_per_img`` best kept.
-
-        Each view's ``pred_instances.bboxes`` (N, 4) are pixels of the original image (the model rescales them),
-        so a flipped view's boxes are flipped back within ``ori_shape``.
-        """
-        boxes, scores, labels = [], [], []
-        for v in views:
-            b = v.pred_instances.bboxes
-            if v.flip:
-                b = bbox_flip(b, img_shape=v.ori_shape, direction=v.flip_direction)
-            boxes.append(b)
-            scores.append(v.pred_instances.scores)
-            labels.append(v.pred_instances.labels)
-        boxes, scores, labels = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
-        out = InstanceData()
-        if boxes.numel() == 0:
-            out.bboxes, out.scores, out.labels = boxes.reshape(0, 4), scores, labels
-            return out
-        dets, keep = batched_nms(boxes, scores, labels, copy.deepcopy(self.tta_cfg['nms']))
-        n = int(self.tta_cfg['max_per_img'])
-        out.bboxes, out.scores, out.labels = dets[:n, :4], dets[:n, 4], labels[keep][:n]
-        return out
-
-    @staticmethod
-    def merge_seg_probs(views: list) -> torch.Tensor:
-        """Mean over the views of ``softmax(seg_logits)``, each flipped back: (K, H, W) float.
-
-        Raises:
-            KeyError: A view has a segmentation prediction without its logits (``keep_logits`` was not set on the
-                task, e.g. a model that does not use :class:`SegmentationTask`).
-        """
-        total = None
-        for v in views:
-            if 'seg_logits' not in v:
-                raise KeyError(f'MultiTaskTTAModel: view of {v.metainfo.get("img_path")} has no seg_logits; the '
-                               'segmentation task must keep its logits (SegmentationTask.keep_logits)')
-            prob = v.seg_logits.data.float().softmax(dim=0)
-            if v.flip:
-                if v.flip_direction not in _FLIP_DIMS:
-                    raise ValueError(f'MultiTaskTTAModel: unknown flip_direction {v.flip_direction!r} '
-                                     f'(known: {list(_FLIP_DIMS)})')
-                prob = prob.flip(_FLIP_DIMS[v.flip_direction])
-            total = prob if total is None else total + prob
-        return total / len(views)
 
 
 def build_tta_pipeline(test_pipeline: Sequence[dict], directions: Sequence[str] = ('horizontal', )) -> list:

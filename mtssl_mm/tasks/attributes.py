@@ -21,6 +21,65 @@ from .task_loss import TaskLoss
 NO_LABEL = -1
 
 
+@register_task_data
+class AttributesData(TaskData):
+    """Attributes: ``"attributes": {"weather": "clear", ...}`` per entry, classes in ``metainfo['attr_classes']``.
+
+    ``metainfo['attr_classes']`` is ``{attribute: [class name, ...]}``; its order is the order of
+    ``gt_attributes``. A value ``undefined`` (or an attribute missing from the entry) is ``-1`` (no target); an
+    unknown value is an error naming the file, the image and the attribute. Loaded into ``gt_attributes`` (A,)
+    int64, all ``-1`` for a sample not labeled for the task; packed into ``gt_attributes`` (withheld:
+    ``withheld_attributes``); evaluated by :class:`AttributeMetric` (``macro_f1``, the mean over attributes, in
+    ``multitask/gmean``).
+    """
+
+    name = 'attr'
+    required_meta = ('attr_classes', )
+    withheld_field = 'withheld_attributes'
+    metric = dict(type='AttributeMetric')
+    main_key = ('macro_f1', 1.0)
+    meta_keys = {}
+
+    def parse(self, raw, info, labeled, dataset) -> None:
+        classes = dataset._metainfo['attr_classes']
+        values = raw.get('attributes') or {}
+        if labeled and not isinstance(values, dict):
+            raise ValueError(f'{dataset.ann_file}: image {raw["img_path"]}: "attributes" must be an object')
+        labels = []
+        for attr, names in classes.items():
+            value = values.get(attr, 'undefined') if labeled else 'undefined'
+            if value == 'undefined':
+                labels.append(NO_LABEL)
+            elif value in names:
+                labels.append(list(names).index(value))
+            else:
+                raise ValueError(f'{dataset.ann_file}: image {raw["img_path"]}: unknown {attr} {value!r}; known: '
+                                 f'{list(names)}')
+        info['gt_attributes'] = labels
+
+    def load(self, results, loader, labeled) -> None:
+        if 'gt_attributes' not in results:
+            raise KeyError(f'sample {results.get("img_path")} has no gt_attributes; use it with MultiTaskDataset')
+        values = np.asarray(results['gt_attributes'], dtype=np.int64)
+        results['gt_attributes'] = values if labeled else np.full_like(values, NO_LABEL)
+
+    def take_withheld(self, results):
+        values = results['gt_attributes']
+        results['gt_attributes'] = np.full_like(values, NO_LABEL)
+        return {self.withheld_field: torch.as_tensor(values, dtype=torch.long)}
+
+    def pack(self, results, data_sample) -> None:
+        data_sample.gt_attributes = torch.as_tensor(results['gt_attributes'], dtype=torch.long)
+
+    def prediction_to_json(self, data_sample, dataset_meta):
+        """``{"attributes": {attribute: {"label": class name, "score": probability}}}`` for ``tools/infer.py``."""
+        if 'attr_classes' not in dataset_meta:
+            raise KeyError('AttributesData: the metainfo has no "attr_classes" (the attribute class names)')
+        labels, scores = data_sample.pred_attributes.tolist(), data_sample.pred_attribute_scores.tolist()
+        return dict(attributes={attr: dict(label=names[label], score=float(score)) for (attr, names), label, score
+                                in zip(dataset_meta['attr_classes'].items(), labels, scores)})
+
+
 @MODELS.register_module()
 class AttributesTask(BaseTask):
     """One classifier per image attribute on the shared backbone.
@@ -52,6 +111,9 @@ class AttributesTask(BaseTask):
         pseudo_score_thr (float): sigma_t's confidence threshold. Defaults to 0.95 (FixMatch).
         **kwargs: See :class:`BaseTask`.
     """
+
+    data_type = AttributesData
+    draw_layer = 2  # a caption over maps and boxes
 
     def __init__(self, attributes: Dict[str, int], in_channels: int, in_index: int = -1, dropout: float = 0.0,
                  pseudo_score_thr: float = 0.95, **kwargs) -> None:
@@ -103,11 +165,63 @@ class AttributesTask(BaseTask):
         return self._ce_sums(outs, self._targets(data_samples), len(data_samples))
 
     def predict(self, outs, data_samples, rescale: bool = True) -> None:
-        probs = [outs[a].float().softmax(dim=1) for a in self.attributes]
+        """``pred_attributes`` (A,) int64 and ``pred_attribute_scores`` (A,); with :attr:`keep_logits` also
+        ``pred_attribute_probs``, attribute -> (K_a,) softmax probabilities."""
+        probs = {a: outs[a].float().softmax(dim=1) for a in self.attributes}
         for i, ds in enumerate(data_samples):
-            scores, labels = zip(*(p[i].max(dim=0) for p in probs))
-            ds.pred_attributes = torch.stack(labels)
-            ds.pred_attribute_scores = torch.stack(scores)
+            self._set_prediction(ds, {a: p[i] for a, p in probs.items()}, self.keep_logits)
+
+    @staticmethod
+    def _set_prediction(ds, probs: Dict[str, torch.Tensor], keep: bool) -> None:
+        scores, labels = zip(*(p.max(dim=0) for p in probs.values()))
+        ds.pred_attributes = torch.stack(labels)
+        ds.pred_attribute_scores = torch.stack(scores)
+        if keep:
+            ds.pred_attribute_probs = probs
+        elif 'pred_attribute_probs' in ds:
+            del ds.pred_attribute_probs
+
+    # ------------------------------------------------------------------------------------ after training
+    def merge_views(self, views, base, tta_cfg, keep_logits: bool = False) -> None:
+        """Per attribute the mean of the views' softmax probabilities, then argmax (an image's weather does not
+        flip with it: no view is flipped back).
+
+        Raises:
+            KeyError: A view without ``pred_attribute_probs`` (predicted without :attr:`keep_logits`).
+        """
+        for v in views:
+            if 'pred_attribute_probs' not in v:
+                raise KeyError(f'MultiTaskTTAModel: view of {v.metainfo.get("img_path")} has no '
+                               'pred_attribute_probs; the attribute task must keep them (AttributesTask.keep_logits)')
+        probs = {a: sum(v.pred_attribute_probs[a] for v in views) / len(views) for a in self.attributes}
+        self._set_prediction(base, probs, keep_logits)
+
+    def export_outputs(self, outs) -> Dict[str, torch.Tensor]:
+        """``{a}_logits`` (B, K_a) per attribute, in the order of ``attributes`` (softmax outside)."""
+        return {f'{a}_logits': outs[a] for a in self.attributes}
+
+    def export_metadata(self, outs, dataset_meta) -> dict:
+        meta = dict(attributes=dict(self.attributes))
+        if dataset_meta.get('attr_classes'):
+            meta['classes'] = {a: list(v) for a, v in dataset_meta['attr_classes'].items()}
+        return meta
+
+    def draw_labels(self, visualizer, image, labels: torch.Tensor, scale: int = 1) -> np.ndarray:
+        """A caption at the top left: ``attribute: class`` per attribute (``-`` where there is no label)."""
+        import cv2
+        names = (visualizer.dataset_meta or {}).get('attr_classes') or {}
+        values = labels.tolist()
+        parts = []
+        for j, a in enumerate(self.attributes):
+            v = int(values[j])
+            classes = list(names.get(a, ()))
+            parts.append(f'{a}: {"-" if v == NO_LABEL else classes[v] if v < len(classes) else v}')
+        image = np.ascontiguousarray(image)
+        for r, text in enumerate(parts):
+            y = 14 * (r + 1)
+            cv2.putText(image, text, (3, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(image, text, (3, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        return image
 
     # ------------------------------------------------------------------------------------ semi-supervised
     def pseudo_label(self, outs, data_samples) -> torch.Tensor:
@@ -171,65 +285,6 @@ class AttributesTask(BaseTask):
             if defined:
                 out[f'{a}_coverage'] = confident / defined
         return out
-
-
-@register_task_data
-class AttributesData(TaskData):
-    """Attributes: ``"attributes": {"weather": "clear", ...}`` per entry, classes in ``metainfo['attr_classes']``.
-
-    ``metainfo['attr_classes']`` is ``{attribute: [class name, ...]}``; its order is the order of
-    ``gt_attributes``. A value ``undefined`` (or an attribute missing from the entry) is ``-1`` (no target); an
-    unknown value is an error naming the file, the image and the attribute. Loaded into ``gt_attributes`` (A,)
-    int64, all ``-1`` for a sample not labeled for the task; packed into ``gt_attributes`` (withheld:
-    ``withheld_attributes``); evaluated by :class:`AttributeMetric` (``macro_f1``, the mean over attributes, in
-    ``multitask/gmean``).
-    """
-
-    name = 'attr'
-    required_meta = ('attr_classes', )
-    withheld_field = 'withheld_attributes'
-    metric = dict(type='AttributeMetric')
-    main_key = ('macro_f1', 1.0)
-    meta_keys = {}
-
-    def parse(self, raw, info, labeled, dataset) -> None:
-        classes = dataset._metainfo['attr_classes']
-        values = raw.get('attributes') or {}
-        if labeled and not isinstance(values, dict):
-            raise ValueError(f'{dataset.ann_file}: image {raw["img_path"]}: "attributes" must be an object')
-        labels = []
-        for attr, names in classes.items():
-            value = values.get(attr, 'undefined') if labeled else 'undefined'
-            if value == 'undefined':
-                labels.append(NO_LABEL)
-            elif value in names:
-                labels.append(list(names).index(value))
-            else:
-                raise ValueError(f'{dataset.ann_file}: image {raw["img_path"]}: unknown {attr} {value!r}; known: '
-                                 f'{list(names)}')
-        info['gt_attributes'] = labels
-
-    def load(self, results, loader, labeled) -> None:
-        if 'gt_attributes' not in results:
-            raise KeyError(f'sample {results.get("img_path")} has no gt_attributes; use it with MultiTaskDataset')
-        values = np.asarray(results['gt_attributes'], dtype=np.int64)
-        results['gt_attributes'] = values if labeled else np.full_like(values, NO_LABEL)
-
-    def take_withheld(self, results):
-        values = results['gt_attributes']
-        results['gt_attributes'] = np.full_like(values, NO_LABEL)
-        return {self.withheld_field: torch.as_tensor(values, dtype=torch.long)}
-
-    def pack(self, results, data_sample) -> None:
-        data_sample.gt_attributes = torch.as_tensor(results['gt_attributes'], dtype=torch.long)
-
-    def prediction_to_json(self, data_sample, dataset_meta):
-        """``{"attributes": {attribute: {"label": class name, "score": probability}}}`` for ``tools/infer.py``."""
-        if 'attr_classes' not in dataset_meta:
-            raise KeyError('AttributesData: the metainfo has no "attr_classes" (the attribute class names)')
-        labels, scores = data_sample.pred_attributes.tolist(), data_sample.pred_attribute_scores.tolist()
-        return dict(attributes={attr: dict(label=names[label], score=float(score)) for (attr, names), label, score
-                                in zip(dataset_meta['attr_classes'].items(), labels, scores)})
 
 
 @METRICS.register_module()

@@ -1,13 +1,33 @@
 """What every task of the multi-task model provides."""
 from abc import ABCMeta, abstractmethod
 from contextlib import nullcontext
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Type
 
+import numpy as np
 import torch
 from mmengine.model import BaseModule
 from torch.utils._pytree import tree_flatten, tree_map
 
+from .task_data import TaskData, task_data
 from .task_loss import TaskLoss
+
+#: the optional hooks of the task protocol after training, and who calls them
+AFTER_TRAINING_HOOKS = {
+    'merge_views': 'MultiTaskTTAModel (flip test-time augmentation)',
+    'export_outputs': 'the ONNX export',
+    'draw_labels': 'PseudoLabelVisHook (pictures of the pseudo-labels)',
+}
+
+
+def implements(task: 'BaseTask', hook: str) -> bool:
+    """Whether ``task`` overrides the optional protocol method ``hook`` of :class:`BaseTask`."""
+    return getattr(type(task), hook) is not getattr(BaseTask, hook)
+
+
+def lacks_hook_message(task: 'BaseTask', hook: str, consequence: str) -> str:
+    """The one message a caller gives when it skips a task without ``hook``."""
+    return (f'task {task.name!r} ({type(task).__name__}) has no {hook}(), which {AFTER_TRAINING_HOOKS[hook]} '
+            f'needs: {consequence}')
 
 
 def float32_losses(device: torch.device):
@@ -42,11 +62,35 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
 
     #: names of the loss entries :meth:`loss` returns (used to emit zeros when no sample is labeled)
     loss_keys: Sequence[str] = ()
+    #: the data side this model side pairs with (:class:`~mtssl_mm.tasks.TaskData`): the entry of ``TASK_DATA``
+    #: under the task's name must be one, checked when the task is built
+    data_type: ClassVar[Optional[Type[TaskData]]] = None
+    #: set by :class:`~mtssl_mm.models.MultiTaskTTAModel`: :meth:`predict` also keeps what :meth:`merge_views`
+    #: needs (e.g. the logits)
+    keep_logits: bool = False
 
     def __init__(self, name: str, loss_weight: float = 1.0, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.name = name
         self.loss_weight = float(loss_weight)
+        self.check_pair()
+
+    def check_pair(self) -> None:
+        """The data side registered under the task's name must be :attr:`data_type`'s (model and data side are a
+        pair: a ``SegmentationTask`` named ``'det'`` would read detection labels as maps).
+
+        Raises:
+            KeyError: No data side is registered under the name.
+            TypeError: It is another task's data side, or the class declares none.
+        """
+        data = task_data(self.name, where=f'{type(self).__name__} named {self.name!r}')
+        if self.data_type is None:
+            raise TypeError(f'{type(self).__name__}: a task class must name its data side (data_type = a TaskData '
+                            'subclass registered with @register_task_data)')
+        if not isinstance(data, self.data_type):
+            raise TypeError(f'task {self.name!r}: the model side {type(self).__name__} pairs with '
+                            f'{self.data_type.__name__} (task {self.data_type.name!r}), but {self.name!r} is '
+                            f'registered to {type(data).__name__}; name the task {self.data_type.name!r}')
 
     def labeled_mask(self, data_samples: Sequence) -> List[bool]:
         """Which samples are labeled for this task, from each sample's ``labeled_tasks`` metainfo."""
@@ -143,6 +187,50 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
         """Metrics (fractions and per-image means) from summed :meth:`quality_counts`; logged as
         ``'{name}.pl/{key}'``."""
         return {}
+
+    # ------------------------------------------- after training: optional hooks (AFTER_TRAINING_HOOKS)
+    def merge_views(self, views: Sequence, base, tta_cfg: dict, keep_logits: bool = False) -> None:
+        """Merge this task's predictions of one image's test-time views into ``base`` (flip TTA).
+
+        Args:
+            views: The views' data samples (``flip``, ``flip_direction`` metainfo); predictions made with
+                :attr:`keep_logits` set.
+            base: The un-flipped view's data sample (one of ``views``), which receives the merged prediction.
+            tta_cfg (dict): :class:`~mtssl_mm.models.MultiTaskTTAModel`'s ``tta_cfg``.
+            keep_logits (bool): Keep the merged scores in ``base``; else drop what :attr:`keep_logits` added.
+        """
+        raise NotImplementedError
+
+    def export_outputs(self, outs: Any) -> Dict[str, torch.Tensor]:
+        """The raw outputs as graph outputs (ONNX): ``{key: (B, ...) tensor}``, in order; named ``{name}_{key}``."""
+        raise NotImplementedError
+
+    def export_metadata(self, outs: Any, dataset_meta: dict) -> Dict[str, Any]:
+        """JSON-ready facts a consumer of the exported graph needs (``mtssl_mm.{name}_{key}`` metadata), from the
+        raw outputs of an export-sized input."""
+        return {}
+
+    def export_arrays(self, outs: Any) -> Dict[str, np.ndarray]:
+        """Arrays written beside the exported graph (``OUT_{name}_{key}.npy``), e.g. detection anchors."""
+        return {}
+
+    #: the order in which :meth:`draw_labels` of the tasks run on one picture (maps under boxes under captions)
+    draw_layer: int = 0
+
+    def draw_labels(self, visualizer, image: np.ndarray, labels: Any, scale: int = 1) -> np.ndarray:
+        """Draw one sample's (pseudo-)labels of this task, in the format :meth:`pseudo_label` returns for one
+        sample (pixels of ``image`` before ``scale``).
+
+        Args:
+            visualizer: A :class:`~mtssl_mm.visualization.MultiTaskLocalVisualizer` with ``dataset_meta`` set.
+            image: (scale H, scale W, 3) uint8 RGB, already enlarged.
+            labels: This task's labels of the sample.
+            scale: The integer enlargement of ``image``.
+
+        Returns:
+            (scale H, scale W, 3) uint8 RGB.
+        """
+        raise NotImplementedError
 
     @staticmethod
     def take(labels: Any, idx: Sequence[int]) -> Any:

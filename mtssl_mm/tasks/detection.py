@@ -2,16 +2,18 @@
 import copy
 from typing import Dict, List, Sequence, Tuple
 
+import numpy as np
 import torch
 from mmdet.models.utils import images_to_levels, multi_apply, unpack_gt_instances
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
-from mmdet.structures.bbox import cat_boxes
+from mmdet.structures.bbox import bbox_flip, cat_boxes
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 
 from ..augmentation import warp_boxes_batch
 from .base import BaseTask
+from .detection_data import DetectionData
 from .pseudo_quality import box_counts, box_metrics
 from .task_loss import TaskLoss
 
@@ -58,7 +60,11 @@ class DetectionTask(BaseTask):
     """
 
     loss_keys = ('loss_cls', 'loss_bbox')
+    data_type = DetectionData
     LOSS_NORMALISERS = ('per_image', 'pooled')
+    #: merging test-time views (:meth:`merge_views`) unless ``tta_cfg`` sets them: mmdet's ``DetTTAModel`` defaults
+    TTA_DEFAULTS = dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)
+    draw_layer = 1  # boxes over maps
 
     def __init__(self,
                  neck: dict,
@@ -139,6 +145,72 @@ class DetectionTask(BaseTask):
         results = self.head.predict_by_feat(*outs, batch_img_metas=img_metas, rescale=rescale)
         for ds, res in zip(data_samples, results):
             ds.pred_instances = res
+
+    # ------------------------------------------------------------------------------------ after training
+    def merge_views(self, views, base, tta_cfg, keep_logits: bool = False) -> None:
+        """Boxes of all views in the original orientation, then class-wise NMS (``tta_cfg['nms']``, an mmcv
+        ``batched_nms`` config) and the ``tta_cfg['max_per_img']`` best kept, as mmdet's ``DetTTAModel``.
+
+        Each view's ``pred_instances.bboxes`` (N, 4) are pixels of the original image (the model rescales them),
+        so a flipped view's boxes are flipped back within ``ori_shape``.
+        """
+        from mmcv.ops import batched_nms
+        cfg = dict(self.TTA_DEFAULTS, **(tta_cfg or {}))
+        boxes, scores, labels = [], [], []
+        for v in views:
+            if 'pred_instances' not in v:
+                raise KeyError(f'{type(self).__name__}: a view of {v.metainfo.get("img_path")} has no pred_instances')
+            b = v.pred_instances.bboxes
+            if v.flip:
+                b = bbox_flip(b, img_shape=v.ori_shape, direction=v.flip_direction)
+            boxes.append(b)
+            scores.append(v.pred_instances.scores)
+            labels.append(v.pred_instances.labels)
+        boxes, scores, labels = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
+        out = InstanceData()
+        if boxes.numel() == 0:
+            out.bboxes, out.scores, out.labels = boxes.reshape(0, 4), scores, labels
+        else:
+            dets, keep = batched_nms(boxes, scores, labels, copy.deepcopy(cfg['nms']))
+            n = int(cfg['max_per_img'])
+            out.bboxes, out.scores, out.labels = dets[:n, :4], dets[:n, 4], labels[keep][:n]
+        base.pred_instances = out
+
+    def export_outputs(self, outs) -> Dict[str, torch.Tensor]:
+        """``cls_scores`` (B, N, K) logits and ``bbox_deltas`` (B, N, 4) (DeltaXYWH w.r.t. the anchors), the N
+        rows flattened as mmdet's ``predict_by_feat`` and mmdeploy do: level, row (y), column (x), anchor."""
+        cls_scores, bbox_preds = outs
+        k = self.head.cls_out_channels
+        return dict(cls_scores=torch.cat([flatten_level(s, k) for s in cls_scores], dim=1),
+                    bbox_deltas=torch.cat([flatten_level(b, 4) for b in bbox_preds], dim=1))
+
+    def anchors(self, outs) -> List[torch.Tensor]:
+        """Per head level (N_l, 4) x1, y1, x2, y2 in input pixels: row ``n`` of :meth:`export_outputs`' level."""
+        return self.head.prior_generator.grid_priors([s.shape[-2:] for s in outs[0]], device=outs[0][0].device)
+
+    def export_metadata(self, outs, dataset_meta) -> dict:
+        """Classes, score function, box coder, the head's ``test_cfg`` and the rows of each level (``nms_pre``
+        is applied per level)."""
+        head, coder = self.head, self.head.bbox_coder
+        meta = dict(num_classes=head.num_classes, score='sigmoid' if head.use_sigmoid_cls else 'softmax',
+                    bbox_coder=dict(type=type(coder).__name__, target_means=list(map(float, coder.means)),
+                                    target_stds=list(map(float, coder.stds)),
+                                    clip_border=getattr(coder, 'clip_border', None)),
+                    test_cfg=_plain(head.test_cfg), level_rows=[int(len(a)) for a in self.anchors(outs)])
+        if dataset_meta.get('classes'):
+            meta['classes'] = list(dataset_meta['classes'])
+        return meta
+
+    def export_arrays(self, outs) -> Dict[str, np.ndarray]:
+        """``anchors`` (N, 4) float32: the anchor of every output row, x1 y1 x2 y2 in input pixels."""
+        return dict(anchors=torch.cat(self.anchors(outs)).cpu().numpy().astype(np.float32))
+
+    def draw_labels(self, visualizer, image, labels, scale: int = 1):
+        """Boxes (``InstanceData`` with ``bboxes`` in pixels before ``scale``) with class and score."""
+        meta = visualizer.dataset_meta or {}
+        labels = labels.cpu().clone()
+        labels.bboxes = labels.bboxes * scale
+        return visualizer._draw_instances(image, labels, meta.get('classes'), meta.get('palette'))
 
     # ------------------------------------------------------------------------------------ semi-supervised
     def pseudo_label(self, outs, data_samples) -> List[InstanceData]:
@@ -227,6 +299,20 @@ class DetectionTask(BaseTask):
     def quality_metrics(self, counts) -> Dict[str, float]:
         """``precision@thr``, ``recall@thr`` (IoU 0.5, same class) and ``boxes_per_img@thr`` per threshold."""
         return box_metrics(counts, self.quality_score_thrs)
+
+
+def flatten_level(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """(B, A*C, H, W) -> (B, H*W*A, C), mmdet's ``predict_by_feat_single`` order (row, column, anchor)."""
+    return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, channels)
+
+
+def _plain(obj):
+    """ConfigDict/tuples -> JSON-friendly dicts and lists."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
 
 
 def check_assigner(assigner) -> None:

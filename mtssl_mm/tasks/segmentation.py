@@ -1,6 +1,7 @@
 """Semantic segmentation task: DeepLabV3+ head (cross-entropy)."""
 from typing import Dict, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmdet.registry import MODELS
@@ -9,7 +10,11 @@ from mmengine.structures import PixelData
 from ..augmentation import warp_seg_maps
 from .base import BaseTask
 from .pseudo_quality import seg_counts, seg_metrics
+from .segmentation_data import SegmentationData
 from .task_loss import TaskLoss
+
+#: the axes of a (K, H, W) map each mmcv ``RandomFlip`` direction reverses
+FLIP_DIMS = {'horizontal': (-1, ), 'vertical': (-2, ), 'diagonal': (-2, -1)}
 
 
 @MODELS.register_module()
@@ -38,6 +43,9 @@ class SegmentationTask(BaseTask):
         pseudo_score_thr (float): Pixels whose top softmax probability is below this are ignored. Defaults to 0.
         **kwargs: See :class:`BaseTask`.
     """
+
+    data_type = SegmentationData
+    draw_layer = 0  # maps first, under boxes and captions
 
     def __init__(self, head: dict, pseudo_score_thr: float = 0.0, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -96,11 +104,6 @@ class SegmentationTask(BaseTask):
             sums[loss.loss_name] = sums[loss.loss_name] + value if loss.loss_name in sums else value
         return TaskLoss(sums, (labels != self.ignore_index).sum().float())
 
-    #: also write each sample's logits as ``seg_logits`` (PixelData, ``data`` (K, H, W) float) in :meth:`predict`;
-    #: set by :class:`~mtssl_mm.models.MultiTaskTTAModel`, which averages them over the views and drops them
-    #: (at Cityscapes' size they are 19 x 1024 x 2048 floats, 160 MB per image)
-    keep_logits: bool = False
-
     def predict(self, outs: torch.Tensor, data_samples, rescale: bool = True) -> None:
         """``pred_sem_seg.sem_seg`` (1, H, W) int64, the argmax of the logits at the original image size when
         ``rescale`` (else at ``img_shape``); with :attr:`keep_logits`, also ``seg_logits.data`` (K, H, W) there."""
@@ -115,6 +118,51 @@ class SegmentationTask(BaseTask):
             ds.pred_sem_seg = PixelData(sem_seg=logit.argmax(dim=1))
             if self.keep_logits:
                 ds.seg_logits = PixelData(data=logit[0])
+
+    # ------------------------------------------------------------------------------------ after training
+    def merge_views(self, views, base, tta_cfg, keep_logits: bool = False) -> None:
+        """Mean over the views of ``softmax(seg_logits)``, each flipped back, then argmax: ``pred_sem_seg``
+        (1, H, W); as mmseg's ``SegTTAModel``. With ``keep_logits`` the mean (K, H, W) stays as ``seg_logits``
+        (at Cityscapes' size 19 x 1024 x 2048 floats, 160 MB per image), else it is dropped.
+
+        Raises:
+            KeyError: A view without ``seg_logits`` (predicted without :attr:`keep_logits`).
+            ValueError: An unknown ``flip_direction``.
+        """
+        total = None
+        for v in views:
+            if 'seg_logits' not in v:
+                raise KeyError(f'MultiTaskTTAModel: view of {v.metainfo.get("img_path")} has no seg_logits; the '
+                               'segmentation task must keep its logits (SegmentationTask.keep_logits)')
+            prob = v.seg_logits.data.float().softmax(dim=0)
+            if v.flip:
+                if v.flip_direction not in FLIP_DIMS:
+                    raise ValueError(f'MultiTaskTTAModel: unknown flip_direction {v.flip_direction!r} '
+                                     f'(known: {list(FLIP_DIMS)})')
+                prob = prob.flip(FLIP_DIMS[v.flip_direction])
+            total = prob if total is None else total + prob
+        probs = total / len(views)
+        base.pred_sem_seg = PixelData(sem_seg=probs.argmax(dim=0, keepdim=True))
+        if keep_logits:
+            base.seg_logits = PixelData(data=probs)
+        elif 'seg_logits' in base:
+            del base.seg_logits
+
+    def export_outputs(self, outs: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """``logits`` (B, K, H/4, W/4): upsample (bilinear, ``align_corners`` of the head) and argmax outside."""
+        return dict(logits=outs)
+
+    def export_metadata(self, outs, dataset_meta) -> dict:
+        meta = dict(num_classes=self.head.num_classes)
+        if dataset_meta.get('seg_classes'):
+            meta['classes'] = list(dataset_meta['seg_classes'])
+        return meta
+
+    def draw_labels(self, visualizer, image, labels: torch.Tensor, scale: int = 1) -> np.ndarray:
+        """A (H, W) class map as an overlay; ``ignore_index`` pixels stay as they are."""
+        seg = PixelData(sem_seg=labels.cpu().repeat_interleave(scale, 0).repeat_interleave(scale, 1)[None])
+        seg.set_metainfo(dict(ignore_index=self.ignore_index))
+        return visualizer._draw_sem_seg(image, seg, None, None)
 
     # ------------------------------------------------------------------------------------ semi-supervised
     def pseudo_label(self, outs: torch.Tensor, data_samples) -> torch.Tensor:

@@ -5,8 +5,10 @@
 
 Input ``img``: (B, 3, H, W) float32 0..255, channels as mmcv loads them (BGR); the graph flips them and normalises
 with the config's data_preprocessor mean/std. Outputs: ``det_cls_scores`` (B, N, K) logits, ``det_bbox_deltas``
-(B, N, 4) and ``seg_logits`` (B, K_seg, H/4, W/4); the N anchors are written beside the file
-(``OUT_anchors.npy``, (N, 4) x1 y1 x2 y2 in input pixels). See ``mtssl_mm/deploy/onnx_export.py``.
+(B, N, 4) and ``seg_logits`` (B, K_seg, H/4, W/4) -- ``{task}_{output}`` for every task with ``export_outputs``
+(``attr_{attribute}_logits`` (B, K_a) for image attributes); arrays a task needs beside the graph are written as
+``OUT_{task}_{key}.npy``: ``OUT_det_anchors.npy``, (N, 4) x1 y1 x2 y2 in input pixels. See
+``mtssl_mm/deploy/onnx_export.py``.
 
 Unless ``--no-check``, onnxruntime runs the file on a random input and its outputs are compared with PyTorch's:
 exit status 1 when an output's ``max|ort - torch|`` exceeds ``atol + rtol * max|torch|``.
@@ -75,24 +77,19 @@ def prepare(args):
 
 def run(args, model, meta, wrapper, shape, input_order) -> int:
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    levels = None
-    if any(kind == 'det' for _, kind in wrapper.task_kinds):
-        levels = ox.det_anchors(model, shape, per_level=True)
+    task_metadata, arrays = ox.task_extras(wrapper, shape, meta.get('dataset_meta') or {})
     start = time.perf_counter()
     # a batch of 2 in the example keeps torch.export from specialising the dynamic axis to 1
     ox.export_onnx(wrapper, args.out, shape, batch_size=2 if args.dynamic_batch else 1, opset=args.opset,
                    dynamic_batch=args.dynamic_batch, exporter=args.exporter,
-                   metadata=ox.export_metadata(wrapper, shape, meta, input_order,
-                                               det_level_rows=[len(a) for a in levels] if levels else None))
+                   metadata=ox.export_metadata(wrapper, shape, meta, input_order, task_metadata))
     print(f'exported {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB, {args.exporter} exporter, '
           f'opset {ox.onnx_opset(args.out)}, {time.perf_counter() - start:.1f} s): input {ox.INPUT_NAME} '
           f'({"B" if args.dynamic_batch else 1}, 3, {shape[0]}, {shape[1]}), outputs {wrapper.output_names}')
-    if levels:
-        anchors_file = args.out[:-len('.onnx')] + '_anchors.npy'
-        anchors = torch.cat(levels).numpy().astype(np.float32)
-        np.save(anchors_file, anchors)
-        print(f'anchors {anchors_file}: {anchors.shape} x1 y1 x2 y2 in input pixels, rows per level '
-              f'{[len(a) for a in levels]}')
+    for key, array in arrays.items():  # e.g. the detection anchors, one row per output row
+        array_file = f'{args.out[:-len(".onnx")]}_{key}.npy'
+        np.save(array_file, array)
+        print(f'{key} {array_file}: {array.shape} {array.dtype}')
     if args.no_check:
         return 0
 

@@ -50,7 +50,7 @@ class PseudoLabelQualityHook(Hook):
     - segmentation: ``seg.pl/acc``, ``seg.pl/mIoU`` (warped pseudo-labels vs warped withheld maps, over pixels
       where both are valid), ``seg.pl/in_view`` (share of the strong views' pixels that come from inside the
       weak views);
-    - detection, per score threshold ``thr`` of ``DetectionTask.quality_score_thrs`` (sigma_det included):
+    - detection, per score threshold ``thr`` of the detection task's ``quality_score_thrs`` (sigma_det included):
       ``det.pl/precision@{thr:g}``, ``det.pl/recall@{thr:g}`` (IoU >= 0.5, same class, greedy by score) and
       ``det.pl/boxes_per_img@{thr:g}``.
 

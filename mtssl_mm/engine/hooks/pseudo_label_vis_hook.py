@@ -3,12 +3,12 @@ from typing import Dict, Optional
 
 import cv2
 import numpy as np
-import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
-from mmengine.structures import InstanceData, PixelData
+from mmengine.logging import print_log
 
 from mmdet.registry import HOOKS
+from ...tasks.base import implements, lacks_hook_message
 from .semi_model import semi_model
 
 HEADER = 16  # pixels of the title band above each view
@@ -23,30 +23,32 @@ def _titled(image: np.ndarray, title: str) -> np.ndarray:
     return np.concatenate([band, image], axis=0)
 
 
-def draw_labels(visualizer, image: np.ndarray, labels: Dict[str, object], scale: int = 1) -> np.ndarray:
-    """Draw one view's pseudo-labels: maps ((H, W) tensors) as a seg overlay first, then boxes (InstanceData).
+def draw_labels(visualizer, image: np.ndarray, labels: Dict[str, object], tasks: Dict[str, object],
+                scale: int = 1, warned: Optional[set] = None) -> np.ndarray:
+    """Draw one view's labels: each task's ``draw_labels`` in the order of its ``draw_layer`` (maps, then boxes,
+    then captions); a task without it is left out of the picture with one warning.
 
     Args:
         visualizer: a :class:`~mtssl_mm.visualization.MultiTaskLocalVisualizer` with ``dataset_meta`` set.
         image: (H, W, 3) uint8 RGB.
-        labels: task -> that task's labels of this view (pixels of ``image``).
-        scale: integer enlargement of the picture (image, maps and boxes alike).
+        labels: task name -> that task's labels of this view (pixels of ``image``).
+        tasks: task name -> the task module (:class:`~mtssl_mm.tasks.BaseTask`).
+        scale: integer enlargement of the picture (image and labels alike).
+        warned: names of tasks already warned about (updated).
 
     Returns:
         (scale H, scale W, 3) uint8 RGB.
     """
-    meta = visualizer.dataset_meta or {}
     image = np.ascontiguousarray(image.repeat(scale, axis=0).repeat(scale, axis=1))
-    for value in labels.values():
-        if isinstance(value, torch.Tensor):
-            seg = PixelData(sem_seg=value.cpu().repeat_interleave(scale, 0).repeat_interleave(scale, 1)[None])
-            seg.set_metainfo(dict(ignore_index=255))
-            image = visualizer._draw_sem_seg(image, seg, None, None)
-    for value in labels.values():
-        if isinstance(value, InstanceData):
-            value = value.cpu().clone()
-            value.bboxes = value.bboxes * scale
-            image = visualizer._draw_instances(image, value, meta.get('classes'), meta.get('palette'))
+    warned = set() if warned is None else warned
+    for name in sorted(labels, key=lambda n: tasks[n].draw_layer):
+        task = tasks[name]
+        if implements(task, 'draw_labels'):
+            image = task.draw_labels(visualizer, image, labels[name], scale)
+        elif name not in warned:
+            warned.add(name)
+            print_log(lacks_hook_message(task, 'draw_labels', 'its pseudo-labels are not drawn'), 'current',
+                      level=30)
     return image
 
 
@@ -75,6 +77,7 @@ class PseudoLabelVisHook(Hook):
                              f'{num_samples}')
         self.interval = int(interval)
         self.num_samples = int(num_samples)
+        self._warned = set()
 
     def before_train(self, runner) -> None:
         from ...visualization import MultiTaskLocalVisualizer
@@ -87,25 +90,46 @@ class PseudoLabelVisHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         if is_main_process() and self.every_n_train_iters(runner, self.interval):
-            semi_model(runner, type(self).__name__).record_pseudo_views = self.num_samples
+            semi_model(runner, type(self).__name__).keep_pseudo_batch = True
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         model = semi_model(runner, type(self).__name__)
-        views: Optional[list] = model.pseudo_views
-        model.record_pseudo_views, model.pseudo_views = 0, None
-        if not views:
+        batch = model.pseudo_batch
+        model.keep_pseudo_batch, model.pseudo_batch = False, None
+        if batch is None:
             return
         step = runner.iter + 1
-        for i, view in enumerate(views):
-            image = self.draw(runner.visualizer, view)
+        for i, view in enumerate(self.views(model, batch, self.num_samples)):
+            image = self.draw(runner.visualizer, view, model.student.tasks, self._warned)
             runner.visualizer.add_image(f'pseudo_labels_{i}', image, step=step)
 
     @staticmethod
-    def draw(visualizer, view: dict) -> np.ndarray:
+    def views(model, batch, num: int) -> list:
+        """The first ``num`` samples of a :class:`~mtssl_mm.models.multitask_semi.PseudoBatch`: ``weak`` and
+        ``strong`` (H, W, 3) uint8 RGB, and per task the sample is taught its pseudo-labels on the weak view
+        (``pseudo``) and warped into the strong one (``warped``), on the CPU, each in its task's format."""
+        def to_uint8(img):  # (3, H, W) normalised RGB -> (H, W, 3) uint8
+            unit = model.to_unit_range(img[None].float())[0]
+            return (unit * 255).round().clamp(0, 255).byte().permute(1, 2, 0).cpu().numpy()
+
+        tasks = model.student.tasks
+        views = []
+        for p, taught in enumerate(batch.taught[:num]):
+            view = dict(img_path=batch.img_paths[p], weak=to_uint8(batch.weak[p]), strong=to_uint8(batch.strong[p]))
+            for key, labels in (('pseudo', batch.pseudo_weak), ('warped', batch.pseudo)):
+                view[key] = {t: tasks[t].take(labels[t], [p])[0].cpu() for t in taught}
+            views.append(view)
+        return views
+
+    @staticmethod
+    def draw(visualizer, view: dict, tasks: Dict[str, object], warned: Optional[set] = None) -> np.ndarray:
         """One recorded view (``MultiTaskSemiSupervised.pseudo_views`` entry) -> (s H + 16, 2 s W + 4, 3) uint8 RGB,
-        ``s`` the smallest integer that makes the shorter side at least 256 px (1 for larger views)."""
+        ``s`` the smallest integer that makes the shorter side at least 256 px (1 for larger views); ``tasks``:
+        name -> task module, which draws its labels."""
         scale = max(1, -(-MIN_SIDE // min(view['weak'].shape[:2])))
-        weak = _titled(draw_labels(visualizer, view['weak'], view['pseudo'], scale), 'weak + pseudo-labels')
-        strong = _titled(draw_labels(visualizer, view['strong'], view['warped'], scale), 'strong + warped')
+        weak = _titled(draw_labels(visualizer, view['weak'], view['pseudo'], tasks, scale, warned),
+                       'weak + pseudo-labels')
+        strong = _titled(draw_labels(visualizer, view['strong'], view['warped'], tasks, scale, warned),
+                         'strong + warped')
         gap = np.full((weak.shape[0], GAP, 3), 255, np.uint8)
         return np.concatenate([weak, gap, strong], axis=1)
