@@ -235,7 +235,8 @@ def test_attribute_task_gets_its_outputs_and_metadata(tmp_path):
     stats = ox.compare_with_onnxruntime(wrapper, out, img)
     assert [s['name'] for s in stats] == names
     assert all(s['ok'] for s in stats) and stats[-1]['scale'] > 0.5, ox.format_stats(stats, ox.ATOL, ox.RTOL)
-    got = ort.InferenceSession(out, providers=['CPUExecutionProvider']).run(['attr_weather_logits'], {'img': img.numpy()})
+    session = ort.InferenceSession(out, providers=['CPUExecutionProvider'])
+    got = session.run(['attr_weather_logits'], {'img': img.numpy()})
     with torch.no_grad():
         x = model.data_preprocessor({'inputs': list(img), 'data_samples': None}, False)['inputs']
         want = model._forward(x)['attr']['weather']

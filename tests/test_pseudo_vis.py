@@ -134,7 +134,8 @@ def test_attribute_pseudo_labels_are_drawn_as_a_caption():
     vis.dataset_meta = dict(attr_classes=dict(weather=['clear', 'rainy', 'snowy'], scene=['street', 'highway']))
     tasks = tiny_tasks(attr=dict(type='AttributesTask', attributes=dict(weather=3, scene=2), in_channels=512))
     gray = np.full((32, 48, 3), 128, np.uint8)
-    view = dict(weak=gray, strong=gray, pseudo=dict(attr=torch.tensor([2, -1])), warped=dict(attr=torch.tensor([2, -1])))
+    labels = torch.tensor([2, -1])
+    view = dict(weak=gray, strong=gray, pseudo=dict(attr=labels), warped=dict(attr=labels))
     image = PseudoLabelVisHook.draw(vis, view, tasks)
     weak, strong = image[16:, :8 * 48], image[16:, 8 * 48 + 4:]
     assert (weak[:30, :120] != 128).any() and (strong[:30, :120] != 128).any(), 'a caption at the top left'

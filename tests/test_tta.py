@@ -69,8 +69,8 @@ def test_boxes_of_the_flipped_view_are_flipped_back_and_merged_by_nms():
     assert torch.allclose(out.pred_instances.scores[order], torch.tensor([0.9, 0.7]))  # NMS kept the best car
     assert out.pred_instances.labels[order].tolist() == [2, 0]
     # max_per_img cuts after NMS
-    out = tta(('det', ), tta_cfg=dict(max_per_img=1)).merge_preds([[view(True, [[0., 5., 10., 15.]], [0.9], [2]),
-                                                         view(False, [[40., 20., 60., 50.]], [0.7], [0])]])[0]
+    views = [view(True, [[0., 5., 10., 15.]], [0.9], [2]), view(False, [[40., 20., 60., 50.]], [0.7], [0])]
+    out = tta(('det', ), tta_cfg=dict(max_per_img=1)).merge_preds([views])[0]
     assert len(out.pred_instances) == 1 and out.pred_instances.scores.item() == pytest.approx(0.9)
 
 

@@ -48,6 +48,8 @@ EXPORTERS = ('dynamo', 'torchscript')
 #: the lowest opset torch 2.13's dynamo exporter writes; below it torch tries a version conversion, which fails on
 #: this model (onnx's Resize/axes adapter) and then keeps opset 18 -- so a lower opset needs 'torchscript'
 DYNAMO_MIN_OPSET = 18
+
+
 def export_model_config(cfg):
     """The config of the model that predicts (:func:`~mtssl_mm.models.predictor_config`), as a copy whose
     ``data_preprocessor`` falls back to ``cfg.model.data_preprocessor`` when the predictor's node has none."""
