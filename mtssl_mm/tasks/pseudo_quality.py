@@ -11,6 +11,8 @@ import torch
 from mmdet.structures.bbox import bbox_overlaps
 from torch import Tensor
 
+from ..utils.confusion import iou_from_confusion
+
 __all__ = ['box_counts', 'box_metrics', 'seg_counts', 'seg_metrics', 'thr_name']
 
 
@@ -120,16 +122,14 @@ def seg_counts(pseudo: Tensor, withheld: Tensor, in_view: Tensor, num_classes: i
 
 def seg_metrics(counts: Dict[str, Tensor]) -> Dict[str, float]:
     """``acc`` (pixel accuracy), ``mIoU`` (mean over the classes present in the withheld or the pseudo labels,
-    as mmseg's nan-mean) and ``in_view`` (in-view pixels / strong-view pixels), from :func:`seg_counts` sums."""
+    as mmseg's nan-mean: :func:`~mtssl_mm.utils.confusion.iou_from_confusion`) and ``in_view`` (in-view pixels /
+    strong-view pixels), from :func:`seg_counts` sums; no ``acc`` and ``mIoU`` when no pixel was counted."""
     out = {}
     confusion = counts['confusion'].double().cpu()
     total = float(confusion.sum())
     if total > 0:
-        inter = confusion.diag()
-        union = confusion.sum(0) + confusion.sum(1) - inter
-        present = union > 0
-        out['acc'] = float(inter.sum()) / total
-        out['mIoU'] = float((inter[present] / union[present]).mean())
+        out['acc'] = float(confusion.diag().sum()) / total
+        out['mIoU'] = iou_from_confusion(confusion.numpy())[1]
     if float(counts['num_pixels']) > 0:
         out['in_view'] = float(counts['num_in_view']) / float(counts['num_pixels'])
     return out
