@@ -2,17 +2,15 @@
 import math
 from typing import Dict, Optional, Sequence
 
-from mmdet.evaluation import CocoMetric, SemSegMetric
 from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
+from mmengine.utils import is_method_overridden
 
-from ..tasks.task_data import task_data
-from .classwise import (class_mean_std, coco_classwise_ap, det_gt_counts, format_class_table, metric_key,
-                        semseg_classwise_iou)
+from ..tasks.task_data import TASK_DATA, TaskData, task_data
+from .classwise import classwise_metrics
 
-
-#: per-sample result key of a task's supervised loss (``task_losses`` of the data sample, see ``BaseTask.record_losses``)
+#: per-sample result key of a task's supervised loss (``task_losses`` of the data sample, ``BaseTask.record_losses``)
 LOSS_KEY = 'val_losses/'
 
 
@@ -35,14 +33,16 @@ class MultiTaskMetric(BaseMetric):
     data side's (:data:`~mtssl_mm.tasks.TASK_DATA`), so ``dict(type='MultiTaskMetric')`` evaluates whatever tasks
     the dataset serves. Every validation sample is routed to the metric of each task in its ``labeled_tasks``:
     COCO bbox mAP (mmdet ``CocoMetric``) over the det-labeled images, mIoU (mmdet ``SemSegMetric``) over the
-    seg-labeled ones, and so on. The results are reported as ``'{task}/{key}'`` (e.g. ``det/bbox_mAP``, ``seg/mIoU``) plus
-    ``'multitask/gmean'``, the geometric mean of each task's main metric as a fraction in [0, 1] -- the
-    model-selection criterion of the paper (``CheckpointHook(save_best='multitask/gmean', rule='greater')``).
+    seg-labeled ones, and so on. The results are reported as ``'{task}/{key}'`` (e.g. ``det/bbox_mAP``,
+    ``seg/mIoU``) plus ``'multitask/gmean'``, the geometric mean of each task's main metric as a fraction in
+    [0, 1] -- the model-selection criterion of the paper
+    (``CheckpointHook(save_best='multitask/gmean', rule='greater')``).
 
-    Class-wise results (``classwise=True``, the default; the paper's Tables 5, 6, 8, 9), for a ``CocoMetric``
-    and a ``SemSegMetric`` task: ``'{task}/AP/{class}'`` (COCO AP@[.5:.95] of the class, a fraction, from
-    ``CocoMetric(classwise=True)``) or ``'{task}/IoU/{class}'`` (a fraction, not %), then
-    ``'{task}/AP_class_mean'``, ``'{task}/AP_class_std'`` (population std across classes) and
+    Class-wise results (``classwise=True``, the default; the paper's Tables 5, 6, 8, 9), for each task whose data
+    side has a class-wise report (:meth:`TaskData.classwise_report <mtssl_mm.tasks.TaskData.classwise_report>`;
+    a task without one gets an info line): ``'{task}/AP/{class}'`` for detection (COCO AP@[.5:.95] of the class,
+    a fraction, from ``CocoMetric(classwise=True)``) or ``'{task}/IoU/{class}'`` for segmentation (a fraction,
+    not %), then ``'{task}/AP_class_mean'``, ``'{task}/AP_class_std'`` (population std across classes) and
     ``'{task}/AP_num_classes'`` (the classes that entered them), ``IoU_*`` likewise; whitespace in class names
     becomes ``_``. Classes without ground truth are left out, never set to 0 (see
     :mod:`mtssl_mm.evaluation.classwise`). Each task's table (class | value | share of the ground truth, then
@@ -111,10 +111,9 @@ class MultiTaskMetric(BaseMetric):
             key, scale = self._main_key_cfgs[t] if t in self._main_key_cfgs else spec.main_key
             self.main_keys[t] = (key, float(scale))
             self.meta_keys[t] = dict(self._meta_key_cfgs[t] if t in self._meta_key_cfgs else spec.meta_keys)
-        if self.classwise:
-            for metric in self.task_metrics.values():
-                if isinstance(metric, CocoMetric):
-                    metric.classwise = True  # mmdet computes each class's AP from COCO's precision array
+        for t, metric in self.task_metrics.items():
+            if t in TASK_DATA:  # e.g. CocoMetric(classwise=True): mmdet's per-class AP, for the class-wise report
+                TASK_DATA[t].prepare_metric(metric, self.classwise)
 
     @BaseMetric.dataset_meta.setter
     def dataset_meta(self, dataset_meta: dict) -> None:
@@ -191,35 +190,24 @@ class MultiTaskMetric(BaseMetric):
     def _classwise(self, task: str, metric: BaseMetric, task_results: list, values: dict) -> Dict[str, float]:
         """Per-class values of one task as ``'{task}/{AP|IoU}/{class}'`` + mean, std, count; the table is logged.
 
-        ``values`` (the task metric's output) loses mmdet's ``'{class}_precision'`` entries. A metric other than
-        ``CocoMetric`` / ``SemSegMetric`` has no class-wise report (an info line says so).
+        The task's data side computes the values (:meth:`~mtssl_mm.tasks.TaskData.classwise_report`, which may
+        take its entries out of ``values``, as detection does with mmdet's ``'{class}_precision'``); a task
+        without one (not registered, no ``classwise_report``, or it returns None for this metric) gets an info
+        line and no key.
         """
-        classes = metric.dataset_meta['classes']
-        n_images = len(task_results)
-        if isinstance(metric, CocoMetric):
-            gt = det_gt_counts(metric._coco_api, metric.cat_ids, metric.img_ids)
-            per_class = coco_classwise_ap(values, classes, gt)
-            name, notes = 'AP', {}
-            title = (f'{task}: class-wise COCO AP@[.5:.95] on the {n_images} images labeled for {task} '
-                     f'(classes without ground-truth boxes: n/a, left out of mean ± std)')
-            share = '% objects'
-        elif isinstance(metric, SemSegMetric):
-            per_class, no_gt, gt = semseg_classwise_iou(task_results, classes)
-            name, notes = 'IoU', {c: 'no ground truth, predicted: counts as 0' for c in no_gt}
-            title = (f'{task}: class-wise IoU on the {n_images} images labeled for {task} (fraction; classes with '
-                     'neither ground truth nor prediction: n/a, left out of mean ± std)')
-            share = '% pixels'
-            if no_gt:
-                print_log(f'MultiTaskMetric: {task} classes {no_gt} have no ground-truth pixels in the evaluated '
-                          'images but are predicted; their IoU is 0 and counts in the class mean (as in mIoU)',
-                          'current', level=30)
-        else:
-            print_log(f'MultiTaskMetric: no class-wise report for {type(metric).__name__} ({task})', 'current')
+        spec = TASK_DATA.get(task)
+        report = spec.classwise_report(metric, task_results, values) if spec is not None else None
+        if report is None:
+            if spec is None:
+                why = 'not a registered task'
+            elif not is_method_overridden('classwise_report', TaskData, type(spec)):
+                why = f'{type(spec).__name__} has no classwise_report'
+            else:
+                why = f'{type(spec).__name__}.classwise_report has none for {type(metric).__name__}'
+            print_log(f'MultiTaskMetric: no class-wise report for task {task} ({why})', 'current')
             return {}
-        mean, std, n = class_mean_std(list(per_class.values()))
-        out = {f'{task}/{name}/{metric_key(c)}': float(v) for c, v in per_class.items()}
-        if n:
-            out.update({f'{task}/{name}_class_mean': mean, f'{task}/{name}_class_std': std})
-        out[f'{task}/{name}_num_classes'] = n
-        print_log('\n' + format_class_table(title, name, classes, per_class, gt, share, notes), 'current')
+        if report.get('warning'):
+            print_log(f'MultiTaskMetric: {report["warning"]}', 'current', level=30)
+        out, table = classwise_metrics(task, report)
+        print_log('\n' + table, 'current')
         return out

@@ -111,3 +111,59 @@ class TaskData:
     def metric_cfg(self, override: Optional[dict] = None) -> dict:
         """The metric config (a copy; ``override`` replaces it)."""
         return dict(override if override is not None else self.metric)
+
+    def prepare_metric(self, metric, classwise: bool) -> None:
+        """Adjust this task's metric once :class:`~mtssl_mm.evaluation.MultiTaskMetric` has built it (default:
+        nothing), e.g. make its results carry what :meth:`classwise_report` reads.
+
+        Args:
+            metric (BaseMetric): The built metric (the task's default, or the configured ``task_metrics`` entry).
+            classwise (bool): ``MultiTaskMetric(classwise=...)``: whether class-wise results will be reported.
+        """
+
+    def classwise_report(self, metric, task_results: list, values: dict) -> Optional[Dict[str, Any]]:
+        """This task's per-class results, for :class:`~mtssl_mm.evaluation.MultiTaskMetric`'s class-wise report
+        (logged keys and table, :func:`~mtssl_mm.evaluation.classwise.classwise_metrics`), or None (default):
+        the task has no class-wise report (an info line says so).
+
+        Args:
+            metric (BaseMetric): The task's metric, after ``compute_metrics`` (its ``dataset_meta`` is the task's).
+            task_results (list): The metric's per-sample results of the images labeled for the task.
+            values (dict): What ``metric.compute_metrics(task_results)`` returned; entries that are only there for
+                this report may be taken out (they are then not logged as ``'{task}/{key}'``).
+
+        Returns:
+            dict or None: ``name`` (str: the value's name in the keys, ``'AP'``), ``classes`` (all class names in
+            label order), ``values`` (class name -> fraction in [0, 1], only classes that have a value),
+            ``gt_counts`` (``(K,)`` ground truth per class: boxes, pixels), ``title`` (the table's first line),
+            ``share_name`` (column title of the ground-truth shares, ``'% objects'``), optionally ``notes``
+            (class name -> a note beside its value) and ``warning`` (logged at warning level before the table).
+        """
+        return None
+
+    # offline analysis of saved predictions (mtssl_mm/evaluation/analysis.py, tools/analysis/): a task that
+    # implements both hooks has a confusion matrix and per-image scores; images not labeled for it never reach them
+    def confusion_matrix(self, pairs: Sequence[Tuple[dict, dict]], num_classes: int, **options):
+        """This task's confusion matrix over ``pairs``, ``(data info, prediction)`` of images labeled for it.
+
+        Args:
+            pairs: ``(dataset.get_data_info(i), prediction dict of tools/test.py --out)``, all labeled for the task.
+            num_classes (int): The task's classes K.
+            **options: The task's own settings (detection: ``score_thr``, ``tp_iou_thr``).
+
+        Returns:
+            np.ndarray: Counts, rows ground truth, columns predictions (the shape is the task's).
+        """
+        raise NotImplementedError(f'{type(self).__name__}: task {self.name!r} has no confusion matrix')
+
+    def image_score(self, info: dict, pred: dict, num_classes: int, score_thr: float = 0.0) -> float:
+        """The score of one image labeled for this task (higher is better; NaN: the image is not scored), by which
+        ``tools/analysis/analyze_results.py`` ranks the worst and the best images.
+
+        Args:
+            info (dict): The image's data info (``dataset.get_data_info(i)``).
+            pred (dict): Its prediction (an entry of ``tools/test.py --out``).
+            num_classes (int): The task's classes K.
+            score_thr (float): Predictions scored below it are dropped, where the task's predictions have scores.
+        """
+        raise NotImplementedError(f'{type(self).__name__}: task {self.name!r} has no per-image score')
