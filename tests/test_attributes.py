@@ -1,4 +1,4 @@
-"""A third task that only its module knows: image attributes (mtssl_mm/tasks/attributes.py) on the BDD100K fixture.
+"""A third task that only its module knows: image attributes (mtssl_mm/tasks/attributes/) on the BDD100K fixture.
 
 The converter writes the attributes beside the det/seg annotation files; the unchanged dataset, transforms,
 sampler, semi-supervised wrapper, runner and evaluator train and evaluate det + seg + attr from the config alone.

@@ -24,7 +24,8 @@ from fixtures import REPO, TINY_CONFIG, write_dataset
 from gloo_group import init_gloo, start_gloo_processes
 from mtssl_mm.augmentation import warp_seg_maps
 from mtssl_mm.engine.hooks.pseudo_label_quality_hook import add_counts, reduce_counts
-from mtssl_mm.tasks.pseudo_quality import box_counts, box_metrics, seg_metrics
+from mtssl_mm.tasks.detection.quality import box_counts, box_metrics
+from mtssl_mm.tasks.segmentation.quality import seg_metrics
 
 DENSE = f'{REPO}/configs/demo/densefixmatch_tiny.py'
 # 4 images labeled for both tasks in the annotation file; the split keeps det for 0, 1 and seg for 0, 2

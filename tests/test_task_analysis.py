@@ -15,8 +15,8 @@ from fixtures import TINY_CONFIG, write_dataset
 from mmdet.registry import DATASETS
 from mtssl_mm.evaluation import analysis as A
 from mtssl_mm.tasks import TASK_DATA
-from mtssl_mm.tasks.pseudo_quality import seg_metrics
-from mtssl_mm.tasks.segmentation_data import load_seg_map, semseg_classwise_iou
+from mtssl_mm.tasks.segmentation.data import load_seg_map, semseg_classwise_iou
+from mtssl_mm.tasks.segmentation.quality import seg_metrics
 from mtssl_mm.utils.confusion import class_iou, iou_from_confusion
 
 
@@ -64,7 +64,7 @@ def old_analysis_iou(cm):
 
 
 def old_pseudo_miou(confusion):
-    """tasks/pseudo_quality.py's seg_metrics mIoU before the move (None: no mIoU reported)."""
+    """the seg pseudo-label quality's seg_metrics mIoU before the move (None: no mIoU reported)."""
     confusion = confusion.double().cpu()
     if float(confusion.sum()) <= 0:
         return None

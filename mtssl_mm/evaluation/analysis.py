@@ -20,8 +20,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.utils import is_method_overridden
 
-from ..tasks.detection_data import gt_boxes  # noqa: F401 (lives with its task; tools/analysis import it here)
-from ..tasks.segmentation_data import IGNORE_INDEX, load_seg_map, seg_image_score  # noqa: F401 (likewise)
+from ..tasks.detection.data import gt_boxes  # noqa: F401 (lives with its task; tools/analysis import it here)
+from ..tasks.segmentation.data import IGNORE_INDEX, load_seg_map, seg_image_score  # noqa: F401 (likewise)
 from ..tasks.task_data import TASK_DATA, TaskData
 from ..utils.confusion import iou_from_confusion  # noqa: F401 (likewise)
 
@@ -111,14 +111,14 @@ def confusion_matrix(pairs: Sequence[Tuple[dict, dict]], task: str, num_classes:
 
 def det_confusion_matrix(pairs: Sequence[Tuple[dict, dict]], num_classes: int, score_thr: float = 0.3,
                          tp_iou_thr: float = 0.5) -> np.ndarray:
-    """``confusion_matrix(pairs, 'det', ...)`` (:func:`~mtssl_mm.tasks.detection_data.box_confusion_matrix`), the
+    """``confusion_matrix(pairs, 'det', ...)`` (:func:`~mtssl_mm.tasks.detection.data.box_confusion_matrix`), the
     name ``tools/analysis/confusion_matrix.py`` uses: ``(K + 1, K + 1)`` float64, index K the background."""
     return confusion_matrix(pairs, 'det', num_classes, score_thr=score_thr, tp_iou_thr=tp_iou_thr)
 
 
 def seg_confusion_matrix(pairs: Sequence[Tuple[dict, dict]], num_classes: int,
                          ignore_index: int = IGNORE_INDEX) -> np.ndarray:
-    """``confusion_matrix(pairs, 'seg', ...)`` (:func:`~mtssl_mm.tasks.segmentation_data.pixel_confusion_matrix`),
+    """``confusion_matrix(pairs, 'seg', ...)`` (:func:`~mtssl_mm.tasks.segmentation.data.pixel_confusion_matrix`),
     the name ``tools/analysis/confusion_matrix.py`` uses: ``[gt, pred]`` pixel counts, (K, K) int64."""
     return confusion_matrix(pairs, 'seg', num_classes, ignore_index=ignore_index)
 
@@ -129,8 +129,8 @@ def image_scores(pairs: Sequence[Tuple[dict, dict]], task: str, num_classes: int
     """Per-image score of ``task`` over the images labeled for it: ``[{'img_path', 'score'}]`` in dataset order.
 
     The score is the task's (:meth:`~mtssl_mm.tasks.TaskData.image_score`): ``det`` AP@[.5:.95] of the image
-    (:func:`~mtssl_mm.tasks.detection_data.det_image_score`), ``seg`` its mIoU
-    (:func:`~mtssl_mm.tasks.segmentation_data.seg_image_score`); images scored NaN (no labeled pixel) are left out.
+    (:func:`~mtssl_mm.tasks.detection.data.det_image_score`), ``seg`` its mIoU
+    (:func:`~mtssl_mm.tasks.segmentation.data.seg_image_score`); images scored NaN (no labeled pixel) are left out.
 
     Raises:
         ValueError: ``task`` has no per-image score (names the tasks that have one).

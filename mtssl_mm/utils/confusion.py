@@ -6,7 +6,7 @@ Its callers, each with its own inputs and its own handling of classes without pi
   areas of mmdet's ``SemSegMetric``, via :func:`class_iou`; a class with an empty union has no IoU (no key);
 - the offline analysis (:mod:`mtssl_mm.evaluation.analysis`, ``tools/analysis/confusion_matrix.py``): the pixel
   confusion of saved predictions, via :func:`iou_from_confusion`; NaN for such a class, left out of the mean;
-- the pseudo-label quality (:func:`mtssl_mm.tasks.pseudo_quality.seg_metrics`): the confusion of pseudo-labels
+- the pseudo-label quality (:func:`mtssl_mm.tasks.segmentation.quality.seg_metrics`): the confusion of pseudo-labels
   against withheld labels, via :func:`iou_from_confusion`; no ``mIoU`` at all when nothing was counted.
 
 Examples:

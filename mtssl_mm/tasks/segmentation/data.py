@@ -11,8 +11,8 @@ from mmdet.datasets.transforms import LoadAnnotations
 from mmdet.evaluation import SemSegMetric
 from mmengine.structures import PixelData
 
-from ..utils.confusion import class_iou, iou_from_confusion
-from .task_data import TaskData, register_task_data
+from ...utils.confusion import class_iou, iou_from_confusion
+from ..task_data import TaskData, register_task_data
 
 #: the value of unlabeled pixels in label maps (the datasets' converters write it; ``LoadMultiTaskAnnotations``)
 IGNORE_INDEX = 255

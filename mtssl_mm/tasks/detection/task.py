@@ -11,11 +11,11 @@ from mmdet.structures.bbox import bbox_flip, cat_boxes
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 
-from ..augmentation import warp_boxes_batch
-from .base import BaseTask
-from .detection_data import DetectionData
-from .pseudo_quality import box_counts, box_metrics
-from .task_loss import TaskLoss
+from ...augmentation import warp_boxes_batch
+from ..base import BaseTask
+from ..task_loss import TaskLoss
+from .data import DetectionData
+from .quality import box_counts, box_metrics
 
 
 @MODELS.register_module()
@@ -278,7 +278,7 @@ class DetectionTask(BaseTask):
         Pseudo and withheld boxes are both moved by :meth:`warp_pseudo_labels` (clipped, small boxes dropped).
 
         Returns:
-            dict: see :func:`~mtssl_mm.tasks.pseudo_quality.box_counts` (thresholds: :attr:`quality_score_thrs`).
+            dict: see :func:`~mtssl_mm.tasks.detection.quality.box_counts` (thresholds: :attr:`quality_score_thrs`).
         """
         device = next(self.parameters()).device
         if not data_samples:

@@ -7,11 +7,11 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmengine.structures import PixelData
 
-from ..augmentation import warp_seg_maps
-from .base import BaseTask
-from .pseudo_quality import seg_counts, seg_metrics
-from .segmentation_data import SegmentationData
-from .task_loss import TaskLoss
+from ...augmentation import warp_seg_maps
+from ..base import BaseTask
+from ..task_loss import TaskLoss
+from .data import SegmentationData
+from .quality import seg_counts, seg_metrics
 
 #: the axes of a (K, H, W) map each mmcv ``RandomFlip`` direction reverses
 FLIP_DIMS = {'horizontal': (-1, ), 'vertical': (-2, ), 'diagonal': (-2, -1)}
@@ -221,7 +221,7 @@ class SegmentationTask(BaseTask):
         in-view pixels (those coming from inside each weak view's ``img_shape``).
 
         Returns:
-            dict: see :func:`~mtssl_mm.tasks.pseudo_quality.seg_counts` (K = the head's ``num_classes``).
+            dict: see :func:`~mtssl_mm.tasks.segmentation.quality.seg_counts` (K = the head's ``num_classes``).
         """
         k = self.head.num_classes
         if not data_samples:

@@ -9,7 +9,7 @@ from mmdet.evaluation import CocoMetric
 from mmdet.evaluation.functional import bbox_overlaps  # numpy, as mmdet's confusion_matrix.py uses it
 from mmengine.structures import InstanceData
 
-from .task_data import TaskData, register_task_data
+from ..task_data import TaskData, register_task_data
 
 
 @register_task_data

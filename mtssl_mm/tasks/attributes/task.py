@@ -1,83 +1,15 @@
-"""Image attribute classification (BDD100K's weather, scene, time of day): a task no code outside this file knows.
-
-Model side (:class:`AttributesTask`), data side (:class:`AttributesData`) and metric (:class:`AttributeMetric`)
-of one task; registering them is all it takes for the dataset, the transforms, the evaluator, the sampler and
-the semi-supervised wrapper to train and evaluate it beside detection and segmentation.
-"""
-from typing import Dict, List, Optional, Sequence, Tuple
+"""The attribute task's model side: one classifier per image attribute (BDD100K's weather, scene, time of day)."""
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmdet.registry import METRICS, MODELS
-from mmengine.evaluator import BaseMetric
+from mmdet.registry import MODELS
 
-from .base import BaseTask
-from .task_data import TaskData, register_task_data
-from .task_loss import TaskLoss
-
-#: the target of an attribute without a value (``undefined`` in BDD100K, or not labeled)
-NO_LABEL = -1
-
-
-@register_task_data
-class AttributesData(TaskData):
-    """Attributes: ``"attributes": {"weather": "clear", ...}`` per entry, classes in ``metainfo['attr_classes']``.
-
-    ``metainfo['attr_classes']`` is ``{attribute: [class name, ...]}``; its order is the order of
-    ``gt_attributes``. A value ``undefined`` (or an attribute missing from the entry) is ``-1`` (no target); an
-    unknown value is an error naming the file, the image and the attribute. Loaded into ``gt_attributes`` (A,)
-    int64, all ``-1`` for a sample not labeled for the task; packed into ``gt_attributes`` (withheld:
-    ``withheld_attributes``); evaluated by :class:`AttributeMetric` (``macro_f1``, the mean over attributes, in
-    ``multitask/gmean``).
-    """
-
-    name = 'attr'
-    required_meta = ('attr_classes', )
-    withheld_field = 'withheld_attributes'
-    metric = dict(type='AttributeMetric')
-    main_key = ('macro_f1', 1.0)
-    meta_keys = {}
-
-    def parse(self, raw, info, labeled, dataset) -> None:
-        classes = dataset._metainfo['attr_classes']
-        values = raw.get('attributes') or {}
-        if labeled and not isinstance(values, dict):
-            raise ValueError(f'{dataset.ann_file}: image {raw["img_path"]}: "attributes" must be an object')
-        labels = []
-        for attr, names in classes.items():
-            value = values.get(attr, 'undefined') if labeled else 'undefined'
-            if value == 'undefined':
-                labels.append(NO_LABEL)
-            elif value in names:
-                labels.append(list(names).index(value))
-            else:
-                raise ValueError(f'{dataset.ann_file}: image {raw["img_path"]}: unknown {attr} {value!r}; known: '
-                                 f'{list(names)}')
-        info['gt_attributes'] = labels
-
-    def load(self, results, loader, labeled) -> None:
-        if 'gt_attributes' not in results:
-            raise KeyError(f'sample {results.get("img_path")} has no gt_attributes; use it with MultiTaskDataset')
-        values = np.asarray(results['gt_attributes'], dtype=np.int64)
-        results['gt_attributes'] = values if labeled else np.full_like(values, NO_LABEL)
-
-    def take_withheld(self, results):
-        values = results['gt_attributes']
-        results['gt_attributes'] = np.full_like(values, NO_LABEL)
-        return {self.withheld_field: torch.as_tensor(values, dtype=torch.long)}
-
-    def pack(self, results, data_sample) -> None:
-        data_sample.gt_attributes = torch.as_tensor(results['gt_attributes'], dtype=torch.long)
-
-    def prediction_to_json(self, data_sample, dataset_meta):
-        """``{"attributes": {attribute: {"label": class name, "score": probability}}}`` for ``tools/infer.py``."""
-        if 'attr_classes' not in dataset_meta:
-            raise KeyError('AttributesData: the metainfo has no "attr_classes" (the attribute class names)')
-        labels, scores = data_sample.pred_attributes.tolist(), data_sample.pred_attribute_scores.tolist()
-        return dict(attributes={attr: dict(label=names[label], score=float(score)) for (attr, names), label, score
-                                in zip(dataset_meta['attr_classes'].items(), labels, scores)})
+from ..base import BaseTask
+from ..task_loss import TaskLoss
+from .data import NO_LABEL, AttributesData
 
 
 @MODELS.register_module()
@@ -284,47 +216,4 @@ class AttributesTask(BaseTask):
                 out[f'{a}_precision'] = float(counts['correct'][j]) / confident
             if defined:
                 out[f'{a}_coverage'] = confident / defined
-        return out
-
-
-@METRICS.register_module()
-class AttributeMetric(BaseMetric):
-    """Accuracy and macro-F1 of each attribute over the samples where it is defined, as fractions.
-
-    Reports ``{a}_accuracy``, ``{a}_macro_f1`` (F1 averaged over the classes that occur in the ground truth or the
-    predictions of that attribute) and their means over attributes, ``accuracy`` and ``macro_f1``. Attributes and
-    class names come from ``dataset_meta['attr_classes']``. Samples need ``gt_attributes`` and
-    ``pred_attributes`` (A,).
-    """
-
-    default_prefix = None
-
-    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
-        for sample in data_samples:
-            for key in ('gt_attributes', 'pred_attributes'):
-                if key not in sample:
-                    raise KeyError(f'AttributeMetric: sample {sample.get("img_path")} has no {key!r}')
-            self.results.append((np.asarray(torch.as_tensor(sample['gt_attributes']).cpu()),
-                                 np.asarray(torch.as_tensor(sample['pred_attributes']).cpu())))
-
-    def compute_metrics(self, results: List[tuple]) -> Dict[str, float]:
-        gt = np.stack([r[0] for r in results])
-        pred = np.stack([r[1] for r in results])
-        out, accs, f1s = {}, [], []
-        for j, attr in enumerate(self.dataset_meta['attr_classes']):
-            valid = gt[:, j] != NO_LABEL
-            if not valid.any():
-                continue
-            g, p = gt[valid, j], pred[valid, j]
-            acc = float((g == p).mean())
-            f1 = []
-            for c in np.union1d(g, p):
-                tp = float(((g == c) & (p == c)).sum())
-                denom = float((g == c).sum() + (p == c).sum())
-                f1.append(2 * tp / denom)
-            out[f'{attr}_accuracy'], out[f'{attr}_macro_f1'] = acc, float(np.mean(f1))
-            accs.append(acc)
-            f1s.append(out[f'{attr}_macro_f1'])
-        if accs:
-            out['accuracy'], out['macro_f1'] = float(np.mean(accs)), float(np.mean(f1s))
         return out
