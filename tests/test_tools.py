@@ -2,6 +2,7 @@
 import glob
 import os
 import os.path as osp
+import signal
 import socket
 import subprocess
 import sys
@@ -60,22 +61,38 @@ def free_port():
         return s.getsockname()[1]
 
 
-def dist_train(args):
-    """``tools/dist_train.sh ARGS`` on a free port; the output. torchrun's static rendezvous cannot bind port 0,
-    so the port is chosen here and released before torchrun binds it (seconds later, after its imports): another
-    process may take it meanwhile. Only that case - torchrun's store failing to listen on this very port with
-    EADDRINUSE, before any worker ran - is retried, once, on another port; any other failure fails the test."""
+def run_group(cmd, env, timeout):
+    """``subprocess.run(cmd)`` in a session of its own; past ``timeout`` the whole session (torchrun and its
+    workers, not only the shell) is killed before ``TimeoutExpired`` is raised."""
+    with subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+def dist_train(args, ok=True, timeout=600):
+    """``tools/dist_train.sh ARGS`` on a free port; the output. The run must succeed (``ok``), or fail (not ``ok``).
+
+    torchrun's static rendezvous cannot bind port 0, so the port is chosen here and released before torchrun binds
+    it (seconds later, after its imports): another process may take it meanwhile. Only that case - torchrun's store
+    failing to listen on this very port with EADDRINUSE, before any worker ran - is retried, once, on another port;
+    any other outcome than the expected one fails the test."""
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO, PYTHON=sys.executable)
     cmd = ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), *args]
     for attempt in range(2):
         port = free_port()
-        proc = subprocess.run(cmd, cwd=REPO, env=dict(env, PORT=str(port)), capture_output=True, text=True,
-                              timeout=600)
+        proc = run_group(cmd, env=dict(env, PORT=str(port)), timeout=timeout)
         out = proc.stdout + proc.stderr
         taken = f'port: {port}, useIpv6: false, code: -98, name: EADDRINUSE' in out
         if proc.returncode == 0 or not taken or attempt == 1:
             break
-    assert proc.returncode == 0, f'{cmd} failed (PORT={port}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}'
+    assert (proc.returncode == 0) == ok, \
+        f'{cmd} {"failed" if ok else "succeeded"} (PORT={port}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}'
     return out
 
 
@@ -99,6 +116,24 @@ def test_dist_train_two_processes_gloo(partial_root, tmp_path):
     assert osp.isfile(tmp_path / 'iter_4.pth')
     assert 'multitask/gmean' in out
     assert_clean_exit(out)
+
+
+def test_dist_train_fails_promptly_when_one_rank_raises(partial_root, tmp_path):
+    """Rank 1 raises in runner.train() (its train set's annotation file is missing) while rank 0 goes on into the
+    collectives of training: rank 1's teardown ends its process group without a barrier (rank 0 is in a sampler
+    broadcast or a DDP all-reduce, not in a barrier, and would never match it), so the run fails at once instead of
+    hanging until gloo's timeout (30 minutes). tests/test_launch.py checks the teardown itself, in-process."""
+    import shutil
+    for rank in (0, ):  # rank 0's annotation file; rank 1's does not exist
+        os.makedirs(tmp_path / f'rank{rank}')
+        shutil.copy(osp.join(partial_root, 'annotations', 'train.json'), tmp_path / f'rank{rank}' / 'train.json')
+    config = tmp_path / 'rank1_fails.py'
+    config.write_text(f"_base_ = ['{TINY_CONFIG}']\n"  # mmengine substitutes {{$RANK:0}} in the config file
+                      f"train_dataloader = dict(dataset=dict(ann_file='{tmp_path}/rank{{{{$RANK:0}}}}/train.json'))\n")
+    out = dist_train([str(config), '2', '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+                      *cfg_options(partial_root)], ok=False, timeout=300)
+    assert 'Distributed training: True' in out
+    assert f'[rank1]: FileNotFoundError: annotation file {tmp_path}/rank1/train.json does not exist' in out, out[-5000:]
 
 
 def test_reference_command_bdd100k_densefixmatch_explicit_two_processes(tmp_path):

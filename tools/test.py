@@ -1,21 +1,16 @@
 """Evaluate a checkpoint: both tasks, or one alone (``--tasks det``); flip TTA (``--tta``); draw (``--show``)."""
 import argparse
-import os
-import os.path as osp
 import warnings
 
 from mmdet.engine.hooks.utils import trigger_visualization_hook
-from mmengine.config import Config, ConfigDict, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import ConfigDict
 
 import mtssl_mm  # noqa: F401
 from mtssl_mm.models import build_tta_pipeline, predictor_config
-from mtssl_mm.utils import setup_cpu_distributed
-from mtssl_mm.utils.dist import destroy_distributed
+from mtssl_mm.utils.launch import add_launch_args, load_config, parse_launch_args, run_runner
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (and evaluate) a multi-task model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -28,15 +23,8 @@ def parse_args():
     parser.add_argument('--tta', action='store_true',
                         help='flip test-time augmentation for every task (cfg.tta_model, cfg.tta_pipeline or one '
                         'built from the test pipeline)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value pairs')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_launch_args(parser)  # --cfg-options, --launcher, --local_rank
+    return parse_launch_args(parser, argv)
 
 
 def restrict_tasks(cfg, tasks):
@@ -97,19 +85,10 @@ def apply_tta(cfg):
     dataset.pipeline = cfg.tta_pipeline
 
 
-def main():
-    args = parse_args()
-    for path, what in ((args.config, 'config file'), (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'{what} {path} does not exist')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+def main(argv=None):
+    args = parse_args(argv)
+    # the config, --cfg-options, the launcher, work_dir: CLI > config > ./work_dirs/<name>
+    cfg = load_config(args, required=[(args.checkpoint, 'checkpoint')])
     cfg.load_from = args.checkpoint
     if args.tasks:
         restrict_tasks(cfg, args.tasks)
@@ -122,13 +101,9 @@ def main():
             raise ValueError(f'--out must be a .pkl file, got {args.out}')
         cfg.test_evaluator = [cfg.test_evaluator, dict(type='DumpResults', out_file_path=args.out)]
 
-    setup_cpu_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.test()
-    # the process group must not outlive the interpreter (gloo aborts at exit): drop the Runner, whose DDP
-    # model holds the group, then destroy and free the group (every rank, after its last collective)
-    del runner
-    destroy_distributed()
+    # CPU runs: the gloo group; then the Runner tests, and the process group is destroyed after it, also when
+    # testing raises (it must not outlive the interpreter: gloo aborts at exit)
+    run_runner(cfg, args.launcher, 'test')
 
 
 if __name__ == '__main__':

@@ -1,19 +1,13 @@
 """Train a mtssl_mm model (mmdet's tools/train.py, plus CPU/gloo distributed runs)."""
 import argparse
-import os
 import os.path as osp
-
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 import mtssl_mm  # noqa: F401  (registers the components; configs also import it via custom_imports)
 from mtssl_mm.datasets.samplers import check_dataloader_cfg
-from mtssl_mm.utils import setup_cpu_distributed
-from mtssl_mm.utils.dist import destroy_distributed
+from mtssl_mm.utils.launch import add_launch_args, load_config, parse_launch_args, run_runner
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a multi-task model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -23,32 +17,13 @@ def parse_args():
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from this checkpoint, or (no value) from the latest checkpoint in the '
                         'work directory')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value pairs (e.g. '
-                        'train_cfg.max_iters=1000 model.backbone.init_cfg=None)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_launch_args(parser)  # --cfg-options, --launcher, --local_rank
+    return parse_launch_args(parser, argv)
 
 
-def main():
-    args = parse_args()
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file {args.config} does not exist')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    # work_dir: CLI > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args)  # the config, --cfg-options, the launcher, work_dir: CLI > config > ./work_dirs/<name>
 
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
@@ -70,14 +45,9 @@ def main():
         cfg.load_from = args.resume
 
     check_dataloader_cfg(cfg.train_dataloader)
-    setup_cpu_distributed(cfg, args.launcher)
-
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
-    # the process group must not outlive the interpreter (gloo aborts at exit): drop the Runner, whose DDP
-    # model holds the group, then destroy and free the group (every rank, after its last collective)
-    del runner
-    destroy_distributed()
+    # CPU runs: the gloo group; then the Runner trains, and the process group is destroyed after it, also when
+    # training raises (it must not outlive the interpreter: gloo aborts at exit)
+    run_runner(cfg, args.launcher, 'train')
 
 
 if __name__ == '__main__':
