@@ -5,6 +5,8 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
+
 from fixtures import REPO
 
 
@@ -41,3 +43,24 @@ def test_quick_benchmark_reports_every_part(tmp_path):
     md = (tmp_path / 'benchmark.md').read_text()
     assert '| student_forward |' in md and 'Strong augmentation' in md and 'EMA update' in md and 'Anchors' in md
     assert "1b. Dense FixMatch's student batch" in md and '| needed | 1 + 3 | 75 % |' in md
+
+
+def test_benchmark_takes_its_data_from_the_package_and_its_transforms_by_type():
+    """The data-loader benchmark writes the package's toy data set (the one the tests import as ``toy_data``, not
+    tests/ on sys.path) and sizes the training pipeline's RandomResize and RandomCrop found by type."""
+    import toy_data
+    from mmengine.config import Config
+    from official_fixtures import load_tool
+
+    import mtssl_mm.utils.toy_data
+    bench = load_tool('benchmark.py')
+    assert bench.write_dataset is toy_data.write_dataset is mtssl_mm.utils.toy_data.write_dataset  # one copy
+    config = bench.CONFIGS['densefixmatch'][0]
+    pipeline = Config.fromfile(osp.join(REPO, config)).train_dataloader.dataset.pipeline
+    types = [t['type'] for t in pipeline]
+    bench.set_crop(pipeline, 64, config)
+    resize, crop = pipeline[types.index('RandomResize')], pipeline[types.index('RandomCrop')]
+    assert resize.scale == (128, 64) and crop.crop_size == (64, 64)
+    # a pipeline without the transform: the error names the config, where, and the missing type
+    with pytest.raises(KeyError, match=f'{config}: train_dataloader.dataset.pipeline has no RandomCrop'):
+        bench.set_crop([t for t in pipeline if t['type'] != 'RandomCrop'], 64, config)

@@ -40,7 +40,6 @@ import json
 import os
 import os.path as osp
 import platform
-import sys
 import tempfile
 import time
 from contextlib import nullcontext
@@ -58,6 +57,8 @@ from mmdet.structures import DetDataSample
 from mtssl_mm.engine import EMATeacherHook
 from mtssl_mm.models import predictor_config
 from mtssl_mm.utils import SectionTimer
+from mtssl_mm.utils.launch import index_of_type
+from mtssl_mm.utils.toy_data import write_dataset
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = dict(
@@ -344,12 +345,22 @@ def bench_inference(args, data):
     return out
 
 
+def set_crop(pipeline, size, config, key='train_dataloader.dataset.pipeline'):
+    """Resize ``pipeline``'s images (``RandomResize``) to ``2 * size`` x ``size`` and crop (``RandomCrop``)
+    ``size`` x ``size``, in place; the transforms are found by type in ``config``'s ``key``.
+
+    Raises:
+        KeyError: ``pipeline`` has no ``RandomResize`` or no ``RandomCrop`` (the message names the config).
+    """
+    pipeline[index_of_type(pipeline, 'RandomResize', config, key)].scale = (2 * size, size)
+    pipeline[index_of_type(pipeline, 'RandomCrop', config, key)].crop_size = (size, size)
+
+
 def bench_dataloader(args, step_seconds):
     from mmengine.runner import Runner
 
-    sys.path.insert(0, osp.join(REPO, 'tests'))  # the generated test data set (tests/toy_data.py)
-    from toy_data import write_dataset
-    cfg = Config.fromfile(osp.join(REPO, CONFIGS['densefixmatch'][0]))
+    config = CONFIGS['densefixmatch'][0]
+    cfg = Config.fromfile(osp.join(REPO, config))
     size = args.size
     out = {}
     with tempfile.TemporaryDirectory() as root:
@@ -357,8 +368,7 @@ def bench_dataloader(args, step_seconds):
         write_dataset(root, [('det', 'seg'), ()] * (n_images // 2), h=size, w=2 * size, seed=args.seed)
         loader_cfg = copy.deepcopy(cfg.train_dataloader)
         loader_cfg.dataset.update(data_root=root, split_file=None)
-        loader_cfg.dataset.pipeline[2].scale = (2 * size, size)
-        loader_cfg.dataset.pipeline[3].crop_size = (size, size)
+        set_crop(loader_cfg.dataset.pipeline, size, config)
         loader_cfg.batch_size = 2 * args.batch
         loader_cfg.sampler.batch_size = 2 * args.batch
         n_batches = 3 if args.quick else 8
