@@ -249,6 +249,21 @@ def test_demo_configs_compare_the_methods_fairly():
     assert fm['train_dataloader']['dataset']['withheld_labels'] is True
 
 
+def test_demo_finds_the_hooks_it_resets_by_type():
+    """tools/demo.py sets the pseudo-label hooks' intervals through --cfg-options, which addresses a list entry by
+    position: the position is the one of the hook's type in the config; a config without it fails naming both."""
+    from mmengine.config import Config
+    demo = load_tool('demo.py')
+    for config in ('configs/demo/fixmatch_explicit.py', 'configs/demo/densefixmatch_explicit.py'):
+        hooks = Config.fromfile(osp.join(REPO, config)).custom_hooks
+        for hook_type, value in (('PseudoLabelQualityHook', 3), ('PseudoLabelVisHook', 8)):
+            option = demo.hook_option(config, hook_type, 'interval', value)
+            index = int(re.fullmatch(r'custom_hooks\.(\d+)\.interval=' + str(value), option)[1])
+            assert hooks[index].type == hook_type, (config, option)
+    with pytest.raises(KeyError, match='configs/demo/supervised.py: custom_hooks has no PseudoLabelQualityHook'):
+        demo.hook_option('configs/demo/supervised.py', 'PseudoLabelQualityHook', 'interval', 1)
+
+
 # ------------------------------------------------------------------------------------------ end to end
 @pytest.fixture(scope='module')
 def quick_demo(tmp_path_factory):

@@ -36,6 +36,7 @@ own ``main`` (runpy), with mmengine's ``Config.pretty_text`` memoised per config
 the same config with yapf five times at start-up (~20 s of CPU per process here); the text is unchanged.
 """
 import argparse
+import functools
 import glob
 import json
 import os
@@ -255,8 +256,9 @@ def run_method(seed: int, key: str, config: str, init, ctx: dict) -> dict:
         n, v = sizes['iters'], sizes['val_interval'] or sizes['iters']
         args += [f'train_cfg.max_iters={n}', f'train_cfg.val_interval={v}', f'param_scheduler.0.end={n}',
                  f'default_hooks.checkpoint.interval={v}', f'default_hooks.logger.interval={max(1, min(25, n // 10))}']
-        if key in SEMI:
-            args += [f'custom_hooks.3.interval={max(1, v // 2)}', f'custom_hooks.4.interval={n}']
+        if key in SEMI:  # pseudo-label quality twice per validation, the pictures at the end
+            args += [hook_option(config, 'PseudoLabelQualityHook', 'interval', max(1, v // 2)),
+                     hook_option(config, 'PseudoLabelVisHook', 'interval', n)]
     say(f'  [seed {seed}] {key}: training ...')
     wall = run_child('tools/train.py', args, osp.join(work_dir, 'train_stdout.log'), ctx['device'])
     scalars = read_scalars(work_dir)
@@ -275,6 +277,27 @@ def run_method(seed: int, key: str, config: str, init, ctx: dict) -> dict:
                 checkpoint=osp.relpath(best, ctx['out']), work_dir=osp.relpath(work_dir, ctx['out']),
                 scalars=osp.relpath(osp.join(latest_run_dir(work_dir), 'vis_data', 'scalars.json'), ctx['out']),
                 command=command_line('tools/train.py', args), test_command=command_line('tools/test.py', targs))
+
+
+def hook_option(config: str, hook_type: str, key: str, value) -> str:
+    """The ``--cfg-options`` item setting ``key`` of ``config``'s custom hook of type ``hook_type``:
+    ``custom_hooks.<i>.<key>=<value>``, the position ``i`` (which ``--cfg-options`` needs for a list) looked up by
+    type in the config.
+
+    Raises:
+        KeyError: ``config`` has no hook of that type (the message names the config and the type).
+    """
+    return f'custom_hooks.{hook_index(config, hook_type)}.{key}={value}'
+
+
+@functools.lru_cache(maxsize=None)
+def hook_index(config: str, hook_type: str) -> int:
+    """The position of the custom hook of type ``hook_type`` in ``config`` (a path relative to the repository)."""
+    from mmengine.config import Config
+
+    from mtssl_mm.utils.launch import index_of_type
+    hooks = Config.fromfile(osp.join(REPO, config), import_custom_modules=False).get('custom_hooks', [])
+    return index_of_type(hooks, hook_type, config, 'custom_hooks')
 
 
 def fmt(metrics: dict) -> str:
