@@ -33,7 +33,7 @@ def test_every_config_is_checked():
 def test_base_batch_size_is_the_methods_global_batch(path):
     cfg = Config.fromfile(path)
     method = 'semi' if cfg.model.type == 'MultiTaskSemiSupervised' else 'supervised'
-    assert cfg.model.type in ('MultiTaskSemiSupervised', 'MultiTaskDetSeg'), cfg.model.type
+    assert cfg.model.type in ('MultiTaskSemiSupervised', 'MultiTaskModel'), cfg.model.type
     assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=BASE_BATCH[method])  # on with --auto-scale-lr
     loader = cfg.train_dataloader
     if osp.basename(osp.dirname(path)) != 'demo':

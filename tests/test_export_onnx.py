@@ -133,7 +133,7 @@ def test_torchscript_exporter_and_semi_supervised_config(tiny, tmp_path):
     """The legacy exporter gives the same graph; a semi-supervised config exports its model.detector."""
     _, ckpt, _ = tiny
     model, meta = ox.build_model(Config.fromfile(FIXMATCH_TINY), ckpt)
-    assert type(model).__name__ == 'MultiTaskDetSeg' and meta['dataset_meta']['classes'] == DET_CLASSES
+    assert type(model).__name__ == 'MultiTaskModel' and meta['dataset_meta']['classes'] == DET_CLASSES
     wrapper = ox.MultiTaskOnnxWrapper.from_model(model)
     out = ox.export_onnx(wrapper, str(tmp_path / 'ts.onnx'), (H, W), exporter='torchscript', opset=17)
     assert ox.onnx_opset(out) == 17
@@ -171,7 +171,7 @@ def test_bad_inputs_stop_with_one_clear_line(tiny, tmp_path, capsys):
     torch.save(dict(state_dict={k: v[:1] if k.endswith('conv_seg.weight') else v for k, v in state.items()}), shape)
     cases = [
         ([TINY_CONFIG, str(tmp_path / 'none.pth'), out], 'checkpoint'),
-        ([TINY_CONFIG, wrong, out], f'{wrong}: the checkpoint does not fit MultiTaskDetSeg: '),
+        ([TINY_CONFIG, wrong, out], f'{wrong}: the checkpoint does not fit MultiTaskModel: '),
         ([TINY_CONFIG, shape, out], f'{shape} does not fit the config\'s model: '),
         ([TINY_CONFIG, ckpt, out, '--shape', '100', str(W)], 'multiples of 32'),
         ([TINY_CONFIG, ckpt, str(tmp_path / 'x.pth')], 'must be a .onnx file'),

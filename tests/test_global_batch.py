@@ -34,7 +34,7 @@ LAYOUTS = {
     # rank 1 holds no label at all (no weak view is needed there with student_views='needed')
     'rank_unlabeled': [('det', 'seg'), ('seg', ), (), ()],
 }
-# model -> overrides of semi_train_cfg (None: the supervised MultiTaskDetSeg)
+# model -> overrides of semi_train_cfg (None: the supervised MultiTaskModel)
 MODELS_UNDER_TEST = {
     'supervised': None,
     'densefixmatch_unlabeled': dict(unsup_on='unlabeled'),

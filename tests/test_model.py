@@ -1,4 +1,4 @@
-"""MultiTaskDetSeg: partial-label loss masking (checked on gradients) and joint prediction."""
+"""MultiTaskModel: partial-label loss masking (checked on gradients) and joint prediction."""
 import copy
 import os.path as osp
 

@@ -214,7 +214,7 @@ def toy_equivariant_model():
     seg_head = dict(type='mmseg.FCNHead', in_channels=3, channels=3, num_convs=0, concat_input=False,
                     num_classes=2, dropout_ratio=0.0, in_index=0, norm_cfg=None,
                     loss_decode=dict(type='mmseg.CrossEntropyLoss', avg_non_ignore=True))
-    detector = dict(type='MultiTaskDetSeg', backbone=dict(type='ToyPixelBackbone'),
+    detector = dict(type='MultiTaskModel', backbone=dict(type='ToyPixelBackbone'),
                     tasks=dict(seg=dict(type='SegmentationTask', head=seg_head)))
     model = MODELS.build(dict(
         type='MultiTaskSemiSupervised', detector=detector,

@@ -6,7 +6,7 @@
 # (base_channels 16) without ImageNet weights (no download), narrow heads, anchors scaled to the 128x256 generated
 # images, 128x128 crops, a short schedule, validation every 150 iterations with the best checkpoint by
 # multitask/gmean (as the paper). tests/test_demo.py checks that nothing but sizes differs from the real configs.
-demo_model = dict(  # MultiTaskDetSeg (model, or model.detector of the semi-supervised wrapper)
+demo_model = dict(  # MultiTaskModel (model, or model.detector of the semi-supervised wrapper)
     backbone=dict(depth=18, base_channels=16, init_cfg=None),
     tasks=dict(
         det=dict(

@@ -1,4 +1,4 @@
-"""Deployment: ONNX export of :class:`~mtssl_mm.models.MultiTaskDetSeg` (``tools/deploy/export_onnx.py``).
+"""Deployment: ONNX export of :class:`~mtssl_mm.models.MultiTaskModel` (``tools/deploy/export_onnx.py``).
 
 Not imported by ``mtssl_mm`` itself: onnx, onnxruntime and onnxscript are optional (``pip install -e .[deploy]``),
 and this package imports them only inside the functions that use them.

@@ -1,4 +1,4 @@
-"""Export :class:`MultiTaskDetSeg` to one ONNX graph and check it against PyTorch with onnxruntime.
+"""Export :class:`MultiTaskModel` to one ONNX graph and check it against PyTorch with onnxruntime.
 
 The graph (one input, one output per raw head tensor, batch axis optionally dynamic)::
 
@@ -57,8 +57,8 @@ def export_model_config(cfg):
     model_cfg = predictor_config(cfg).copy()
     if model_cfg.get('data_preprocessor') is None:
         model_cfg.data_preprocessor = cfg.model.get('data_preprocessor')
-    if model_cfg.get('type') != 'MultiTaskDetSeg':
-        raise TypeError(f'export: the config\'s model is {model_cfg.get("type")!r}; only MultiTaskDetSeg (or a '
+    if model_cfg.get('type') != 'MultiTaskModel':
+        raise TypeError(f'export: the config\'s model is {model_cfg.get("type")!r}; only MultiTaskModel (or a '
                         'semi-supervised wrapper around it in model.detector) can be exported')
     return model_cfg
 
@@ -99,7 +99,7 @@ def load_predictor_checkpoint(model: nn.Module, checkpoint: str, branch: str = '
 
 
 def build_model(cfg, checkpoint: Optional[str] = None) -> Tuple[nn.Module, dict]:
-    """Build the :class:`MultiTaskDetSeg` of ``cfg`` on CPU in eval mode, with ``checkpoint``'s weights.
+    """Build the :class:`MultiTaskModel` of ``cfg`` on CPU in eval mode, with ``checkpoint``'s weights.
 
     The checkpoint may be supervised or semi-supervised; of a semi-supervised one the model that
     ``semi_test_cfg.predict_on`` names (the EMA teacher by default) is exported, as validation used it.
@@ -121,10 +121,10 @@ def build_model(cfg, checkpoint: Optional[str] = None) -> Tuple[nn.Module, dict]
 
 
 class MultiTaskOnnxWrapper(nn.Module):
-    """``img -> raw head outputs`` of a :class:`MultiTaskDetSeg`, with the data preprocessor's normalisation.
+    """``img -> raw head outputs`` of a :class:`MultiTaskModel`, with the data preprocessor's normalisation.
 
     Args:
-        model (MultiTaskDetSeg): The model (put in eval mode: BN running statistics, no dropout).
+        model (MultiTaskModel): The model (put in eval mode: BN running statistics, no dropout).
         mean, std (Sequence[float]): Per-channel normalisation of the data preprocessor, in its output channel
             order (``(x - mean) / std`` after the optional flip), 0..255 units.
         flip_channels (bool): Reverse the channel order first (the preprocessor's ``bgr_to_rgb`` or

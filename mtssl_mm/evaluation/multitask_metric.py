@@ -50,7 +50,7 @@ class MultiTaskMetric(BaseMetric):
     ``vis_data/scalars.json`` (validation) and the test run's JSON file.
 
     Validation losses (Table 7): where the model wrote each task's supervised loss into the samples labeled for it
-    (``MultiTaskDetSeg(val_losses=True)``, the default, from the prediction's forward pass), the report holds
+    (``MultiTaskModel(val_losses=True)``, the default, from the prediction's forward pass), the report holds
     ``'{task}/val_loss_*'`` (``det/val_loss_cls``, ``det/val_loss_bbox``, ``seg/val_loss_ce``, ...): each loss
     summed over the task's images and divided by the summed normalisers, the training normaliser over the whole
     set (per image for detection, Eq. 3; labeled pixels for segmentation), unweighted.

@@ -1,4 +1,4 @@
-from .multitask_detseg import MultiTaskDetSeg
+from .multitask_model import MultiTaskModel
 from .multitask_semi import MultiTaskSemiSupervised
 from .state_dict_check import CheckpointKeysError
 from .multitask_tta import MultiTaskTTAModel, build_tta_pipeline
@@ -6,7 +6,7 @@ from .predictor import (branch_state_dict, is_semi_supervised, predictor_config,
                         predictor_state_dict, set_predict_tasks)
 
 __all__ = [
-    'CheckpointKeysError', 'MultiTaskDetSeg', 'MultiTaskSemiSupervised', 'MultiTaskTTAModel', 'branch_state_dict',
+    'CheckpointKeysError', 'MultiTaskModel', 'MultiTaskSemiSupervised', 'MultiTaskTTAModel', 'branch_state_dict',
     'build_tta_pipeline', 'is_semi_supervised', 'predictor_config', 'predictor_of', 'predictor_state_dict',
     'set_predict_tasks'
 ]

@@ -12,7 +12,7 @@ from torch.utils._pytree import tree_map
 from ..tasks.base import BaseTask
 from ..tasks.task_loss import normalise_globally
 from ..utils import section
-from .multitask_detseg import MultiTaskDetSeg
+from .multitask_model import MultiTaskModel
 from .state_dict_check import check_keys, expected_keys, is_semi_supervised, own_keys
 
 SEMI_TRAIN_KEYS = ('unsup_on', 'unsup_weight', 'rampup_ratio', 'rampup_iters', 'student_views')
@@ -101,7 +101,7 @@ class MultiTaskSemiSupervised(BaseDetector):
     values and the hooks that watch the pseudo-labels: ``docs/method.md``.
 
     Args:
-        detector (dict): The :class:`MultiTaskDetSeg` config, built twice (student and teacher).
+        detector (dict): The :class:`MultiTaskModel` config, built twice (student and teacher).
         strong_aug (dict): The strong augmentation (``StrongAugment``) config.
         semi_train_cfg (dict): ``unsup_on`` ('unlabeled' | 'all'), ``unsup_weight`` (dict task -> lambda_t max,
             default 1), ``rampup_ratio`` (fraction of ``max_iters``, default 0.05) or ``rampup_iters``,
@@ -120,8 +120,8 @@ class MultiTaskSemiSupervised(BaseDetector):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.student: MultiTaskDetSeg = MODELS.build(detector)
-        self.teacher: MultiTaskDetSeg = MODELS.build(copy.deepcopy(detector))
+        self.student: MultiTaskModel = MODELS.build(detector)
+        self.teacher: MultiTaskModel = MODELS.build(copy.deepcopy(detector))
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         self.strong_aug = MODELS.build(strong_aug)
@@ -306,7 +306,7 @@ class MultiTaskSemiSupervised(BaseDetector):
 
     # ------------------------------------------------------------------------------ predict etc.
     @property
-    def predictor(self) -> MultiTaskDetSeg:
+    def predictor(self) -> MultiTaskModel:
         """The model that predicts (``semi_test_cfg.predict_on``): the EMA teacher by default, or the student.
         Tools reach it through :func:`~mtssl_mm.models.predictor_of`."""
         predict_on = self.semi_test_cfg.get('predict_on', 'teacher')
@@ -325,12 +325,12 @@ class MultiTaskSemiSupervised(BaseDetector):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
-        """Load a semi-supervised checkpoint, or a supervised :class:`MultiTaskDetSeg` one into both student and
+        """Load a semi-supervised checkpoint, or a supervised :class:`MultiTaskModel` one into both student and
         teacher; keys that do not fit raise :class:`CheckpointKeysError`."""
         found = own_keys(state_dict, prefix)
         if found and not is_semi_supervised(found) and not any(k.startswith('strong_aug.') for k in found):
             check_keys(type(self).__name__, found, expected_keys(self.student), prefix, local_metadata,
-                       what=' (a MultiTaskDetSeg checkpoint, for student and teacher)')
+                       what=' (a MultiTaskModel checkpoint, for student and teacher)')
             for rest in found:
                 value = state_dict.pop(prefix + rest)
                 state_dict[f'{prefix}student.{rest}'] = value

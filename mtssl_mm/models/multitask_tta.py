@@ -19,7 +19,7 @@ class MultiTaskTTAModel(BaseTTAModel):
     Call flow (mmengine's :class:`BaseTTAModel`)::
 
         data from TestTimeAug: inputs [[img1_view1, img2_view1], [img1_view2, img2_view2]], data_samples likewise
-          │  per view: module.test_step(view batch)  (MultiTaskDetSeg, or MultiTaskSemiSupervised -> its teacher)
+          │  per view: module.test_step(view batch)  (MultiTaskModel, or MultiTaskSemiSupervised -> its teacher)
           ▼
         merge_preds, per image and predicted task: task.merge_views(views, base, tta_cfg, keep_logits), e.g.
           det: each view's boxes flipped back, concatenated, class-wise NMS -- as mmdet's ``DetTTAModel``
@@ -34,7 +34,7 @@ class MultiTaskTTAModel(BaseTTAModel):
     Checkpoints load into ``module`` (mmengine's loader unwraps a ``BaseTTAModel``).
 
     Args:
-        module (dict | nn.Module): The model under test (``MultiTaskDetSeg`` or ``MultiTaskSemiSupervised``).
+        module (dict | nn.Module): The model under test (``MultiTaskModel`` or ``MultiTaskSemiSupervised``).
         tta_cfg (dict, optional): Given to every task's ``merge_views``; detection reads ``nms`` (an mmcv
             ``batched_nms`` config) and ``max_per_img`` (defaults: mmdet's, the detection task's ``TTA_DEFAULTS``).
         keep_logits (bool): Keep the merged scores in the output (segmentation: ``seg_logits`` (K, H, W), 19 x 1024

@@ -38,7 +38,7 @@ def float32_losses(device: torch.device):
 
 
 class BaseTask(BaseModule, metaclass=ABCMeta):
-    """One task of :class:`MultiTaskDetSeg`: its head, its supervised loss and its predictions.
+    """One task of :class:`MultiTaskModel`: its head, its supervised loss and its predictions.
 
     A task is the unit of extension: adding a task (classification, depth, ...) means a new subclass in
     ``mtssl_mm/tasks/`` and an entry in the model config's ``tasks`` dict -- nothing else changes.
@@ -262,7 +262,7 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
     def record_losses(self, outs: Any, data_samples: Sequence) -> None:
         """The supervised loss of each sample labeled for this task, written into it for the evaluator.
 
-        Called by :meth:`MultiTaskDetSeg.predict` on the outputs of the prediction's own forward pass (validation
+        Called by :meth:`MultiTaskModel.predict` on the outputs of the prediction's own forward pass (validation
         and test, no second pass). Each labeled sample gets ``task_losses[name] = {loss_*: sum, 'count':
         normaliser}`` (floats; the sum of a per-level loss over its levels) from :meth:`loss` on that sample alone,
         so that :class:`~mtssl_mm.evaluation.MultiTaskMetric` adds sums and counts over the whole set, on every

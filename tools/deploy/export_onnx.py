@@ -1,4 +1,4 @@
-"""Export a trained MultiTaskDetSeg to ONNX (one graph: raw detection head outputs and segmentation logits).
+"""Export a trained MultiTaskModel to ONNX (one graph: raw detection head outputs and segmentation logits).
 
     python tools/deploy/export_onnx.py CONFIG CHECKPOINT OUT.onnx [--shape H W] [--opset N] [--dynamic-batch]
         [--no-check] [--exporter dynamo|torchscript] [--atol A] [--rtol R] [--cfg-options k=v ...]

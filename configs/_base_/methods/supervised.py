@@ -1,4 +1,4 @@
-# Supervised multi-task learning: MultiTaskDetSeg trained on the labels each sample has (Eq. 3).
+# Supervised multi-task learning: MultiTaskModel trained on the labels each sample has (Eq. 3).
 _base_ = '../models/multitask_r50_retina_deeplabv3plus.py'
 custom_hooks = [
     # torch's RNG state goes into checkpoints, so that --resume repeats an uninterrupted run exactly

@@ -13,7 +13,7 @@
 # mmseg's DeepLabV3+. ImageNet initialisation (Table 10); tests set ``backbone.init_cfg=None``.
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
-    type='MultiTaskDetSeg',
+    type='MultiTaskModel',
     data_preprocessor=dict(
         type='DetDataPreprocessor',
         mean=[123.675, 116.28, 103.53],  # ImageNet mean/std (Table 10), in 0..255 RGB

@@ -13,7 +13,7 @@ from .state_dict_check import check_keys, expected_keys, own_keys
 
 
 @MODELS.register_module()
-class MultiTaskDetSeg(BaseDetector):
+class MultiTaskModel(BaseDetector):
     """Shared backbone with one head per task, trained on partially labeled batches.
 
     Call flow (one backbone pass serves every task)::
@@ -66,12 +66,12 @@ class MultiTaskDetSeg(BaseDetector):
         dropped = [name for name, cfg in tasks.items() if cfg is None]
         if dropped:
             keep = [name for name, cfg in tasks.items() if cfg is not None]
-            raise ValueError(f'MultiTaskDetSeg: task(s) {dropped} set to None. Select the tasks to train by name '
+            raise ValueError(f'MultiTaskModel: task(s) {dropped} set to None. Select the tasks to train by name '
                              'instead of removing the others, e.g. model = dict(tasks=dict(_delete_=True, '
                              + ', '.join(f'{t}=_base_.model.tasks.{t}' for t in keep) + ')) (semi-supervised: '
                              'model.detector.tasks), and the datasets\' tasks=(...) likewise')
         if not tasks:
-            raise ValueError('MultiTaskDetSeg: `tasks` is empty')
+            raise ValueError('MultiTaskModel: `tasks` is empty')
         self.backbone = MODELS.build(backbone)
         # mmengine's ModuleDict (not torch's) so that init_weights reaches every task's head
         self.tasks = ModuleDict({name: MODELS.build(dict(cfg, name=name)) for name, cfg in tasks.items()})
@@ -79,7 +79,7 @@ class MultiTaskDetSeg(BaseDetector):
         self.val_losses = bool(val_losses)
         unknown = set(self.predict_tasks) - set(self.tasks)
         if unknown:
-            raise KeyError(f'MultiTaskDetSeg: predict_tasks {sorted(unknown)} not in tasks {list(self.tasks)}')
+            raise KeyError(f'MultiTaskModel: predict_tasks {sorted(unknown)} not in tasks {list(self.tasks)}')
 
     def extract_feat(self, batch_inputs: torch.Tensor):
         """Backbone features, a tuple of (B, C_l, H/s_l, W/s_l) tensors."""
