@@ -163,7 +163,7 @@ FIXMATCH_TINY = osp.join(REPO, 'configs', 'demo', 'fixmatch_tiny.py')
 
 
 def test_tasks_flag_restricts_supervised_and_semi_supervised_configs():
-    """`--tasks`: the predicting model (MultiTaskDetSeg, or the detector that student and teacher are built from),
+    """`--tasks`: the predicting model (MultiTaskModel, or the detector that student and teacher are built from),
     the evaluator and the dataset see only the given tasks; an unknown task names the flag and the known tasks."""
     from mmengine.config import Config
     from official_fixtures import load_tool
