@@ -19,7 +19,7 @@ class MultiTaskDataset(BaseDetDataset):
     The dataset knows no task by name: each task of ``tasks`` reads, checks and converts its part of an entry
     through its registered data side (:data:`~mtssl_mm.tasks.TASK_DATA`, e.g. :class:`~mtssl_mm.tasks.DetectionData`
     for ``instances``, :class:`~mtssl_mm.tasks.SegmentationData` for ``seg_map_path``). The annotation file
-    (written by ``tools/dataset_converters/*``; the format is documented in README), with det and seg::
+    (written by ``tools/dataset_converters/*``; the format is documented in docs/data.md), with det and seg::
 
         {"metainfo": {"classes": [...det class names...], "seg_classes": [...], "palette": [...],
                       "seg_palette": [...]},
