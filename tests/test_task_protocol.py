@@ -62,3 +62,38 @@ def test_no_code_outside_the_tasks_package_names_a_task_class():
                 with open(path) as fh:
                     hits += [f'{osp.relpath(path, REPO)}:{i}' for i, line in enumerate(fh, 1) if pattern.search(line)]
     assert not hits, hits
+
+
+def test_attribute_predictions_reach_the_inference_json(tmp_path):
+    """tools/infer.py's per-image JSON gets each task's entries from its data side: boxes, the seg PNG and, with no
+    edit of the inferencer, the attributes."""
+    import json
+
+    import cv2
+    import numpy as np
+
+    from mtssl_mm.apis import MultiTaskInferencer
+    cfg = Config.fromfile(TINY_CONFIG)
+    cfg.model.tasks.attr = dict(type='AttributesTask', attributes=dict(weather=3, scene=2), in_channels=512)
+    names = dict(weather=['clear', 'rainy', 'snowy'], scene=['city street', 'highway'])
+    cfg.test_dataloader.dataset.metainfo = dict(cfg.test_dataloader.dataset.metainfo, attr_classes=names)
+    image = str(tmp_path / 'street.png')
+    cv2.imwrite(image, np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8))
+    with pytest.warns(UserWarning, match='initial weights'):
+        inferencer = MultiTaskInferencer(cfg, None, device='cpu', score_thr=0.0, show_progress=False)
+    out = tmp_path / 'out'
+    inferencer([image], out_dir=str(out), no_save_vis=True)
+    with open(out / 'preds' / 'street.json') as f:
+        result = json.load(f)
+    assert result['tasks'] == ['det', 'seg', 'attr']
+    assert set(result['attributes']) == {'weather', 'scene'}
+    for attr, entry in result['attributes'].items():
+        assert entry['label'] in names[attr] and 0 < entry['score'] <= 1
+    assert isinstance(result['boxes'], list) and result['seg'] == 'seg/street.png'
+    assert cv2.imread(str(out / 'seg' / 'street.png'), cv2.IMREAD_UNCHANGED).shape == (64, 96)
+    # the attribute names must fit the task: a clear error when the inferencer is built
+    cfg.test_dataloader.dataset.metainfo = dict(cfg.test_dataloader.dataset.metainfo,
+                                                attr_classes=dict(weather=names['weather']))
+    with pytest.raises(ValueError, match=r"attr_classes has \{'weather': 3\} classes per attribute, the attribute "
+                                         r"task \{'weather': 3, 'scene': 2\}"):
+        MultiTaskInferencer(cfg, None, device='cpu', show_progress=False)

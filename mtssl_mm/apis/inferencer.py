@@ -21,9 +21,8 @@ from mmengine.utils import import_modules_from_strings
 from rich.progress import MofNCompleteColumn, Progress
 
 from ..models.predictor import predictor_of, set_predict_tasks
-from ..tasks.task_data import TASK_DATA
+from ..tasks.task_data import TASK_DATA, PredictionOptions
 from .inputs import collect_images, output_names
-from .outputs import boxes_to_json, seg_id_table, seg_to_ids
 from .pipeline import inference_pipeline
 
 InputType = Union[str, np.ndarray]
@@ -89,6 +88,7 @@ class MultiTaskInferencer(BaseInferencer):
         self.score_thr = float(score_thr)
         self.train_ids = train_ids
         self.num_arrays = 0  # names of array inputs: array_00000000, ...
+        self._silent = set()  # tasks without prediction_to_json, warned about once
         init_default_scope(scope)
         super().__init__(model=model, weights=weights, device=device, scope=scope, show_progress=show_progress)
 
@@ -122,20 +122,15 @@ class MultiTaskInferencer(BaseInferencer):
         self.dataset_meta = meta
 
     def _check_meta(self, predictor: nn.Module) -> None:
-        """Class names for every predicted task, as many as the heads' classes."""
+        """What each predicted task's data side needs to write its predictions (class names, as many as the heads'
+        classes): ``TaskData.check_prediction_meta``."""
         source = f'metainfo of {self.weights or "no checkpoint"} / {self.source}'
-        meta = self.dataset_meta
-        self.seg_table = None
-        for task, key in (('det', 'classes'), ('seg', 'seg_classes')):
-            if task not in self.predict_tasks:
-                continue
-            if not meta.get(key):
-                raise KeyError(f'{source}: no "{key}" (the {task} class names)')
-            head = predictor.tasks[task].head
-            if len(meta[key]) != head.num_classes:
-                raise ValueError(f'{source}: {len(meta[key])} {key}, the {task} head has {head.num_classes} classes')
-        if 'seg' in self.predict_tasks and not self.train_ids:
-            self.seg_table = seg_id_table(meta, len(meta['seg_classes']), source)
+        options = self._options()
+        for task in self.predict_tasks:
+            TASK_DATA[task].check_prediction_meta(self.dataset_meta, predictor.tasks[task], source, options)
+
+    def _options(self, out_dir: str = '', name: str = '') -> PredictionOptions:
+        return PredictionOptions(out_dir=out_dir, name=name, score_thr=self.score_thr, train_ids=self.train_ids)
 
     def _init_pipeline(self, cfg) -> Compose:
         pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline')
@@ -287,28 +282,23 @@ class MultiTaskInferencer(BaseInferencer):
 
         Returns:
             dict: ``img_path`` (None for an array), ``height``, ``width`` (original image, pixels), ``tasks``
-            (the predicted ones); with detection ``boxes`` (:func:`boxes_to_json`: COCO ``[x, y, w, h]`` in
-            original image pixels, score >= ``score_thr``, best first); with segmentation ``seg_ids``
-            (``'seg_label_ids'`` or ``'class_indices'``) and ``seg`` (the PNG's path relative to ``out_dir``)
-            or, without ``out_dir``, ``sem_seg`` ((H, W) uint8 array, not JSON).
+            (the predicted ones) and what each task's data side makes of its prediction
+            (``TaskData.prediction_to_json``): detection ``boxes`` (COCO ``[x, y, w, h]`` in original image pixels,
+            score >= ``score_thr``, best first); segmentation ``seg_ids`` (``'seg_label_ids'`` or
+            ``'class_indices'``) and ``seg`` (the PNG's path relative to ``out_dir``) or, without ``out_dir``,
+            ``sem_seg`` ((H, W) uint8 array, not JSON); attributes ``attributes`` (label and score per attribute).
         """
         height, width = pred.ori_shape[:2]
         result = dict(img_path=pred.metainfo.get('img_path'), height=int(height), width=int(width),
                       tasks=list(self.predict_tasks))
-        if 'det' in self.predict_tasks:
-            result['boxes'] = boxes_to_json(pred.pred_instances, self.dataset_meta['classes'], self.score_thr)
-        if 'seg' in self.predict_tasks:
-            seg = seg_to_ids(pred.pred_sem_seg, self.seg_table)
-            result['seg_ids'] = 'class_indices' if self.seg_table is None else 'seg_label_ids'
-            if out_dir:
-                result['seg'] = osp.join('seg', f'{name}.png')
-                if not mmcv.imwrite(seg, osp.join(out_dir, result['seg'])):
-                    raise OSError(f'could not write {osp.join(out_dir, result["seg"])}')
-            else:
-                result['sem_seg'] = seg
-        for task in self.predict_tasks:  # any other task writes what its data side makes of its prediction
-            if task in TASK_DATA:
-                result.update(TASK_DATA[task].prediction_to_json(pred, self.dataset_meta) or {})
+        options = self._options(out_dir, name)
+        for task in self.predict_tasks:
+            entries = TASK_DATA[task].prediction_to_json(pred, self.dataset_meta, options)
+            if entries is None and task not in self._silent:
+                self._silent.add(task)
+                warnings.warn(f'MultiTaskInferencer: task {task!r} ({type(TASK_DATA[task]).__name__}) has no '
+                              'prediction_to_json(): its predictions are not written')
+            result.update(entries or {})
         if out_dir:
             with open(osp.join(out_dir, 'preds', f'{name}.json'), 'w') as f:
                 json.dump(result, f, indent=1)

@@ -13,7 +13,7 @@ task by name: they look each task of the experiment up in :data:`TASK_DATA` and 
 A task's entry in the annotation file is labeled for it when ``labeled_tasks`` holds its :attr:`TaskData.name`;
 a split file (``{"labeled": {name: [img_path, ...]}}``) withholds it from the images it does not list.
 """
-from typing import Any, Dict, Optional, Sequence, Tuple, Type
+from typing import Any, Dict, NamedTuple, Optional, Sequence, Tuple, Type
 
 #: task name (as in ``labeled_tasks``, split files and the model's ``tasks`` dict) -> its data side
 TASK_DATA: Dict[str, 'TaskData'] = {}
@@ -45,6 +45,21 @@ def check_tasks(tasks: Sequence[str], where: str) -> Tuple[str, ...]:
     for name in tasks:
         task_data(name, where)
     return tuple(tasks)
+
+
+class PredictionOptions(NamedTuple):
+    """How :class:`~mtssl_mm.apis.MultiTaskInferencer` writes one image's predictions (``TaskData.prediction_to_json``).
+
+    Attributes:
+        out_dir (str): The output folder (``''``: write no file, return arrays instead).
+        name (str): The image's output name (file stem, made distinct).
+        score_thr (float): Boxes scoring below it are left out.
+        train_ids (bool): Segmentation maps as class indices even where the metainfo maps them to label ids.
+    """
+    out_dir: str = ''
+    name: str = ''
+    score_thr: float = 0.3
+    train_ids: bool = False
 
 
 class TaskData:
@@ -102,9 +117,16 @@ class TaskData:
         """Set the fields of ``data_sample`` that mmdet's ``PackDetInputs`` does not pack (default: none)."""
 
     # ---------------------------------------------------------------- MultiTaskInferencer
-    def prediction_to_json(self, data_sample, dataset_meta: dict) -> Optional[Dict[str, Any]]:
-        """This task's prediction in ``data_sample`` as JSON-ready entries of ``tools/infer.py``'s per-image result,
-        or None (default; detection and segmentation write their boxes and PNGs in the inferencer itself)."""
+    def check_prediction_meta(self, dataset_meta: dict, task, source: str, options: 'PredictionOptions') -> None:
+        """Raise when ``dataset_meta`` lacks what :meth:`prediction_to_json` needs for the predictions of ``task``
+        (the model side, e.g. as many class names as its head has classes); called once when the inferencer is
+        built, naming ``source`` (where the metainfo comes from). Default: nothing needed."""
+
+    def prediction_to_json(self, data_sample, dataset_meta: dict,
+                           options: 'PredictionOptions') -> Optional[Dict[str, Any]]:
+        """This task's prediction in ``data_sample`` as JSON-ready entries of ``tools/infer.py``'s per-image result;
+        files it writes go under ``options.out_dir`` (none when it is ``''``), named ``options.name``. None
+        (default): the task writes nothing (the inferencer says so once)."""
         return None
 
     # ---------------------------------------------------------------- MultiTaskMetric

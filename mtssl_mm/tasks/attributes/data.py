@@ -58,7 +58,17 @@ class AttributesData(TaskData):
     def pack(self, results, data_sample) -> None:
         data_sample.gt_attributes = torch.as_tensor(results['gt_attributes'], dtype=torch.long)
 
-    def prediction_to_json(self, data_sample, dataset_meta):
+    def check_prediction_meta(self, dataset_meta, task, source, options) -> None:
+        """``attr_classes`` with the task's attributes, each with as many class names as its classifier."""
+        names = dataset_meta.get('attr_classes')
+        if not names:
+            raise KeyError(f'{source}: no "attr_classes" (the attribute class names)')
+        sizes = {a: len(v) for a, v in names.items()}
+        if sizes != dict(task.attributes):
+            raise ValueError(f'{source}: attr_classes has {sizes} classes per attribute, the attribute task '
+                             f'{dict(task.attributes)}')
+
+    def prediction_to_json(self, data_sample, dataset_meta, options):
         """``{"attributes": {attribute: {"label": class name, "score": probability}}}`` for ``tools/infer.py``."""
         if 'attr_classes' not in dataset_meta:
             raise KeyError('AttributesData: the metainfo has no "attr_classes" (the attribute class names)')

@@ -1,7 +1,7 @@
 """Detection's data side: ``instances`` of an annotation entry, mmdet's box loading and packing, COCO mAP (and AP
 per class), the box confusion matrix and per-image AP of saved predictions."""
 import math
-from typing import Dict, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -10,6 +10,34 @@ from mmdet.evaluation.functional import bbox_overlaps  # numpy, as mmdet's confu
 from mmengine.structures import InstanceData
 
 from ..task_data import TaskData, register_task_data
+
+
+def boxes_to_json(pred_instances, classes: Sequence[str], score_thr: float) -> List[Dict]:
+    """COCO-style boxes of one image, best first.
+
+    Args:
+        pred_instances (InstanceData): ``bboxes`` (N, 4) ``[x1, y1, x2, y2]`` in pixels of the original image,
+            ``scores`` (N,), ``labels`` (N,) class indices.
+        classes (Sequence[str]): Detection class names.
+        score_thr (float): Boxes with a score below it are left out.
+
+    Returns:
+        list[dict]: ``{"bbox": [x, y, w, h], "category": name, "category_id": index, "score": s}`` (pixels).
+    """
+    bboxes = pred_instances.bboxes.detach().cpu().numpy().astype(float)
+    scores = pred_instances.scores.detach().cpu().numpy().astype(float)
+    labels = pred_instances.labels.detach().cpu().numpy().astype(int)
+    out = []
+    for i in np.argsort(-scores, kind='stable'):
+        if scores[i] < score_thr:
+            continue
+        x1, y1, x2, y2 = bboxes[i].tolist()
+        label = int(labels[i])
+        if not 0 <= label < len(classes):
+            raise ValueError(f'predicted class index {label} is outside the {len(classes)} detection classes')
+        out.append(dict(bbox=[x1, y1, x2 - x1, y2 - y1], category=classes[label], category_id=label,
+                        score=float(scores[i])))
+    return out
 
 
 @register_task_data
@@ -35,6 +63,19 @@ class DetectionData(TaskData):
     metric = dict(type='CocoMetric', metric='bbox')
     main_key = ('bbox_mAP', 1.0)
     meta_keys = {}
+
+    def check_prediction_meta(self, dataset_meta, task, source, options) -> None:
+        """``classes``, as many as the detection head's."""
+        classes = dataset_meta.get('classes')
+        if not classes:
+            raise KeyError(f'{source}: no "classes" (the det class names)')
+        if len(classes) != task.head.num_classes:
+            raise ValueError(f'{source}: {len(classes)} classes, the det head has {task.head.num_classes} classes')
+
+    def prediction_to_json(self, data_sample, dataset_meta, options) -> dict:
+        """``boxes``: :func:`boxes_to_json` (COCO ``[x, y, w, h]`` in original-image pixels, score >=
+        ``options.score_thr``, best first)."""
+        return dict(boxes=boxes_to_json(data_sample.pred_instances, dataset_meta['classes'], options.score_thr))
 
     def parse(self, raw, info, labeled, dataset) -> None:
         name = raw['img_path']

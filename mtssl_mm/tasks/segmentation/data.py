@@ -2,9 +2,11 @@
 the one loader of label maps: training pipeline and offline analysis), mIoU (and IoU per class), the pixel
 confusion matrix and per-image mIoU of saved predictions."""
 import functools
+import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import mmcv
 import numpy as np
 import torch
 from mmdet.datasets.transforms import LoadAnnotations
@@ -16,6 +18,42 @@ from ..task_data import TaskData, register_task_data
 
 #: the value of unlabeled pixels in label maps (the datasets' converters write it; ``LoadMultiTaskAnnotations``)
 IGNORE_INDEX = 255
+
+
+def seg_id_table(meta: dict, num_classes: int, source: str) -> Optional[np.ndarray]:
+    """The id written to the PNG for each segmentation class, or None to write the class indices (trainIds).
+
+    Read from ``meta['seg_label_ids']`` (a sequence, one id per entry of ``seg_classes``; for Cityscapes the
+    label ids of cityscapesscripts' table, see ``configs/_base_/datasets/cityscapes_multitask.py``).
+
+    Args:
+        meta (dict): The dataset metainfo.
+        num_classes (int): The number of segmentation classes of the model.
+        source (str): Where ``meta`` comes from, for error messages.
+
+    Returns:
+        np.ndarray | None: (num_classes,) uint8 look-up table class index -> id.
+
+    Raises:
+        ValueError: The table's length is not ``num_classes``, an id is outside 0..255, or two classes share an id.
+    """
+    ids = meta.get('seg_label_ids')
+    if ids is None:
+        return None
+    ids = [int(i) for i in ids]
+    if len(ids) != num_classes:
+        raise ValueError(f'{source}: seg_label_ids has {len(ids)} ids, the segmentation head has {num_classes} '
+                         'classes')
+    if not all(0 <= i <= 255 for i in ids) or len(set(ids)) != len(ids):
+        raise ValueError(f'{source}: seg_label_ids must be distinct ids in 0..255 (one per class), got {ids}')
+    return np.asarray(ids, np.uint8)
+
+
+def seg_to_ids(pred_sem_seg, table: Optional[np.ndarray]) -> np.ndarray:
+    """The predicted class map as written to the PNG: (H, W) uint8 from ``pred_sem_seg.sem_seg`` (1, H, W) class
+    indices at the original image size, through ``table`` (:func:`seg_id_table`; None keeps the indices)."""
+    seg = pred_sem_seg.sem_seg.detach().cpu().numpy()[0].astype(np.int64)
+    return table[seg] if table is not None else seg.astype(np.uint8)
 
 
 @register_task_data
@@ -41,6 +79,39 @@ class SegmentationData(TaskData):
     metric = dict(type='PixelAccSemSegMetric', iou_metrics=['mIoU'])
     main_key = ('mIoU', 0.01)
     meta_keys = dict(classes='seg_classes', palette='seg_palette')
+
+    def check_prediction_meta(self, dataset_meta, task, source, options) -> None:
+        """``seg_classes``, as many as the head's, and a valid ``seg_label_ids`` table where the metainfo has one."""
+        classes = dataset_meta.get('seg_classes')
+        if not classes:
+            raise KeyError(f'{source}: no "seg_classes" (the seg class names)')
+        if len(classes) != task.head.num_classes:
+            raise ValueError(f'{source}: {len(classes)} seg_classes, the seg head has {task.head.num_classes} '
+                             'classes')
+        if not options.train_ids:
+            seg_id_table(dataset_meta, len(classes), source)
+
+    def prediction_to_json(self, data_sample, dataset_meta, options) -> dict:
+        """``seg_ids`` (``'seg_label_ids'`` or ``'class_indices'``) and ``seg``, the single-channel uint8 PNG's path
+        relative to ``out_dir`` (``seg/<name>.png``, the original image's size: Cityscapes label ids where the
+        metainfo has ``seg_label_ids`` and not ``train_ids``, else the class indices); without ``out_dir``
+        ``sem_seg``, the (H, W) uint8 array (not JSON).
+
+        Raises:
+            OSError: The PNG could not be written.
+        """
+        table = None if options.train_ids else seg_id_table(dataset_meta, len(dataset_meta['seg_classes']), 'metainfo')
+        seg = seg_to_ids(data_sample.pred_sem_seg, table)
+        result = dict(seg_ids='class_indices' if table is None else 'seg_label_ids')
+        if not options.out_dir:
+            result['sem_seg'] = seg
+            return result
+        result['seg'] = osp.join('seg', f'{options.name}.png')
+        path = osp.join(options.out_dir, result['seg'])
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        if not mmcv.imwrite(seg, path):
+            raise OSError(f'could not write {path}')
+        return result
 
     def check_metainfo(self, configured, from_file, ann_file) -> None:
         mine, theirs = configured.get('seg_classes'), from_file.get('seg_classes')
