@@ -206,8 +206,8 @@ def test_scalabel_frames_object_and_cli(tree):
 
 
 def test_truncated_label_file_names_the_file_line_and_column(tree):
-    """An interrupted download: a ValueError naming det_train.json and where it breaks off, not a bare
-    JSONDecodeError (converter function and command line)."""
+    """An interrupted download: a ValueError naming det_train.json and where it breaks off (``file:line:col``), not
+    a bare JSONDecodeError (converter function); on the command line one line and exit status 2, no traceback."""
     import re
     text = json.dumps(bdd_det_frames()['train'], indent=1)
     cut = text[:text.index('"box2d"', len(text) // 2)]  # ends with ',\n<indent>': a property name is missing
@@ -216,9 +216,9 @@ def test_truncated_label_file_names_the_file_line_and_column(tree):
         f.write(cut)
     line, column = cut.count('\n') + 1, len(cut) - cut.rfind('\n')  # the end of the file
     assert line > 10
-    expected = f'{path}: invalid JSON at line {line}, column {column}: Expecting property name'
+    expected = f'{path}:{line}:{column}: invalid JSON: Expecting property name enclosed in double quotes'
     with pytest.raises(ValueError, match=re.escape(expected)):
         bdd.convert(tree)
     out = subprocess.run([sys.executable, osp.join(REPO, 'tools/dataset_converters/bdd100k.py'), tree],
                          capture_output=True, text=True, timeout=300)
-    assert out.returncode != 0 and expected in out.stderr and 'JSONDecodeError' not in out.stderr, out.stderr[-3000:]
+    assert out.returncode == 2 and out.stderr == f'bdd100k.py: error: {expected}\n', out.stderr[-3000:]

@@ -51,8 +51,12 @@ Box convention: Scalabel's ``box2d`` includes its ``x2``/``y2`` pixel (its COCO 
 ``w = x2 - x1 + 1``), so boxes are written as ``[x1, y1, x2 + 1, y2 + 1]``: pixels with an exclusive
 right/bottom edge, the convention of the Cityscapes converter and of COCO.
 
-Bad input is an error naming the file: a missing folder, an empty image folder, a frame or mask whose image
-does not exist, a mask whose size differs from its image, a duplicate frame, a box with ``x2 < x1``.
+Bad input is an error naming the file: a missing folder or label file, a truncated or malformed label JSON
+(with the line and column where it breaks off), an empty image folder, a frame or mask whose image does not
+exist, an unreadable (empty, truncated, not PNG) mask or one whose size differs from its image, a duplicate
+frame, an unknown category, a box with ``x2 < x1``. ``convert`` raises it as ``InputValueError`` /
+``InputFileNotFoundError`` (``ValueError`` / ``FileNotFoundError``, see ``common.py``); the command line prints
+it as one line ``bdd100k.py: error: <file>[:line:col]: <what>`` and exits with status 2, no traceback.
 """
 import argparse
 import glob
@@ -62,6 +66,7 @@ from collections import Counter
 from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # the converters' shared helpers
+from common import InputFileNotFoundError, InputValueError, exit_on_input_error  # noqa: E402
 from common import dump, image_size, load_json, rel, run_tasks  # noqa: E402
 
 DET_CLASSES = ('pedestrian', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle', 'traffic light',
@@ -100,30 +105,44 @@ def list_dir(path: str, exts: Tuple[str, ...], what: str) -> Dict[str, str]:
     """``{stem: path}`` of the files of ``path`` with one of ``exts``.
 
     Raises:
-        FileNotFoundError: the folder does not exist. ValueError: it holds no such file.
+        InputFileNotFoundError: the folder does not exist.
+        InputValueError: it holds no such file, or two of the same stem.
     """
     if not osp.isdir(path):
-        raise FileNotFoundError(f'{path} does not exist (expected the {what})')
+        raise InputFileNotFoundError(f'{path} does not exist (expected the {what})')
     files = sorted(p for p in glob.glob(osp.join(path, '*')) if p.lower().endswith(exts))
     if not files:
-        raise ValueError(f'{path}: no {"/".join(exts)} file found (expected the {what})')
+        raise InputValueError(f'{path}: no {"/".join(exts)} file found (expected the {what})')
     out = {}
     for p in files:
         if stem(p) in out:
-            raise ValueError(f'{path}: two files named {stem(p)}.*: {out[stem(p)]} and {p}')
+            raise InputValueError(f'{path}: two files named {stem(p)}.*: {out[stem(p)]} and {p}')
         out[stem(p)] = p
     return out
 
 
 def load_frames(path: str) -> List[dict]:
-    """The frames of a Scalabel JSON file (a list of frames, or ``{"frames": [...]}``)."""
+    """The frames of a Scalabel JSON file (a list of frames, or ``{"frames": [...]}``).
+
+    Raises:
+        InputFileNotFoundError: no such file.
+        InputValueError: truncated or malformed JSON (``'{path}:{line}:{col}: invalid JSON: ...'``), not a list
+            of frames, a frame that is no object or whose ``labels`` is no list of objects.
+    """
     if not osp.isfile(path):
-        raise FileNotFoundError(f'{path} does not exist (expected Scalabel detection labels)')
-    data = load_json(path)  # a truncated file: ValueError naming the file, line and column
+        raise InputFileNotFoundError(f'{path} does not exist (expected Scalabel detection labels)')
+    data = load_json(path)
     if isinstance(data, dict) and 'frames' in data:
         data = data['frames']
     if not isinstance(data, list):
-        raise ValueError(f'{path}: expected a list of Scalabel frames or {{"frames": [...]}}')
+        raise InputValueError(f'{path}: expected a list of Scalabel frames or {{"frames": [...]}}')
+    for frame in data:
+        if not isinstance(frame, dict):
+            raise InputValueError(f'{path}: a frame is not an object: {str(frame)[:200]}')
+        labels = frame.get('labels')
+        if labels is not None and not (isinstance(labels, list) and all(isinstance(lb, dict) for lb in labels)):
+            raise InputValueError(f'{path}: frame {frame.get("name")}: "labels" is not a list of objects: '
+                                  f'{str(labels)[:200]}')
     return data
 
 
@@ -141,30 +160,33 @@ def convert_label(label: dict, json_path: str, frame: str) -> Optional[dict]:
     elif category in IGNORE_MAPPING:
         name, ignore = IGNORE_MAPPING[category], 1
     else:
-        raise ValueError(f'{json_path}: frame {frame}: unknown category {category!r}; known: '
-                         f'{list(DET_CLASSES)}, renamed: {NAME_MAPPING}, ignored: {IGNORE_MAPPING}')
+        raise InputValueError(f'{json_path}: frame {frame}: unknown category {category!r}; known: '
+                              f'{list(DET_CLASSES)}, renamed: {NAME_MAPPING}, ignored: {IGNORE_MAPPING}')
     if (label.get('attributes') or {}).get('crowd'):
         ignore = 1
     try:
         x1, y1, x2, y2 = (float(box[k]) for k in ('x1', 'y1', 'x2', 'y2'))
     except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f'{json_path}: frame {frame}: malformed box2d {box}') from e
+        raise InputValueError(f'{json_path}: frame {frame}: malformed box2d {box}') from e
     if x2 < x1 or y2 < y1:
-        raise ValueError(f'{json_path}: frame {frame}: box2d {box} has x2 < x1 or y2 < y1')
+        raise InputValueError(f'{json_path}: frame {frame}: box2d {box} has x2 < x1 or y2 < y1')
     return dict(bbox=[x1, y1, x2 + 1, y2 + 1], label=name, ignore_flag=ignore)
 
 
 def convert_attributes(frame: dict, json_path: str) -> Optional[dict]:
     """The frame's ``weather``, ``scene`` and ``timeofday`` (``undefined`` if absent); None when it has none."""
     attrs = frame.get('attributes') or {}
+    if not isinstance(attrs, dict):
+        raise InputValueError(f'{json_path}: frame {frame.get("name")}: "attributes" is not an object: '
+                              f'{str(attrs)[:200]}')
     if not any(a in attrs for a in ATTR_CLASSES):
         return None
     out = {}
     for attr, classes in ATTR_CLASSES.items():
         value = attrs.get(attr, 'undefined')
         if value != 'undefined' and value not in classes:
-            raise ValueError(f'{json_path}: frame {frame.get("name")}: unknown {attr} {value!r}; known: {classes} '
-                             'and "undefined"')
+            raise InputValueError(f'{json_path}: frame {frame.get("name")}: unknown {attr} {value!r}; known: {classes} '
+                                  'and "undefined"')
         out[attr] = value
     return out
 
@@ -180,13 +202,13 @@ def convert_det(json_path: str, images: Dict[str, str], stats: dict,
     for frame in load_frames(json_path):
         name = frame.get('name')
         if not name:
-            raise ValueError(f'{json_path}: a frame has no "name": {str(frame)[:200]}')
+            raise InputValueError(f'{json_path}: a frame has no "name": {str(frame)[:200]}')
         key = stem(name)
         if key in out:
-            raise ValueError(f'{json_path}: frame {name} appears twice')
+            raise InputValueError(f'{json_path}: frame {name} appears twice')
         if key not in images:
-            raise FileNotFoundError(f'{json_path}: frame {name}: its image does not exist in '
-                                    f'{osp.dirname(next(iter(images.values())))}')
+            raise InputFileNotFoundError(f'{json_path}: frame {name}: its image does not exist in '
+                                         f'{osp.dirname(next(iter(images.values())))}')
         attrs = convert_attributes(frame, json_path) if attributes is not None else None
         if attrs is not None:
             attributes[key] = attrs
@@ -208,18 +230,23 @@ def convert_det(json_path: str, images: Dict[str, str], stats: dict,
 def check_masks(masks: Dict[str, str], images: Dict[str, str]) -> None:
     for key, path in masks.items():
         if key not in images:
-            raise FileNotFoundError(f'{path}: its image {key}.jpg does not exist in '
-                                    f'{osp.dirname(next(iter(images.values())))}')
+            raise InputFileNotFoundError(f'{path}: its image {key}.jpg does not exist in '
+                                         f'{osp.dirname(next(iter(images.values())))}')
 
 
 def measure(task: Tuple[str, Optional[str]]) -> Tuple[int, int]:
-    """(height, width) of an image, after checking that its mask (if any) has the same size."""
+    """(height, width) of an image, after checking that its mask (if any) is readable and has the same size.
+
+    Raises:
+        InputValueError: an unreadable image (header) or mask (every chunk: a truncated mask is an error too), a
+            mask whose size differs from its image's.
+    """
     img, mask = task
     h, w = image_size(img)
     if mask is not None:
-        mh, mw = image_size(mask)
+        mh, mw = image_size(mask, verify=True)
         if (mh, mw) != (h, w):
-            raise ValueError(f'{mask}: size {mw}x{mh} (WxH) differs from its image {img} ({w}x{h})')
+            raise InputValueError(f'{mask}: size {mw}x{mh} (WxH) differs from its image {img} ({w}x{h})')
     return h, w
 
 
@@ -251,10 +278,14 @@ def convert(root: str, out_dir: Optional[str] = None, nproc: int = 1, det_dir: s
     Returns:
         dict: The summary (per split: image counts per label kind, boxes / ignore regions per class,
         box-less labels per category, frames without labels; ``removed_10k_train_in_100k_val``; ``files``).
+
+    Raises:
+        InputFileNotFoundError: a missing folder or label file, a frame or mask without its image.
+        InputValueError: malformed labels or masks (module docstring); the message starts with the file.
     """
     root = osp.abspath(root)
     if not osp.isdir(root):
-        raise FileNotFoundError(f'BDD100K root {root} does not exist')
+        raise InputFileNotFoundError(f'{root} does not exist (expected the BDD100K root)')
     out_dir = osp.abspath(out_dir or osp.join(root, 'annotations'))
     img = {(s, sp): list_dir(osp.join(root, 'images', s, sp), IMG_EXTS, f'{s} {sp} images')
            for s in ('100k', '10k') for sp in ('train', 'val')}
@@ -365,7 +396,7 @@ def format_summary(summary: dict) -> str:
     return '\n'.join(lines)
 
 
-def parse_args(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Merge BDD100K detection (images/100k, labels/det_20) and semantic segmentation '
         '(images/10k, labels/sem_seg/masks) into MultiTaskDataset annotation files train.json and val.json.')
@@ -376,12 +407,23 @@ def parse_args(argv=None):
                         help='folder of det_train.json / det_val.json, relative to ROOT (default: labels/det_20)')
     parser.add_argument('--seg-dir', default='labels/sem_seg/masks',
                         help='folder of the train/ and val/ masks, relative to ROOT (default: labels/sem_seg/masks)')
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
-    summary = convert(args.root, args.out_dir, nproc=args.nproc, det_dir=args.det_dir, seg_dir=args.seg_dir)
+    """Convert, print the summary and return it.
+
+    Raises:
+        SystemExit: (status 2) bad input: one line ``<prog>: error: <file>[:line:col]: <what>`` on stderr.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    with exit_on_input_error(parser):
+        summary = convert(args.root, args.out_dir, nproc=args.nproc, det_dir=args.det_dir, seg_dir=args.seg_dir)
     print(format_summary(summary))
     return summary
 

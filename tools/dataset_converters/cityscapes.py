@@ -46,8 +46,11 @@ The sequence set (``leftImg8bit_sequence/train``) holds the 30 frames around eve
 ``sequence.json`` holds the 86,275 = 30 * 2,975 - 2,975 extra frames of section 4.2. The val/test sequence
 frames are never used (they would leak the validation set).
 
-Bad input is an error naming the file: a missing image or label file, a label map whose size differs from
-its image, an instance id of an unknown or non-instance class, an empty or missing split directory.
+Bad input is an error naming the file: a missing image or label file, an unreadable (empty, truncated, not
+PNG) label map or one whose size differs from its image, an instance id of an unknown or non-instance class, an
+empty or missing split directory. ``convert`` raises it as ``InputValueError`` / ``InputFileNotFoundError``
+(``ValueError`` / ``FileNotFoundError``, see ``common.py``); the command line prints it as one line
+``cityscapes.py: error: <file>: <what>`` and exits with status 2, no traceback.
 """
 import argparse
 import glob
@@ -61,6 +64,7 @@ from cityscapesscripts.helpers.labels import id2label, labels
 from PIL import Image
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # the converters' shared helpers
+from common import InputFileNotFoundError, InputValueError, exit_on_input_error  # noqa: E402
 from common import dump, image_size, read_png, rel, run_tasks  # noqa: E402
 
 IMG_SUFFIX = '_leftImg8bit.png'
@@ -115,6 +119,9 @@ def instances_from_instance_ids(inst: np.ndarray, path: str = '') -> Tuple[List[
         in pixels with exclusive right/bottom edges, instances in order of their pixel value, then one ignore
         box per crowd class), a Counter of skipped instances per class (caravan, trailer) and a Counter of
         crowd regions per class.
+
+    Raises:
+        InputValueError: an instance pixel value of a label id that is unknown or has no instances.
     """
     inst = inst.astype(np.int64)
     is_inst = inst >= 1000
@@ -122,8 +129,8 @@ def instances_from_instance_ids(inst: np.ndarray, path: str = '') -> Tuple[List[
     for cid in bad.tolist():
         if cid not in DET_IDS and cid not in SKIPPED_INSTANCE_IDS:
             name = id2label[cid].name if cid in id2label else 'unknown'
-            raise ValueError(f'{path}: instance pixel value {cid}xxx has label id {cid} ({name}), which is '
-                             f'not a class with instances in cityscapesscripts\' label table')
+            raise InputValueError(f'{path}: instance pixel value {cid}xxx has label id {cid} ({name}), which is '
+                                  f'not a class with instances in cityscapesscripts\' label table')
     is_crowd = ~is_inst & np.isin(inst, list(DET_IDS))
     ys, xs = np.nonzero(is_inst | is_crowd)
     vals = inst[ys, xs]
@@ -163,7 +170,7 @@ def write_train_ids(label_ids_path: str, label_ids: np.ndarray, overwrite: bool 
         except Exception:  # noqa: BLE001 - unreadable: rewrite it
             pass
     if label_ids.min() < 0 or label_ids.max() > 255:
-        raise ValueError(f'{label_ids_path}: label ids outside 0..255')
+        raise InputValueError(f'{label_ids_path}: label ids outside 0..255')
     Image.fromarray(LUT[label_ids.astype(np.int64)]).save(out)  # uint8 -> mode L
     return out, True
 
@@ -177,6 +184,11 @@ def convert_labeled(task: Tuple[str, str, str, bool]) -> Tuple[dict, dict]:
     Returns:
         tuple: The ``data_list`` entry and per-image statistics (``boxes``, ``ignore``, ``skipped`` Counters,
         ``written`` bool).
+
+    Raises:
+        InputFileNotFoundError: a missing label map.
+        InputValueError: an unreadable image or label map, a label map of another size than its image, an
+            instance of an unknown class.
     """
     root, img_path, gt_dir, overwrite = task
     stem = osp.basename(img_path)[:-len(IMG_SUFFIX)]
@@ -187,8 +199,8 @@ def convert_labeled(task: Tuple[str, str, str, bool]) -> Tuple[dict, dict]:
     inst = read_png(instance_ids_path)
     for p, arr in ((label_ids_path, label_ids), (instance_ids_path, inst)):
         if arr.shape != (h, w):
-            raise ValueError(f'{p}: size {arr.shape[1]}x{arr.shape[0]} (WxH) differs from its image '
-                             f'{img_path} ({w}x{h})')
+            raise InputValueError(f'{p}: size {arr.shape[1]}x{arr.shape[0]} (WxH) differs from its image '
+                                  f'{img_path} ({w}x{h})')
     instances, skipped, crowd = instances_from_instance_ids(inst, instance_ids_path)
     train_ids_path, written = write_train_ids(label_ids_path, label_ids, overwrite)
     entry = dict(img_path=rel(img_path, root), height=h, width=w, labeled_tasks=['det', 'seg'],
@@ -208,15 +220,15 @@ def list_images(split_dir: str) -> Tuple[List[str], int]:
     """The ``*_leftImg8bit.png`` files of ``split_dir/<city>/``, sorted, and the number of other files there.
 
     Raises:
-        FileNotFoundError: ``split_dir`` does not exist.
-        ValueError: it holds no image.
+        InputFileNotFoundError: ``split_dir`` does not exist.
+        InputValueError: it holds no image.
     """
     if not osp.isdir(split_dir):
-        raise FileNotFoundError(f'{split_dir} does not exist (expected <city>/*{IMG_SUFFIX} under it)')
+        raise InputFileNotFoundError(f'{split_dir} does not exist (expected <city>/*{IMG_SUFFIX} under it)')
     files = sorted(p for p in glob.glob(osp.join(split_dir, '*', '*')) if osp.isfile(p))
     images = [p for p in files if p.endswith(IMG_SUFFIX)]
     if not images:
-        raise ValueError(f'{split_dir}: no image <city>/*{IMG_SUFFIX} found (empty or not the official layout)')
+        raise InputValueError(f'{split_dir}: no image <city>/*{IMG_SUFFIX} found (empty or not the official layout)')
     return images, len(files) - len(images)
 
 
@@ -227,8 +239,8 @@ def check_labels_have_images(gt_split_dir: str, img_split_dir: str, images: Sequ
         stem = osp.basename(p)[:-len(LABEL_IDS_SUFFIX)]
         if stem not in have:
             city = osp.basename(osp.dirname(p))
-            raise FileNotFoundError(f'image {osp.join(img_split_dir, city, stem + IMG_SUFFIX)} does not exist '
-                                    f'(it is labeled by {p})')
+            raise InputFileNotFoundError(f'{osp.join(img_split_dir, city, stem + IMG_SUFFIX)} does not exist (the '
+                                         f'image labeled by {p})')
 
 
 def find_train_extra(root: str) -> Optional[str]:
@@ -238,10 +250,10 @@ def find_train_extra(root: str) -> Optional[str]:
                   osp.join(root, 'leftImg8bit_trainextra', 'train_extra')]
     found = [c for c in candidates if osp.isdir(c)]
     if len(found) > 1:
-        raise ValueError(f'train_extra found twice: {found}; keep one')
+        raise InputValueError(f'{root}: train_extra found twice: {found}; keep one')
     if not found and osp.isdir(osp.join(root, 'leftImg8bit_trainextra')):
-        raise FileNotFoundError(f'{osp.join(root, "leftImg8bit_trainextra")} exists but holds neither '
-                                f'leftImg8bit/train_extra/ nor train_extra/')
+        raise InputFileNotFoundError(f'{osp.join(root, "leftImg8bit_trainextra")} exists but holds neither '
+                                     f'leftImg8bit/train_extra/ nor train_extra/')
     return found[0] if found else None
 
 
@@ -251,7 +263,7 @@ def find_sequence(root: str) -> Optional[str]:
     if not osp.isdir(seq):
         return None
     if not osp.isdir(osp.join(seq, 'train')):
-        raise FileNotFoundError(f'{seq} exists but has no train/ folder (expected train/<city>/*{IMG_SUFFIX})')
+        raise InputFileNotFoundError(f'{seq} exists but has no train/ folder (expected train/<city>/*{IMG_SUFFIX})')
     return osp.join(seq, 'train')
 
 
@@ -271,10 +283,15 @@ def convert(root: str, out_dir: Optional[str] = None, nproc: int = 1, overwrite:
         dict: The summary: per split ``images``; for train/val ``boxes`` and ``ignore`` (crowd regions) per
         class, ``skipped_instances`` per class, ``train_id_maps_written`` / ``_kept``; ``other_files``;
         ``sequence_frames_of_train_images`` (left out); ``files`` (split -> annotation file written).
+
+    Raises:
+        InputFileNotFoundError: a missing folder, image or label map.
+        InputValueError: unreadable or inconsistent files (module docstring); the message starts with the file.
+        ValueError: ``splits`` without ``train`` or with an unknown split.
     """
     root = osp.abspath(root)
     if not osp.isdir(root):
-        raise FileNotFoundError(f'Cityscapes root {root} does not exist')
+        raise InputFileNotFoundError(f'{root} does not exist (expected the Cityscapes root)')
     out_dir = osp.abspath(out_dir or osp.join(root, 'annotations'))
     unknown = [s for s in splits if s not in LABELED_SPLITS + ('test', )]
     if unknown or 'train' not in splits:
@@ -285,7 +302,7 @@ def convert(root: str, out_dir: Optional[str] = None, nproc: int = 1, overwrite:
         img_dir, gt_dir = osp.join(root, 'leftImg8bit', split), osp.join(root, 'gtFine', split)
         images, other = list_images(img_dir)
         if not osp.isdir(gt_dir):
-            raise FileNotFoundError(f'{gt_dir} does not exist (the gtFine labels of {img_dir})')
+            raise InputFileNotFoundError(f'{gt_dir} does not exist (the gtFine labels of {img_dir})')
         check_labels_have_images(gt_dir, img_dir, images)
         jobs[split] = (images, other, gt_dir)
     extra_dir, seq_dir = find_train_extra(root), find_sequence(root)
@@ -350,7 +367,7 @@ def format_summary(summary: dict) -> str:
     return '\n'.join(lines)
 
 
-def parse_args(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Convert the official Cityscapes tree (leftImg8bit/, gtFine/, optional train_extra and '
         'sequence) into MultiTaskDataset annotation files (train.json, val.json, train_extra.json, '
@@ -363,12 +380,25 @@ def parse_args(argv=None):
                         'as in the generated demo data)')
     parser.add_argument('--overwrite', action='store_true',
                         help='rewrite _labelTrainIds.png maps even when an up-to-date one exists')
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
-    summary = convert(args.root, args.out_dir, nproc=args.nproc, overwrite=args.overwrite, splits=args.splits)
+    """Convert, print the summary and return it.
+
+    Raises:
+        SystemExit: (status 2) bad input: one line ``<prog>: error: <file>: <what>`` on stderr.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if 'train' not in args.splits:
+        parser.exit(2, f'{parser.prog}: error: --splits must include train, got {args.splits}\n')
+    with exit_on_input_error(parser):
+        summary = convert(args.root, args.out_dir, nproc=args.nproc, overwrite=args.overwrite, splits=args.splits)
     print(format_summary(summary))
     return summary
 
