@@ -26,6 +26,16 @@ def ann_file(tmp_path_factory):
     return str(path)
 
 
+def error_line(capsys, argv):
+    """``main(argv)`` stops with exit status 2 and one line ``<prog>: error: <message>`` on stderr: the message."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        mps.main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.endswith('\n') and err.count('\n') == 1, err
+    return err[:-1].split(': error: ', 1)[1]
+
+
 def run(ann_file, tmp_path, *args, name='split.json'):
     out = str(tmp_path / name)
     result = mps.main([ann_file, *args, '-o', out])
@@ -115,26 +125,27 @@ def test_fractions_give_the_papers_sizes():
     (['--scenario', 'd', '--n-det', '4', '--n-seg', '8'], r'must be <= --n-det'),
     (['--scenario', 'e', '--n-det', '100', '--n-seg', '4'], r'--n-det=100 but only 64'),
 ])
-def test_bad_sizes_are_errors_naming_the_file(ann_file, tmp_path, args, match):
-    with pytest.raises(ValueError, match=match) as info:
-        mps.main([ann_file, *args, '-o', str(tmp_path / 'x.json')])
-    assert ann_file in str(info.value)
+def test_bad_sizes_are_errors_naming_the_file(ann_file, tmp_path, args, match, capsys):
+    message = error_line(capsys, [ann_file, *args, '-o', str(tmp_path / 'x.json')])
+    assert message.startswith(f'{ann_file}: ') and re.search(match, message), message
     assert not (tmp_path / 'x.json').exists()
+    with pytest.raises(ValueError, match=match):  # the same error, raised, without the command line
+        mps.write_split(mps.parse_args([ann_file, *args, '-o', str(tmp_path / 'x.json')]))
 
 
-def test_missing_annotation_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match='nope.json'):
-        mps.main([str(tmp_path / 'nope.json'), '--scenario', 'b', '--n-det', '2', '-o', str(tmp_path / 'x.json')])
+def test_missing_annotation_file(tmp_path, capsys):
+    missing = tmp_path / 'nope.json'
+    assert error_line(capsys, [str(missing), '--scenario', 'b', '--n-det', '2', '-o', str(tmp_path / 'x.json')]) == (
+        f'{missing}: annotation file does not exist')
 
 
-def test_truncated_annotation_file_names_the_file_line_and_column(ann_file, tmp_path):
+def test_truncated_annotation_file_names_the_file_line_and_column(ann_file, tmp_path, capsys):
     text = open(ann_file).read()
     cut = tmp_path / 'train.json'
     cut.write_text(text[:text.index('"labeled_tasks"', len(text) // 2)])  # an interrupted copy, all on line 1
     column = len(cut.read_text()) + 1
-    expected = f'{cut}: invalid JSON at line 1, column {column}: Expecting property name'
-    with pytest.raises(ValueError, match=re.escape(expected)):
-        mps.main([str(cut), '--scenario', 'b', '--n-det', '2', '-o', str(tmp_path / 'x.json')])
+    expected = f'{cut}:1:{column}: invalid JSON: Expecting property name enclosed in double quotes'
+    assert error_line(capsys, [str(cut), '--scenario', 'b', '--n-det', '2', '-o', str(tmp_path / 'x.json')]) == expected
     assert not (tmp_path / 'x.json').exists()
 
 
@@ -202,7 +213,6 @@ def test_a_scenario_keeps_the_other_tasks_whole_or_draws_them(three_task_ann, tm
     ([], r'--n TASK=N\) or a --scenario'),
     (['--scenario', 'c', '--n-det', '4', '--n', 'det=3'], r'not --n'),
 ])
-def test_bad_counts_are_errors_naming_the_file(three_task_ann, tmp_path, args, match):
-    with pytest.raises(ValueError, match=match) as info:
-        mps.main([three_task_ann, *args, '-o', str(tmp_path / 'x.json')])
-    assert three_task_ann in str(info.value)
+def test_bad_counts_are_errors_naming_the_file(three_task_ann, tmp_path, args, match, capsys):
+    message = error_line(capsys, [three_task_ann, *args, '-o', str(tmp_path / 'x.json')])
+    assert message.startswith(f'{three_task_ann}: ') and re.search(match, message), message

@@ -37,6 +37,9 @@ Output (read by ``MultiTaskDataset(split_file=...)``; images not listed become u
 ``overlap`` is the number of images labeled for every drawn task.
 
 ``img_path`` is written exactly as in the annotation file; ``meta`` is for people, the dataset ignores it.
+
+Bad input (a missing, truncated or malformed annotation file, sizes that do not fit it) stops the command with one
+line ``make_partial_split.py: error: <file>[:line:col]: <what>`` and exit status 2, no traceback, nothing written.
 """
 import argparse
 import json
@@ -46,9 +49,36 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from mtssl_mm.utils.json_io import load_json
-
 SCENARIOS = ('a', 'b', 'c', 'd', 'e')
+
+
+class SplitInputError(ValueError):
+    """Bad input: the annotation file or the sizes asked for (the message names the file or the option)."""
+
+
+class AnnFileNotFoundError(SplitInputError, FileNotFoundError):
+    """The annotation file does not exist."""
+
+
+def load_json(path: str):
+    """The parsed content of the JSON file ``path``.
+
+    Raises:
+        AnnFileNotFoundError: no such file.
+        SplitInputError: ``'{path}:{line}:{col}: invalid JSON: <reason>'`` for a truncated or malformed file, or
+            ``'{path}: not UTF-8 text (...)'``.
+    """
+    if not osp.isfile(path):
+        raise AnnFileNotFoundError(f'{path}: annotation file does not exist')
+    try:
+        with open(path, encoding='utf-8') as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise SplitInputError(f'{path}: not UTF-8 text ({e})') from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SplitInputError(f'{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}') from None
 
 
 def parse_n(value: Optional[str], pool_size: int, flag: str) -> Optional[int]:
@@ -63,17 +93,17 @@ def parse_n(value: Optional[str], pool_size: int, flag: str) -> Optional[int]:
         else:
             n = int(value)
     except (ValueError, ZeroDivisionError):
-        raise ValueError(f'{flag}: expected a count (93) or a fraction (1/32), got {value!r}')
+        raise SplitInputError(f'{flag}: expected a count (93) or a fraction (1/32), got {value!r}')
     return n
 
 
 def check_n(n: Optional[int], available: int, flag: str, what: str) -> int:
     if n is None:
-        raise ValueError(f'{flag} is required for this scenario')
+        raise SplitInputError(f'{flag} is required for this scenario')
     if n <= 0:
-        raise ValueError(f'{flag} must be > 0, got {n}')
+        raise SplitInputError(f'{flag} must be > 0, got {n}')
     if n > available:
-        raise ValueError(f'{flag}={n} but only {available} images are {what}')
+        raise SplitInputError(f'{flag}={n} but only {available} images are {what}')
     return n
 
 
@@ -97,13 +127,14 @@ def make_split(data_list: Sequence[dict], scenario: str, n_det: Optional[str] = 
         dict: ``{"det": [img_path, ...], "seg": [img_path, ...]}``, each sorted.
 
     Raises:
-        ValueError: An unknown scenario, a missing, non-positive or too large size, inconsistent sizes.
+        SplitInputError: (a ``ValueError``) An unknown scenario, a missing, non-positive or too large size,
+            inconsistent sizes.
     """
     if scenario not in SCENARIOS:
-        raise ValueError(f'unknown scenario {scenario!r}; choose one of {SCENARIOS}')
+        raise SplitInputError(f'unknown scenario {scenario!r}; choose one of {SCENARIOS}')
     paths = [d['img_path'] for d in data_list]
     if len(set(paths)) != len(paths):
-        raise ValueError('the annotation file lists an img_path twice')
+        raise SplitInputError('the annotation file lists an img_path twice')
     det_pool = sorted(d['img_path'] for d in data_list if 'det' in d['labeled_tasks'])
     seg_pool = sorted(d['img_path'] for d in data_list if 'seg' in d['labeled_tasks'])
     both_pool = sorted(set(det_pool) & set(seg_pool))
@@ -111,17 +142,17 @@ def make_split(data_list: Sequence[dict], scenario: str, n_det: Optional[str] = 
     rng = np.random.default_rng(seed)
     if scenario == 'a':
         if nd is not None and nd != len(det_pool):
-            raise ValueError(f'scenario a labels every image for detection ({len(det_pool)}); '
-                             f'drop --n-det (got {nd})')
+            raise SplitInputError(f'scenario a labels every image for detection ({len(det_pool)}); '
+                                  f'drop --n-det (got {nd})')
         ns = check_n(ns, len(seg_pool), '--n-seg', 'labeled for seg')
         return dict(det=det_pool, seg=draw(rng, seg_pool, ns))
     if scenario in ('b', 'c'):
         if nd is not None and ns is not None and nd != ns:
-            raise ValueError(f'scenario {scenario} has the same size for both tasks; got --n-det {nd} and '
-                             f'--n-seg {ns}')
+            raise SplitInputError(f'scenario {scenario} has the same size for both tasks; got --n-det {nd} and '
+                                  f'--n-seg {ns}')
         n = nd if nd is not None else ns
         if n is None:
-            raise ValueError(f'scenario {scenario}: give --n-det or --n-seg')
+            raise SplitInputError(f'scenario {scenario}: give --n-det or --n-seg')
         if scenario == 'b':
             n = check_n(n, len(both_pool), '--n-det/--n-seg', 'labeled for both tasks')
             chosen = draw(rng, both_pool, n)
@@ -132,8 +163,8 @@ def make_split(data_list: Sequence[dict], scenario: str, n_det: Optional[str] = 
     if scenario == 'd':
         ns = check_n(ns, len(seg_pool), '--n-seg', 'labeled for seg')
         if ns > nd:
-            raise ValueError(f'scenario d: the seg images are a subset of the det images, so --n-seg ({ns}) '
-                             f'must be <= --n-det ({nd})')
+            raise SplitInputError(f'scenario d: the seg images are a subset of the det images, so --n-seg ({ns}) '
+                                  f'must be <= --n-det ({nd})')
         det = draw(rng, det_pool, nd)
         seg_in_det = sorted(set(det) & set(seg_pool))
         return dict(det=det, seg=draw(rng, seg_in_det, check_n(ns, len(seg_in_det), '--n-seg',
@@ -158,9 +189,9 @@ def parse_counts(items: Optional[Sequence[str]]) -> Dict[str, str]:
     for item in items or ():
         task, sep, value = str(item).partition('=')
         if not sep or not task or not value:
-            raise ValueError(f'--n: expected TASK=N (e.g. det=93 or seg=1/32), got {item!r}')
+            raise SplitInputError(f'--n: expected TASK=N (e.g. det=93 or seg=1/32), got {item!r}')
         if task in counts:
-            raise ValueError(f'--n: task {task!r} given twice')
+            raise SplitInputError(f'--n: task {task!r} given twice')
         counts[task] = value
     return counts
 
@@ -169,21 +200,22 @@ def draw_counts(data_list: Sequence[dict], counts: Dict[str, str], seed: int = 0
     """``counts[t]`` random images of those labeled for each task ``t``, drawn independently in the given order.
 
     Raises:
-        ValueError: A task no image is labeled for, a non-positive or too large size.
+        SplitInputError: (a ``ValueError``) A task no image is labeled for, a non-positive or too large size.
     """
     pools = task_pools(data_list)
     rng = np.random.default_rng(seed)
     out = {}
     for task, value in counts.items():
         if task not in pools:
-            raise ValueError(f'--n {task}=...: no image is labeled for {task!r} (tasks of the file: {list(pools)})')
+            raise SplitInputError(f'--n {task}=...: no image is labeled for {task!r} (tasks of the file: '
+                                  f'{list(pools)})')
         flag = f'--n {task}'
         n = check_n(parse_n(value, len(pools[task]), flag), len(pools[task]), flag, f'labeled for {task}')
         out[task] = draw(rng, pools[task], n)
     return out
 
 
-def parse_args(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Write a seeded low-data split file for MultiTaskDataset\'s split_file option, from a labeled '
         'annotation file: per-task counts (--n TASK=N) for any tasks, or the scenarios a-e of section 4.1.')
@@ -197,36 +229,50 @@ def parse_args(argv=None):
     parser.add_argument('--n-seg', default=None, help='images labeled for segmentation: a count or 1/k')
     parser.add_argument('--seed', type=int, default=0, help='seed of the random draws (default: 0)')
     parser.add_argument('-o', '--out', required=True, help='split file to write (JSON)')
-    return parser.parse_args(argv)
+    return parser
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    if not osp.isfile(args.ann_file):
-        raise FileNotFoundError(f'annotation file {args.ann_file} does not exist')
-    ann = load_json(args.ann_file)  # a truncated file: ValueError naming the file, line and column
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
+
+
+def write_split(args: argparse.Namespace) -> dict:
+    """Draw the split the parsed command line asks for, write it to ``args.out`` and print its sizes.
+
+    Returns:
+        dict: What was written: ``labeled`` and ``meta``.
+
+    Raises:
+        AnnFileNotFoundError: (a ``FileNotFoundError``) no annotation file.
+        SplitInputError: (a ``ValueError``) a truncated or malformed annotation file (``'{file}:{line}:{col}:
+            invalid JSON: ...'``), entries without ``img_path`` / ``labeled_tasks``, sizes that do not fit it;
+            the message starts with the file. Nothing is written then.
+    """
+    ann = load_json(args.ann_file)
     if not isinstance(ann, dict) or not isinstance(ann.get('data_list'), list):
-        raise ValueError(f'{args.ann_file}: expected {{"metainfo": ..., "data_list": [...]}}')
+        raise SplitInputError(f'{args.ann_file}: expected {{"metainfo": ..., "data_list": [...]}}')
     for d in ann['data_list']:
-        if 'img_path' not in d or 'labeled_tasks' not in d:
-            raise ValueError(f'{args.ann_file}: an entry has no img_path or labeled_tasks: {str(d)[:200]}')
+        if not (isinstance(d, dict) and isinstance(d.get('img_path'), str) and isinstance(d.get('labeled_tasks'), list)
+                and all(isinstance(t, str) for t in d['labeled_tasks'])):
+            raise SplitInputError(f'{args.ann_file}: an entry has no img_path (a string) or labeled_tasks (a list of '
+                                  f'task names): {str(d)[:200]}')
     try:
         counts = parse_counts(args.counts)
         if args.scenario is None:
             if not counts:
-                raise ValueError('give per-task counts (--n TASK=N) or a --scenario')
+                raise SplitInputError('give per-task counts (--n TASK=N) or a --scenario')
             if args.n_det is not None or args.n_seg is not None:
-                raise ValueError('--n-det / --n-seg belong to a --scenario; without one use --n det=N --n seg=N')
+                raise SplitInputError('--n-det / --n-seg belong to a --scenario; without one use --n det=N --n seg=N')
             labeled = {}
         else:
             preset = [t for t in counts if t in ('det', 'seg')]
             if preset:
-                raise ValueError(f'--scenario {args.scenario} sizes det and seg with --n-det / --n-seg, not --n '
-                                 f'({preset})')
+                raise SplitInputError(f'--scenario {args.scenario} sizes det and seg with --n-det / --n-seg, not --n '
+                                      f'({preset})')
             labeled = make_split(ann['data_list'], args.scenario, args.n_det, args.n_seg, args.seed)
         labeled.update(draw_counts(ann['data_list'], counts, args.seed))
-    except ValueError as e:
-        raise ValueError(f'{args.ann_file}: {e}') from None
+    except SplitInputError as e:
+        raise SplitInputError(f'{args.ann_file}: {e}') from None
     drawn = list(labeled)
     kept = {t: pool for t, pool in task_pools(ann['data_list']).items() if t not in labeled}
     labeled.update(kept)
@@ -243,6 +289,20 @@ def main(argv=None) -> dict:
     print(f'{what} (seed {args.seed}) of {len(ann["data_list"])} images: {sizes}, overlap {overlap} '
           f'({"/".join(drawn)}) -> {args.out}')
     return dict(labeled=labeled, meta=meta)
+
+
+def main(argv=None) -> dict:
+    """Write the split of the command line; return what was written.
+
+    Raises:
+        SystemExit: (status 2) bad input: one line ``<prog>: error: <file>[:line:col]: <what>`` on stderr.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return write_split(args)
+    except SplitInputError as e:
+        parser.exit(2, f'{parser.prog}: error: {e}\n')
 
 
 if __name__ == '__main__':
