@@ -86,13 +86,14 @@ def test_raw_semi_checkpoint_into_the_supervised_config_names_the_export_tool(se
 def test_bad_inputs_stop_with_one_clear_line(semi_ckpt, tmp_path, capsys):
     tool = load_tool('export_teacher.py')
     missing = str(tmp_path / 'missing.pth')
-    assert tool.main([missing, str(tmp_path / 'x.pth')]) == 1
-    assert capsys.readouterr().err.strip() == f'export_teacher: checkpoint file {missing} does not exist'
+    assert tool.main([missing, str(tmp_path / 'x.pth')]) == 2
+    assert capsys.readouterr().err == f'export_teacher.py: error: checkpoint file {missing} does not exist\n'
     sup = str(tmp_path / 'sup.pth')
     torch.save({'state_dict': MODELS.build(Config.fromfile(TINY_CONFIG).model).state_dict()}, sup)
-    assert tool.main([sup, str(tmp_path / 'x.pth')]) == 1
+    assert tool.main([sup, str(tmp_path / 'x.pth')]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f'export_teacher: {sup}: not a semi-supervised checkpoint') and 'loads as it is' in err
-    assert tool.main([semi_ckpt, semi_ckpt]) == 1
+    assert err.startswith(f'export_teacher.py: error: {sup}: not a semi-supervised checkpoint'), err
+    assert 'loads as it is' in err and err.count('\n') == 1, err
+    assert tool.main([semi_ckpt, semi_ckpt]) == 2
     assert 'would overwrite the input checkpoint' in capsys.readouterr().err
     assert not osp.exists(tmp_path / 'x.pth')

@@ -23,7 +23,7 @@ import sys
 import torch
 
 from mtssl_mm.models.predictor import BRANCHES, branch_state_dict
-from mtssl_mm.utils.checkpoint import safe_torch_load
+from mtssl_mm.utils.checkpoint import UnsafeCheckpointError, safe_torch_load
 
 TRAINING_ONLY_META = ('torch_rng_state', 'cuda_rng_state', 'cfg')
 
@@ -50,7 +50,8 @@ def export(checkpoint: str, out: str, branch: str = 'teacher') -> dict:
 
     Raises:
         FileNotFoundError: no such checkpoint.
-        ValueError: not a semi-supervised checkpoint; ``out`` is the input.
+        ValueError: a file ``torch.load`` cannot read (empty, truncated, not a checkpoint); not a semi-supervised
+            checkpoint; ``out`` is the input. The message starts with the file.
         UnsafeCheckpointError: the file needs globals outside the loader's allowlist (not unpickled).
     """
     if branch not in BRANCHES:  # before reading the file
@@ -59,7 +60,14 @@ def export(checkpoint: str, out: str, branch: str = 'teacher') -> dict:
         raise FileNotFoundError(f'checkpoint file {checkpoint} does not exist')
     if osp.exists(out) and osp.samefile(checkpoint, out):
         raise ValueError(f'{out}: the output would overwrite the input checkpoint')
-    ckpt = safe_torch_load(checkpoint, map_location='cpu')
+    try:
+        ckpt = safe_torch_load(checkpoint, map_location='cpu')
+    except UnsafeCheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch.load on a bad file raises anything (EOFError, OSError, KeyError...)
+        reason = ' '.join(f'{type(e).__name__}: {e}'.splitlines())  # one line
+        raise ValueError(f'{checkpoint}: cannot read the checkpoint ({reason}): truncated, or not a file written by '
+                         'torch.save') from e
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get('state_dict'), dict):
         raise ValueError(f'{checkpoint}: not a Runner checkpoint (no state_dict entry; top-level keys: '
                          f'{list(ckpt)[:5] if isinstance(ckpt, dict) else type(ckpt).__name__})')
@@ -79,9 +87,9 @@ def main(argv=None) -> int:
     branch = 'student' if args.student else 'teacher'
     try:
         result = export(args.checkpoint, args.out, branch)
-    except (FileNotFoundError, ValueError, pickle.UnpicklingError) as error:
-        print(f'export_teacher: {error}', file=sys.stderr)
-        return 1
+    except (FileNotFoundError, ValueError, pickle.UnpicklingError) as error:  # bad input: one line, no traceback
+        print(f'{osp.basename(__file__)}: error: {error}', file=sys.stderr)
+        return 2
     n = sum(v.numel() for v in result['state_dict'].values())
     print(f'{args.out}: the {branch} of {args.checkpoint}, {len(result["state_dict"])} tensors ({n} values), '
           'loads into the supervised config of the same model')

@@ -114,7 +114,21 @@ def main(argv=None) -> Dict[str, int]:
     parser.add_argument('--num-val', type=int, default=2)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
-    width, height = (int(v) for v in args.size.lower().split('x'))
+
+    def fail(message):  # bad command-line input: one line and exit status 2, no traceback
+        parser.exit(2, f'{parser.prog}: error: {message}\n')
+
+    try:
+        width, height = (int(v) for v in args.size.lower().split('x'))
+    except ValueError:
+        fail(f'--size: expected WIDTHxHEIGHT (e.g. 1280x720), got {args.size!r}')
+    widest_car = int((height // 4 - 1) * 1.6)  # scene(): the objects must fit the image
+    if height < 12 or width <= widest_car:
+        fail(f'--size {args.size}: too small for the scene: the height must be at least 12 and the width more than '
+             f'{max(widest_car, 1)} (the widest car)')
+    for flag in ('num_det', 'num_seg', 'num_both', 'num_val'):
+        if getattr(args, flag) < 0:
+            fail(f'--{flag.replace("_", "-")} must be >= 0, got {getattr(args, flag)}')
     counts = write_synthetic_bdd100k(args.root, args.num_det, args.num_seg, args.num_both, args.num_val, height,
                                      width, args.seed)
     print(f'[synthetic_bdd100k] {args.root}: ' + ', '.join(f'{k} {v}' for k, v in sorted(counts.items())))

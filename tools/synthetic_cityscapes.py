@@ -854,6 +854,10 @@ def main(argv=None) -> dict:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--nproc', type=int, default=1)
     args = parser.parse_args(argv)
+    for flag, least in (('height', 1), ('width', 1), ('num_train', 0), ('num_val', 0), ('num_test', 0)):
+        if getattr(args, flag) < least:  # bad command-line input: one line and exit status 2, no traceback
+            parser.exit(2, f'{parser.prog}: error: --{flag.replace("_", "-")} must be >= {least}, got '
+                        f'{getattr(args, flag)}\n')
     summary = write_synthetic_cityscapes(args.root, args.num_train, args.num_val, args.height, args.width, args.seed,
                                          args.nproc, num_test=args.num_test, scene=args.scene)
     print(json.dumps(summary))

@@ -27,7 +27,7 @@ from mtssl_mm.evaluation.analysis import (build_test_dataset, gt_boxes, image_sc
                                           load_seg_map, match_to_dataset, worst_and_best)
 
 
-def parse_args():
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description='Worst and best images of a multi-task model\'s predictions')
     parser.add_argument('config', help='the config the predictions were made with (its test dataset)')
     parser.add_argument('prediction_path', help='predictions pickle of tools/test.py --out')
@@ -36,7 +36,51 @@ def parse_args():
     parser.add_argument('--topk', type=int, default=20, help='how many worst and best images to draw per task')
     parser.add_argument('--show-score-thr', type=float, default=0.3, help='det: boxes drawn and scored from here')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of the config')
-    return parser.parse_args()
+    return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
+
+
+def load_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """The config's test dataset and its ``(data_info, prediction)`` pairs.
+
+    Bad input ends the command with one line ``<prog>: error: <file>: <what>`` and exit status 2 (no traceback): a
+    missing config or pickle, a pickle that cannot be read (truncated, not a pickle) or is not the list that
+    ``tools/test.py --out`` writes, a test set whose files are missing, predictions of other images than the test
+    set's.
+
+    Returns:
+        tuple: The config, the dataset and the pairs.
+
+    Raises:
+        SystemExit: (status 2) on bad input, as above.
+    """
+    def fail(message):
+        parser.exit(2, f'{parser.prog}: error: {message}\n')
+
+    for path, what in ((args.config, 'config file'), (args.prediction_path, 'predictions pickle')):
+        if not osp.isfile(path):
+            fail(f'{path} does not exist (the {what})')
+    try:
+        preds = load_predictions(args.prediction_path)
+    except Exception as e:  # noqa: BLE001 - unpickling a bad file raises anything (EOFError, UnpicklingError, ...)
+        message = ' '.join(str(e).splitlines())  # load_predictions' own check names the file: a pickle of another thing
+        fail(message if message.startswith(f'{args.prediction_path}: ') else
+             f'{args.prediction_path}: cannot read the predictions pickle ({type(e).__name__}: {message})')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    try:
+        dataset = build_test_dataset(cfg)
+    except FileNotFoundError as e:
+        fail(f'{args.config}: test dataset: {e}')
+    try:
+        pairs = match_to_dataset(preds, dataset)
+    except KeyError as e:  # predictions of other images than the config's test set
+        fail(f'{args.prediction_path}: {e.args[0]}')
+    return cfg, dataset, pairs
 
 
 def to_data_sample(info: dict, pred: dict) -> DetDataSample:
@@ -55,13 +99,10 @@ def to_data_sample(info: dict, pred: dict) -> DetDataSample:
     return ds
 
 
-def main():
-    args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    dataset = build_test_dataset(cfg)
-    pairs = match_to_dataset(load_predictions(args.prediction_path), dataset)
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    cfg, dataset, pairs = load_inputs(parser, args)
     by_path = {info['img_path']: (info, pred) for info, pred in pairs}
     visualizer = VISUALIZERS.build(dict(cfg.visualizer, vis_backends=None))  # images go to out_file only
     visualizer.dataset_meta = dataset.metainfo
