@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from fixtures import DET_CLASSES, REPO, TINY_CONFIG, write_dataset
 from mmdet.registry import DATASETS, MODELS
 from mtssl_mm.apis import (InferenceDefaults, MultiTaskInferencer, collect_images, inference_pipeline,
                            output_names)
+from mtssl_mm.apis.inferencer import UnreadableImageWarning
 from mtssl_mm.apis.outputs import seg_id_table
 
 FIXMATCH_TINY = osp.join(REPO, 'configs', 'demo', 'fixmatch_tiny.py')
@@ -313,11 +315,117 @@ def test_cli_folder_and_glob_with_tasks_det(data, sup_ckpt, tmp_path):
         assert (w > 0).all() and (h > 0).all() and (x + w <= result['width'] + 1e-3).all()
 
 
-def test_cli_missing_input_is_an_error_naming_it(data, sup_ckpt, tmp_path):
+def test_cli_missing_input_is_an_error_naming_it(data, sup_ckpt, tmp_path, capsys):
+    """One line ``<prog>: error: ...`` and exit status 2, before the model is loaded; nothing written."""
     tool = load_infer_tool()
+
+    def error_line(argv):
+        with pytest.raises(SystemExit) as info:
+            tool.main(argv)
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and err.count('\n') == 1, err
+        return err.split(': error: ', 1)[1]
+
     missing = osp.join(data, 'images', 'nope', '*.png')
-    with pytest.raises(SystemExit, match=r"input '.*nope/\*\.png': the glob pattern matches no image"):
-        tool.main([TINY_CONFIG, sup_ckpt, osp.join(data, 'images'), missing, '--out-dir', str(tmp_path)])
-    with pytest.raises(SystemExit, match='checkpoint .*absent.pth does not exist'):
-        tool.main([TINY_CONFIG, str(tmp_path / 'absent.pth'), osp.join(data, 'images'), '--out-dir', str(tmp_path)])
+    assert re.fullmatch(r"input '.*nope/\*\.png': the glob pattern matches no image .*\n",
+                        error_line([TINY_CONFIG, sup_ckpt, osp.join(data, 'images'), missing, '--out-dir',
+                                    str(tmp_path)]))
+    absent = str(tmp_path / 'absent.pth')
+    assert error_line([TINY_CONFIG, absent, osp.join(data, 'images'), '--out-dir', str(tmp_path)]) == (
+        f'{absent}: checkpoint does not exist\n')
     assert os.listdir(tmp_path) == [], 'nothing written'
+
+
+# ----------------------------------------------------------------------------------------- unreadable images
+def write_images(folder, data):
+    """Three readable images (two PNGs, a JPEG) and three that cannot be read: a truncated JPEG (the first half of
+    the real JPEG's bytes: an interrupted copy), an empty PNG and a text file named .jpg. Paths (good, bad)."""
+    os.makedirs(folder)
+    src = sorted(glob.glob(osp.join(data, 'images', 'val', '*', '*.png')))[:2]
+    good = [osp.join(folder, 'good_a.png'), osp.join(folder, 'good_b.png'), osp.join(folder, 'good_c.jpg')]
+    for path, s in zip(good, src):
+        shutil.copy(s, path)
+    jpeg = cv2.imencode('.jpg', cv2.imread(src[0]))[1].tobytes()
+    with open(good[2], 'wb') as f:
+        f.write(jpeg)
+    bad = [osp.join(folder, n) for n in ('bad_empty.png', 'bad_text.jpg', 'bad_truncated.jpg')]
+    for path, content in zip(bad, (b'', b'not an image, only text\n', jpeg[:len(jpeg) // 2])):
+        with open(path, 'wb') as f:
+            f.write(content)
+    return good, bad
+
+
+def test_truncated_jpeg_stops_the_configs_image_loader(data, tmp_path):
+    """The case of the issue, reproduced: the config's loader (mmcv's LoadImageFromFile with the cv2 backend, inside
+    the inference pipeline) stops with an AssertionError on the first half of a JPEG, and raises on an empty file."""
+    good, bad = write_images(str(tmp_path / 'in'), data)
+    pipeline = Compose(inference_pipeline(Config.fromfile(TINY_CONFIG).test_dataloader.dataset.pipeline))
+    assert pipeline(dict(img_path=good[2]))['inputs'].shape[1:] == (64, 128)
+    for path in (bad[1], bad[2]):
+        with pytest.raises(AssertionError, match=f'failed to load image: {re.escape(path)}'):
+            pipeline(dict(img_path=path))
+    with pytest.raises(Exception):
+        pipeline(dict(img_path=bad[0]))
+
+
+def test_unreadable_images_are_skipped_with_a_warning_each_read_once(data, sup_ckpt, tmp_path, monkeypatch):
+    import mmengine.fileio
+    good, bad = write_images(str(tmp_path / 'in'), data)
+    inferencer = MultiTaskInferencer(TINY_CONFIG, sup_ckpt, device='cpu', score_thr=0.45, show_progress=False)
+    reads = []
+    real_get = mmengine.fileio.get
+    monkeypatch.setattr(mmengine.fileio, 'get', lambda path, *a, **k: reads.append(path) or real_get(path, *a, **k))
+    out = tmp_path / 'out'
+    with pytest.warns(UnreadableImageWarning) as record:
+        results = inferencer(str(tmp_path / 'in'), out_dir=str(out), batch_size=2)
+    # every image read once (the picture is drawn from the same array); the empty file is not even opened
+    assert sorted(reads) == sorted(good + bad[1:])
+    assert results['skipped'] == bad
+    for path in bad:
+        assert any(str(w.message).startswith(f'{path}: cannot read the image (') for w in record), path
+    assert f'{bad[0]}: cannot read the image (the file is empty); skipped' in [str(w.message) for w in record]
+    assert [r['img_path'] for r in results['predictions']] == good
+    for sub, ext in (('preds', 'json'), ('seg', 'png'), ('vis', 'jpg')):
+        assert sorted(os.listdir(out / sub)) == [f'good_{c}.{ext}' for c in 'abc']
+    # the same predictions as without the unreadable images (and the JPEG as read from the file)
+    alone = inferencer(good, batch_size=1)['predictions']
+    for r, a in zip(results['predictions'], alone):
+        assert r['img_path'] == a['img_path'] and len(r['boxes']) == len(a['boxes']) > 0
+        np.testing.assert_allclose([b['bbox'] for b in r['boxes']], [b['bbox'] for b in a['boxes']], atol=1e-3)
+        assert (cv2.imread(str(out / r['seg']), cv2.IMREAD_UNCHANGED) == a['sem_seg']).all()
+    assert cv2.imread(str(out / 'vis' / 'good_c.jpg')).shape[:2] == (64, 128)
+
+
+def test_unreadable_images_are_skipped_with_the_pillow_backend_too(data, sup_ckpt, tmp_path):
+    """With ``imdecode_backend='pillow'`` the decoder raises (OSError: image file is truncated) instead of giving
+    None: the same files are skipped, named."""
+    good, bad = write_images(str(tmp_path / 'in'), data)
+    cfg = Config.fromfile(TINY_CONFIG)
+    assert cfg.test_dataloader.dataset.pipeline[0]['type'] == 'LoadImageFromFile'
+    cfg.test_dataloader.dataset.pipeline[0]['imdecode_backend'] = 'pillow'
+    inferencer = MultiTaskInferencer(cfg, sup_ckpt, device='cpu', tasks=['seg'], show_progress=False)
+    with pytest.warns(UnreadableImageWarning) as record:
+        results = inferencer(str(tmp_path / 'in'))
+    assert results['skipped'] == bad and [r['img_path'] for r in results['predictions']] == good
+    messages = [str(w.message) for w in record]
+    assert f'{bad[2]}: cannot read the image (OSError: image file is truncated' in '\n'.join(messages), messages
+
+
+def test_cli_skips_unreadable_images_lists_them_and_exits_1(data, sup_ckpt, tmp_path):
+    """tools/infer.py on a folder with unreadable images: a warning naming each, every other image's outputs
+    written, the skipped files listed at the end, exit status 1, no traceback."""
+    good, bad = write_images(str(tmp_path / 'in'), data)
+    out = str(tmp_path / 'out')
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
+    cmd = [sys.executable, INFER, TINY_CONFIG, sup_ckpt, str(tmp_path / 'in'), '--out-dir', out, '--device', 'cpu',
+           '--batch-size', '2']
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert 'Traceback' not in proc.stderr and 'AssertionError' not in proc.stderr, proc.stderr[-3000:]
+    for path in bad:  # one line each, as it happens
+        assert f'\ninfer.py: warning: {path}: cannot read the image (' in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.endswith('infer.py: 3 of 6 images could not be read and were skipped (no output for them):\n'
+                                + ''.join(f'  {p}\n' for p in bad)), proc.stderr[-3000:]
+    assert '3 images' in proc.stdout
+    for sub, ext in (('preds', 'json'), ('seg', 'png'), ('vis', 'jpg')):
+        assert sorted(os.listdir(osp.join(out, sub))) == [f'good_{c}.{ext}' for c in 'abc']

@@ -6,11 +6,12 @@ import os
 import os.path as osp
 import uuid
 import warnings
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import mmcv
 import numpy as np
 import torch.nn as nn
+from mmcv.transforms import LoadImageFromFile
 from mmengine.config import ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.infer import BaseInferencer
@@ -26,6 +27,10 @@ from .inputs import collect_images, output_names
 from .pipeline import inference_pipeline
 
 InputType = Union[str, np.ndarray]
+
+
+class UnreadableImageWarning(UserWarning):
+    """An input image that cannot be read or decoded was skipped (the message names the file)."""
 
 
 class MultiTaskInferencer(BaseInferencer):
@@ -203,8 +208,9 @@ class MultiTaskInferencer(BaseInferencer):
             return_datasamples (bool): Return the model's ``DetDataSample`` instead of dicts.
 
         Returns:
-            dict: ``predictions`` (one per image, in input order: :meth:`pred2dict`'s dict or the data sample)
-            and ``visualization`` (the pictures if ``return_vis``, else empty).
+            dict: ``predictions`` (one per image read, in input order: :meth:`pred2dict`'s dict or the data
+            sample), ``visualization`` (the pictures if ``return_vis``, else empty) and ``skipped`` (the paths of
+            the images that could not be read, each with a warning: :meth:`_read_images`; no output for them).
         """
         if batch_size < 1:
             raise ValueError(f'batch_size must be >= 1, got {batch_size}')
@@ -215,14 +221,21 @@ class MultiTaskInferencer(BaseInferencer):
                 os.makedirs(osp.join(out_dir, sub), exist_ok=True)
         if out_dir and not no_save_vis:
             os.makedirs(osp.join(out_dir, 'vis'), exist_ok=True)
-        results = dict(predictions=[], visualization=[])
+        results = dict(predictions=[], visualization=[], skipped=[])
         with Progress(*Progress.get_default_columns(), MofNCompleteColumn(),
                       disable=not self.show_progress) as progress:
             bar = progress.add_task('Inference', total=len(items))
             for start in range(0, len(items), batch_size):
                 chunk, chunk_names = items[start:start + batch_size], names[start:start + batch_size]
+                size = len(chunk)
+                chunk, chunk_names, paths = self._read_images(chunk, chunk_names, results['skipped'])
+                if not chunk:
+                    progress.advance(bar, size)
+                    continue
                 data = self.collate_fn([self.pipeline(self._to_pipeline_input(i)) for i in chunk])
                 preds = self.forward(data)
+                for pred, path in zip(preds, paths):  # read here, the pipeline got the array
+                    pred.set_metainfo(dict(img_path=path))
                 vis = self.visualize(chunk, preds, return_vis=return_vis, no_save_vis=no_save_vis,
                                      img_out_dir=out_dir, names=chunk_names)
                 out = self.postprocess(preds, vis, return_datasamples=return_datasamples,
@@ -230,8 +243,46 @@ class MultiTaskInferencer(BaseInferencer):
                 results['predictions'].extend(out['predictions'])
                 if return_vis:
                     results['visualization'].extend(out['visualization'])
-                progress.advance(bar, len(chunk))
+                progress.advance(bar, size)
         return results
+
+    def _read_images(self, chunk: Sequence[InputType], names: Sequence[str],
+                     skipped: List[str]) -> Tuple[List[InputType], List[str], List[Optional[str]]]:
+        """Read each path of ``chunk`` once, as the config's image loader reads it (its ``backend_args``,
+        ``imdecode_backend``, ``color_type``), for the pipeline and the picture alike.
+
+        A file that cannot be read or decoded (empty, truncated, not an image: the loader raises, or the decoder
+        gives None, which mmcv's ``LoadImageFromFile`` would stop on with an ``AssertionError``) is left out with an
+        :class:`UnreadableImageWarning` naming it, and appended to ``skipped``.
+
+        Returns:
+            tuple: The readable inputs (BGR arrays; arrays given as inputs stay as they are), their names and their
+            paths (None for array inputs).
+        """
+        loader = next((t.from_file for t in self.pipeline.transforms if hasattr(t, 'from_file')), None)
+        loader = loader or LoadImageFromFile()
+        kept, kept_names, paths = [], [], []
+        for item, name in zip(chunk, names):
+            path = None
+            if not isinstance(item, np.ndarray):
+                path, item, reason = item, None, 'the decoder gives no image: truncated or not an image'
+                if osp.isfile(path) and osp.getsize(path) == 0:
+                    reason = 'the file is empty'
+                else:
+                    try:
+                        item = (loader.transform(dict(img_path=path)) or {}).get('img')
+                    except AssertionError:  # mmcv's "failed to load image": the decoder gave None
+                        pass
+                    except Exception as e:  # noqa: BLE001 - whatever the file backend or the decoder raises on it
+                        reason = ' '.join(f'{type(e).__name__}: {e}'.split())
+                if item is None:
+                    warnings.warn(f'{path}: cannot read the image ({reason}); skipped', UnreadableImageWarning)
+                    skipped.append(path)
+                    continue
+            kept.append(item)
+            kept_names.append(name)
+            paths.append(path)
+        return kept, kept_names, paths
 
     @staticmethod
     def _to_pipeline_input(item: InputType) -> dict:
