@@ -79,7 +79,8 @@ setup(
     install_requires=install_requires,
     extras_require={
         'deploy': deploy_requires,
-        'tests': ['pytest', 'pytest-xdist'] + deploy_requires,  # tests/test_export_onnx.py exports and runs ORT
+        # tests/test_export_onnx.py exports and runs ORT; the linters of `make lint` (setup.cfg)
+        'tests': ['pytest', 'pytest-xdist', 'flake8==7.5.0', 'isort==9.0.2', 'yapf==0.43.0'] + deploy_requires,
     },
     license='Apache-2.0',
 )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent install of the whole stack into a virtual environment (default: .venv at the repo root).
 #
-# Order matters (see README "Install on a GPU cluster"):
+# Order matters (see docs/install.md):
 #   1. build tools: setuptools>=77.0.3,<81 (torch 2.13 needs >=77; mmcv 2.1.0's setup.py needs pkg_resources)
 #   2. torch (pinned to the CPU wheel on CI machines; users on clusters bring their own)
 #   3. mmengine, then mmcv 2.1.0 built from source with compiled ops (no wheel exists for torch 2.13)
