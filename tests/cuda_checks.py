@@ -66,7 +66,11 @@ def uint8_images(n: int, h: int, w: int, seed: int) -> torch.Tensor:
     return torch.stack(imgs).float() / 255
 
 
-def strong_augment_pair(aug_cfg: dict, devices: Sequence[str], n: int = 8, h: int = 96, w: int = 128,
+def strong_augment_pair(aug_cfg: dict,
+                        devices: Sequence[str],
+                        n: int = 8,
+                        h: int = 96,
+                        w: int = 128,
                         seed: int = 0) -> Dict[str, tuple]:
     """One ``StrongAugment`` (built from ``aug_cfg``), one draw of ``sample_params``, applied with
     ``apply_params`` to the same images on each device; ``{device: (images, matrices)}`` on the CPU."""
@@ -125,10 +129,15 @@ def dense_fixmatch_amp_step(device: str, dtype: torch.dtype, batch: dict) -> dic
     loss, log_vars = model.parse_losses(losses)
     loss.backward()
     named = [(n, p) for n, p in model.student.named_parameters() if p.requires_grad]
-    return dict(losses={k: float(torch.as_tensor(v).detach()) for k, v in log_vars.items()},
-                pseudo_boxes_per_img=float(log_vars['det.pseudo_boxes_per_img']), params=len(named),
-                no_grad=[n for n, p in named if p.grad is None],
-                non_finite_grad=[n for n, p in named if p.grad is not None and not torch.isfinite(p.grad).all()])
+    return dict(
+        losses={
+            k: float(torch.as_tensor(v).detach())
+            for k, v in log_vars.items()
+        },
+        pseudo_boxes_per_img=float(log_vars['det.pseudo_boxes_per_img']),
+        params=len(named),
+        no_grad=[n for n, p in named if p.grad is None],
+        non_finite_grad=[n for n, p in named if p.grad is not None and not torch.isfinite(p.grad).all()])
 
 
 # -------------------------------------------------------------------------------------------------- predict
@@ -166,8 +175,13 @@ def predict_on(model, batch: dict, device: str) -> List[dict]:
     model = copy.deepcopy(model).to(device)
     with torch.no_grad(), exact_float32():
         results = model.test_step(copy.deepcopy(batch))
-    return [dict(bboxes=r.pred_instances.bboxes.cpu(), scores=r.pred_instances.scores.cpu(),
-                 labels=r.pred_instances.labels.cpu(), seg=r.pred_sem_seg.sem_seg.cpu()) for r in results]
+    return [
+        dict(
+            bboxes=r.pred_instances.bboxes.cpu(),
+            scores=r.pred_instances.scores.cpu(),
+            labels=r.pred_instances.labels.cpu(),
+            seg=r.pred_sem_seg.sem_seg.cpu()) for r in results
+    ]
 
 
 def match_detections(a: dict, b: dict) -> Dict[str, float]:
@@ -185,9 +199,15 @@ def match_detections(a: dict, b: dict) -> Dict[str, float]:
             matched += 1
             box_diff, score_diff = max(box_diff, float(d_box[j])), max(score_diff, float(d_score[j]))
     seg_fraction = float((a['seg'] != b['seg']).float().mean())
-    return dict(count_a=len(a['scores']), count_b=len(b['scores']), matched=matched,
-                unmatched_a=len(a['scores']) - matched, unmatched_b=len(b['scores']) - matched,
-                max_box_diff=box_diff, max_score_diff=score_diff, seg_fraction_differing=seg_fraction)
+    return dict(
+        count_a=len(a['scores']),
+        count_b=len(b['scores']),
+        matched=matched,
+        unmatched_a=len(a['scores']) - matched,
+        unmatched_b=len(b['scores']) - matched,
+        max_box_diff=box_diff,
+        max_score_diff=score_diff,
+        seg_fraction_differing=seg_fraction)
 
 
 # --------------------------------------------------------------------------------------------------- SyncBN
@@ -217,18 +237,26 @@ def sync_bn_step(device: str, backend: str, init_file: str) -> dict:
         grads = [p.grad for p in model.parameters() if p.requires_grad]
         ones = torch.ones(3, device=device)
         dist.all_reduce(ones)
-        return dict(sync_bn_layers=len(sync), loss=float(loss),
-                    grads_finite=all(g is not None and bool(torch.isfinite(g).all()) for g in grads),
-                    running_mean_moved=not torch.equal(sync[0].running_mean.cpu(), mean_before.cpu()),
-                    all_reduce=ones.cpu().tolist())
+        return dict(
+            sync_bn_layers=len(sync),
+            loss=float(loss),
+            grads_finite=all(g is not None and bool(torch.isfinite(g).all()) for g in grads),
+            running_mean_moved=not torch.equal(sync[0].running_mean.cpu(), mean_before.cpu()),
+            all_reduce=ones.cpu().tolist())
     finally:
         dist.destroy_process_group()
 
 
 def sync_bn_sample(seed: int) -> DetDataSample:
     h, w = 64, 96
-    ds = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), batch_input_shape=(h, w),
-                                     scale_factor=(1.0, 1.0), labeled_tasks=('det', 'seg')))
+    ds = DetDataSample(
+        metainfo=dict(
+            img_shape=(h, w),
+            ori_shape=(h, w),
+            pad_shape=(h, w),
+            batch_input_shape=(h, w),
+            scale_factor=(1.0, 1.0),
+            labeled_tasks=('det', 'seg')))
     ds.gt_instances = InstanceData(bboxes=torch.tensor([[10., 20., 50., 50.]]), labels=torch.tensor([2]))
     ds.ignored_instances = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
     g = torch.Generator().manual_seed(seed)

@@ -23,5 +23,15 @@ def tiny_cfg(data_root, work_dir, config=TINY_CONFIG):
 
 def cfg_options(data_root):
     """``--cfg-options`` pointing every dataset of the tiny config at ``data_root``."""
-    return [f'{k}.dataset.data_root={data_root}' for k in ('train_dataloader', 'val_dataloader',
-                                                            'test_dataloader')]
+    return [f'{k}.dataset.data_root={data_root}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+
+
+def unpadded_meta(h, w, **extra):
+    """The metainfo of a training sample of ``h`` x ``w`` pixels that fills its batch (no resize, no padding)."""
+    return dict(
+        img_shape=(h, w),
+        ori_shape=(h, w),
+        pad_shape=(h, w),
+        batch_input_shape=(h, w),
+        scale_factor=(1.0, 1.0),
+        **extra)

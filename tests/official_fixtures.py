@@ -41,8 +41,9 @@ def load_tool(rel_path: str):
 
 def build_dataset(config: str, key: str, data_root: str, **overrides):
     """Build ``cfg[key].dataset`` of a dataset config with every ``data_root`` pointed at ``data_root``."""
-    from mmengine.config import Config
     from mmdet.registry import DATASETS
+    from mmengine.config import Config
+
     import mtssl_mm  # noqa: F401  (registers MultiTaskDataset and its transforms)
     cfg = Config.fromfile(osp.join(DATASET_CONFIGS, config))
     ds_cfg = cfg[key].dataset
@@ -57,12 +58,34 @@ CS_H, CS_W = 40, 80
 # label ids of cityscapesscripts' table (the fixture has to name them; the converter must not)
 SKY, ROAD, BUILDING, POLE, PARKING = 23, 7, 11, 17, 9
 PERSON, RIDER, CAR, TRUCK, BUS, CARAVAN, TRAIN, MOTORCYCLE, BICYCLE = 24, 25, 26, 27, 28, 29, 31, 32, 33
-COLORS = {SKY: (70, 130, 180), ROAD: (128, 64, 128), BUILDING: (70, 70, 70), POLE: (153, 153, 153),
-          PARKING: (250, 170, 160), PERSON: (220, 20, 60), RIDER: (255, 0, 0), CAR: (0, 0, 142),
-          TRUCK: (0, 0, 70), BUS: (0, 60, 100), CARAVAN: (0, 0, 90), TRAIN: (0, 80, 100),
-          MOTORCYCLE: (0, 0, 230), BICYCLE: (119, 11, 32)}
-NAMES = {PERSON: 'person', RIDER: 'rider', CAR: 'car', TRUCK: 'truck', BUS: 'bus', CARAVAN: 'caravan',
-         TRAIN: 'train', MOTORCYCLE: 'motorcycle', BICYCLE: 'bicycle', POLE: 'pole'}
+COLORS = {
+    SKY: (70, 130, 180),
+    ROAD: (128, 64, 128),
+    BUILDING: (70, 70, 70),
+    POLE: (153, 153, 153),
+    PARKING: (250, 170, 160),
+    PERSON: (220, 20, 60),
+    RIDER: (255, 0, 0),
+    CAR: (0, 0, 142),
+    TRUCK: (0, 0, 70),
+    BUS: (0, 60, 100),
+    CARAVAN: (0, 0, 90),
+    TRAIN: (0, 80, 100),
+    MOTORCYCLE: (0, 0, 230),
+    BICYCLE: (119, 11, 32)
+}
+NAMES = {
+    PERSON: 'person',
+    RIDER: 'rider',
+    CAR: 'car',
+    TRUCK: 'truck',
+    BUS: 'bus',
+    CARAVAN: 'caravan',
+    TRAIN: 'train',
+    MOTORCYCLE: 'motorcycle',
+    BICYCLE: 'bicycle',
+    POLE: 'pole'
+}
 
 # (value written to instanceIds, label id, [(y0, y1, x0, x1) rectangles, inclusive]) painted in this order
 # (later paints occlude earlier ones). Values >= 1000 are instances, values < 1000 crowd groups.
@@ -84,15 +107,21 @@ FRANKFURT_OBJECTS = [
     (TRAIN * 1000 + 0, TRAIN, [(20, 29, 40, 69)]),
     (MOTORCYCLE * 1000 + 3, MOTORCYCLE, [(30, 33, 0, 3)]),
 ]
-CS_TRAIN = {'aachen/aachen_000000_000019': AACHEN_0_OBJECTS,
-            'aachen/aachen_000001_000019': [],  # no object at all: a valid all-negative image
-            'bremen/bremen_000000_000019': BREMEN_OBJECTS}
+CS_TRAIN = {
+    'aachen/aachen_000000_000019': AACHEN_0_OBJECTS,
+    'aachen/aachen_000001_000019': [],  # no object at all: a valid all-negative image
+    'bremen/bremen_000000_000019': BREMEN_OBJECTS
+}
 CS_VAL = {'frankfurt/frankfurt_000000_000294': FRANKFURT_OBJECTS}
 CS_TRAIN_EXTRA = ['augsburg/augsburg_000000_000000', 'augsburg/augsburg_000000_000001']
 # sequence frames around the train images: 000019 of each is the train image itself
-CS_SEQUENCE = {'train': ['aachen/aachen_000000_000018', 'aachen/aachen_000000_000019',
-                         'aachen/aachen_000000_000020', 'aachen/aachen_000001_000019'],
-               'val': ['frankfurt/frankfurt_000000_000293']}
+CS_SEQUENCE = {
+    'train': [
+        'aachen/aachen_000000_000018', 'aachen/aachen_000000_000019', 'aachen/aachen_000000_000020',
+        'aachen/aachen_000001_000019'
+    ],
+    'val': ['frankfurt/frankfurt_000000_000293']
+}
 
 
 def _rgb_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -100,7 +129,8 @@ def _rgb_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 def paint_cityscapes(objects: Sequence[Tuple[int, int, List[Tuple[int, int, int, int]]]],
-                     h: int = CS_H, w: int = CS_W) -> Tuple[np.ndarray, np.ndarray]:
+                     h: int = CS_H,
+                     w: int = CS_W) -> Tuple[np.ndarray, np.ndarray]:
     """Label ids and instance ids of one image: sky on top, road below, a building, then ``objects``.
 
     Returns:
@@ -118,8 +148,10 @@ def paint_cityscapes(objects: Sequence[Tuple[int, int, List[Tuple[int, int, int,
 
 
 def _polygons(objects, h: int, w: int) -> dict:
-    objs = [dict(label='road', polygon=[[0, 10], [w - 1, 10], [w - 1, h - 1], [0, h - 1]]),
-            dict(label='sky', polygon=[[0, 0], [w - 1, 0], [w - 1, 9], [0, 9]])]
+    objs = [
+        dict(label='road', polygon=[[0, 10], [w - 1, 10], [w - 1, h - 1], [0, h - 1]]),
+        dict(label='sky', polygon=[[0, 0], [w - 1, 0], [w - 1, 9], [0, 9]])
+    ]
     for value, label_id, rects in objects:
         name = NAMES.get(label_id, 'parking')
         if value < 1000 and label_id in (PERSON, CAR):
@@ -134,7 +166,9 @@ def _write(path: str, arr: np.ndarray) -> None:
     assert cv2.imwrite(path, arr), path
 
 
-def write_cityscapes(root: str, train_extra: Optional[str] = 'leftImg8bit', sequence: bool = True,
+def write_cityscapes(root: str,
+                     train_extra: Optional[str] = 'leftImg8bit',
+                     sequence: bool = True,
                      seed: int = 0) -> None:
     """Write the Cityscapes tree under ``root``.
 
@@ -162,15 +196,18 @@ def write_cityscapes(root: str, train_extra: Optional[str] = 'leftImg8bit', sequ
             with open(f'{gt}_gtFine_polygons.json', 'w') as f:
                 json.dump(_polygons(objects, CS_H, CS_W), f)
     if train_extra:
-        base = {'leftImg8bit': osp.join(root, 'leftImg8bit', 'train_extra'),
-                'trainextra': osp.join(root, 'leftImg8bit_trainextra', 'leftImg8bit', 'train_extra')}[train_extra]
+        base = {
+            'leftImg8bit': osp.join(root, 'leftImg8bit', 'train_extra'),
+            'trainextra': osp.join(root, 'leftImg8bit_trainextra', 'leftImg8bit', 'train_extra')
+        }[train_extra]
         for key in CS_TRAIN_EXTRA:
             _write(osp.join(base, f'{key}_leftImg8bit.png'), _rgb_image(rng, CS_H, CS_W))
     if sequence:
         for split, keys in CS_SEQUENCE.items():
             for key in keys:
-                _write(osp.join(root, 'leftImg8bit_sequence', split, f'{key}_leftImg8bit.png'),
-                       _rgb_image(rng, CS_H, CS_W))
+                _write(
+                    osp.join(root, 'leftImg8bit_sequence', split, f'{key}_leftImg8bit.png'),
+                    _rgb_image(rng, CS_H, CS_W))
 
 
 # ----------------------------------------------------------------------------------------------- BDD100K
@@ -210,32 +247,46 @@ def bdd_det_frames() -> Dict[str, List[dict]]:
     box-less labels (lane, drivable area), a frame without labels; an image with no frame at all (D)."""
     frame_attrs = dict(weather='clear', scene='city street', timeofday='daytime')
     train = [
-        dict(name=f'{A}.jpg', attributes=frame_attrs, timestamp=10000, labels=[
-            _label(0, 'car', (2.5, 3.0, 20.25, 15.0)),
-            _label(1, 'person', (30, 4, 35, 20)),  # legacy name of pedestrian
-            _label(2, 'bike', (40, 10, 47, 18)),  # legacy name of bicycle
-            _label(3, 'motor', (50, 10, 57, 18)),  # legacy name of motorcycle
-            _label(4, 'other person', (1, 20, 4, 28)),  # ignore -> pedestrian
-            _label(5, 'trailer', (10, 20, 30, 30)),  # ignore -> truck
-            _label(6, 'car', (40, 20, 60, 30), crowd=True),  # crowd -> ignore
-            _label(7, 'lane', poly2d=[LANE]),  # no box2d: skipped, counted
-            _label(8, 'drivable area', poly2d=[dict(LANE, closed=True)]),  # no box2d: skipped, counted
-            _label(9, 'other vehicle', (5, 5, 9, 9)),  # ignore -> car
-        ]),
-        dict(name=f'{B}.jpg', attributes=frame_attrs, timestamp=10000, labels=[
-            _label(0, 'traffic light', (1, 1, 3, 6)),
-            _label(1, 'traffic sign', (10, 1, 14, 5)),
-            _label(2, 'train', (20, 2, 60, 20), crowd=False),
-        ]),
+        dict(
+            name=f'{A}.jpg',
+            attributes=frame_attrs,
+            timestamp=10000,
+            labels=[
+                _label(0, 'car', (2.5, 3.0, 20.25, 15.0)),
+                _label(1, 'person', (30, 4, 35, 20)),  # legacy name of pedestrian
+                _label(2, 'bike', (40, 10, 47, 18)),  # legacy name of bicycle
+                _label(3, 'motor', (50, 10, 57, 18)),  # legacy name of motorcycle
+                _label(4, 'other person', (1, 20, 4, 28)),  # ignore -> pedestrian
+                _label(5, 'trailer', (10, 20, 30, 30)),  # ignore -> truck
+                _label(6, 'car', (40, 20, 60, 30), crowd=True),  # crowd -> ignore
+                _label(7, 'lane', poly2d=[LANE]),  # no box2d: skipped, counted
+                _label(8, 'drivable area', poly2d=[dict(LANE, closed=True)]),  # no box2d: skipped, counted
+                _label(9, 'other vehicle', (5, 5, 9, 9)),  # ignore -> car
+            ]),
+        dict(
+            name=f'{B}.jpg',
+            attributes=frame_attrs,
+            timestamp=10000,
+            labels=[
+                _label(0, 'traffic light', (1, 1, 3, 6)),
+                _label(1, 'traffic sign', (10, 1, 14, 5)),
+                _label(2, 'train', (20, 2, 60, 20), crowd=False),
+            ]),
         dict(name=f'{C}.jpg', attributes=frame_attrs, timestamp=10000),  # a frame without labels
     ]
     val = [
-        dict(name=f'{V1}.jpg', attributes=frame_attrs, timestamp=10000, labels=[
-            _label(0, 'bus', (0, 0, 10, 10))]),
-        dict(name=f'{V2}.jpg', attributes=frame_attrs, timestamp=10000, labels=[
-            _label(0, 'rider', (3, 4, 8, 12)), _label(1, 'truck', (20, 5, 40, 25)),
-            _label(2, 'pedestrian', (50, 1, 55, 9)), _label(3, 'motorcycle', (44, 15, 50, 22)),
-            _label(4, 'bicycle', (30, 20, 36, 30))]),
+        dict(name=f'{V1}.jpg', attributes=frame_attrs, timestamp=10000, labels=[_label(0, 'bus', (0, 0, 10, 10))]),
+        dict(
+            name=f'{V2}.jpg',
+            attributes=frame_attrs,
+            timestamp=10000,
+            labels=[
+                _label(0, 'rider', (3, 4, 8, 12)),
+                _label(1, 'truck', (20, 5, 40, 25)),
+                _label(2, 'pedestrian', (50, 1, 55, 9)),
+                _label(3, 'motorcycle', (44, 15, 50, 22)),
+                _label(4, 'bicycle', (30, 20, 36, 30))
+            ]),
     ]
     return dict(train=train, val=val)
 

@@ -6,10 +6,10 @@ import torch
 from mmdet.models.task_modules.prior_generators import AnchorGenerator
 from mmdet.registry import TASK_UTILS
 from mmengine.config import Config
+from test_semi import H, W, sample, tiny_semi
 
 import mtssl_mm  # noqa: F401
 from fixtures import REPO
-from test_semi import H, W, sample, tiny_semi
 
 MODEL = f'{REPO}/configs/_base_/models/multitask_r50_retina_deeplabv3plus.py'
 
@@ -58,10 +58,13 @@ def test_least_recently_used_entry_is_dropped():
 
 
 def test_semi_supervised_step_reuses_anchors_and_keeps_its_losses(calls):
+
     def losses_of(model):
         torch.manual_seed(1)
-        out = model.loss(torch.randn(4, 3, H, W), [sample(('det', 'seg')), sample(('det', )), sample(()),
-                                                   sample(('seg', ), 1)])
+        out = model.loss(
+            torch.randn(4, 3, H, W), [sample(
+                ('det', 'seg')), sample(
+                    ('det', )), sample(()), sample(('seg', ), 1)])
         return {k: torch.stack(v) if isinstance(v, list) else v for k, v in out.items()}
 
     cached, plain = tiny_semi(), tiny_semi()

@@ -15,17 +15,19 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mtssl_mm  # noqa: F401
-from fixtures import REPO, tiny_cfg
 from mtssl_mm.tasks import TASK_DATA
 from mtssl_mm.tasks.task_loss import normalise_globally
-from official_fixtures import A, B, C, D, E, F, bdd_det_frames, build_dataset, load_tool, write_bdd100k
+from fixtures import REPO, tiny_cfg
+from official_fixtures import A, B, C, D, E, bdd_det_frames, build_dataset, load_tool, write_bdd100k
 
 bdd = load_tool('dataset_converters/bdd100k.py')
 ATTRS = dict(weather=6, scene=6, timeofday=3)
 # per frame: the attributes written into det_{train,val}.json (B has an undefined weather, C has no labels list)
-FRAME_ATTRS = {A: dict(weather='rainy', scene='highway', timeofday='night'),
-               B: dict(weather='undefined', scene='city street', timeofday='daytime'),
-               C: dict(weather='snowy', scene='tunnel', timeofday='dawn/dusk')}
+FRAME_ATTRS = {
+    A: dict(weather='rainy', scene='highway', timeofday='night'),
+    B: dict(weather='undefined', scene='city street', timeofday='daytime'),
+    C: dict(weather='snowy', scene='tunnel', timeofday='dawn/dusk')
+}
 
 
 def img100(split, name):
@@ -51,8 +53,13 @@ def converted(tmp_path_factory):
 
 def three_tasks(root, key='train_dataloader', **overrides):
     split = 'train' if key == 'train_dataloader' else 'val'
-    return build_dataset('bdd100k_multitask.py', key, root, tasks=('det', 'seg', 'attr'),
-                         task_ann_files=dict(attr=f'annotations/attributes_{split}.json'), **overrides)
+    return build_dataset(
+        'bdd100k_multitask.py',
+        key,
+        root,
+        tasks=('det', 'seg', 'attr'),
+        task_ann_files=dict(attr=f'annotations/attributes_{split}.json'),
+        **overrides)
 
 
 def test_converter_writes_the_attributes_of_every_detection_frame(converted):
@@ -117,8 +124,8 @@ def test_identity_warp_strong_pseudo_label_equals_the_weak_one():
 
 def test_unsup_loss_is_fixmatchs_mean_over_the_unlabeled_batch():
     """Below-threshold samples add 0 to the sums and 1 each to the normaliser (over the global batch)."""
-    task = MODELS.build(dict(type='AttributesTask', name='attr', attributes=dict(weather=3), in_channels=2,
-                             pseudo_score_thr=0.9))
+    task = MODELS.build(
+        dict(type='AttributesTask', name='attr', attributes=dict(weather=3), in_channels=2, pseudo_score_thr=0.9))
     logits = {'weather': torch.tensor([[9.0, 0.0, 0.0], [0.2, 0.1, 0.0], [0.0, 0.0, 8.0], [0.0, 0.1, 0.0]])}
     pseudo = task.pseudo_label(logits, [None] * 4)
     assert pseudo[:, 0].tolist() == [0, -1, 2, -1]
@@ -134,20 +141,29 @@ def test_unsup_loss_is_fixmatchs_mean_over_the_unlabeled_batch():
 
 def test_evaluator_reports_three_metrics_and_their_geometric_mean():
     from mmdet.evaluation import CocoMetric  # noqa: F401  (registered)
-    meta = dict(classes=('car', ), seg_classes=('road', 'sky'), seg_palette=[(0, 0, 0)] * 2, attr_classes=dict(weather=['a', 'b'], scene=['x']),
-                tasks=('det', 'seg', 'attr'))
+    meta = dict(
+        classes=('car', ),
+        seg_classes=('road', 'sky'),
+        seg_palette=[(0, 0, 0)] * 2,
+        attr_classes=dict(weather=['a', 'b'], scene=['x']),
+        tasks=('det', 'seg', 'attr'))
     metric = METRICS.build(dict(type='MultiTaskMetric', classwise=False))
     metric.dataset_meta = meta
     box = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
     seg = torch.tensor([[[0, 1], [1, 1]]])
     samples = []
     for i, (gt_attr, pred_attr) in enumerate([([0, 0], [0, 0]), ([1, -1], [0, 0]), ([1, 0], [1, 0])]):
-        samples.append(dict(
-            img_id=i, ori_shape=(20, 20), labeled_tasks=('det', 'seg', 'attr'),
-            instances=[dict(bbox=[0.0, 0.0, 10.0, 10.0], bbox_label=0, ignore_flag=0)],
-            pred_instances=dict(bboxes=box, scores=torch.tensor([0.9]), labels=torch.tensor([0])),
-            gt_sem_seg=dict(sem_seg=seg), pred_sem_seg=dict(sem_seg=seg.clone() if i else torch.zeros_like(seg)),
-            gt_attributes=torch.tensor(gt_attr), pred_attributes=torch.tensor(pred_attr)))
+        samples.append(
+            dict(
+                img_id=i,
+                ori_shape=(20, 20),
+                labeled_tasks=('det', 'seg', 'attr'),
+                instances=[dict(bbox=[0.0, 0.0, 10.0, 10.0], bbox_label=0, ignore_flag=0)],
+                pred_instances=dict(bboxes=box, scores=torch.tensor([0.9]), labels=torch.tensor([0])),
+                gt_sem_seg=dict(sem_seg=seg),
+                pred_sem_seg=dict(sem_seg=seg.clone() if i else torch.zeros_like(seg)),
+                gt_attributes=torch.tensor(gt_attr),
+                pred_attributes=torch.tensor(pred_attr)))
     metric.process({}, samples)
     out = metric.evaluate(3)
     # weather: 2 of 3 right; F1(a) = 2*1/(1+2) = 2/3, F1(b) = 2*1/(2+1) = 2/3; scene: 2 defined, both right
@@ -169,8 +185,10 @@ def bdd_tiny_cfg(root, work, config):
     detector.tasks.det.head.num_classes = 10
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         ds = cfg[key].dataset
-        ds.update(metainfo=bdd_base.metainfo, tasks=three[key].dataset.tasks,
-                  task_ann_files=three[key].dataset.task_ann_files)
+        ds.update(
+            metainfo=bdd_base.metainfo,
+            tasks=three[key].dataset.tasks,
+            task_ann_files=three[key].dataset.task_ann_files)
     cfg.train_dataloader.dataset.filter_cfg = None
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=3, val_interval=3)
     cfg.default_hooks.checkpoint = None
@@ -186,9 +204,12 @@ def test_three_tasks_train_and_evaluate_through_the_unchanged_wrapper(converted,
         cfg.train_dataloader.sampler = dict(type='ExplicitSampler', batch_size=4, labeled='any')
     else:  # a split: A {det} (its attributes withheld, measured), B all three, C {attr}, E {seg}
         with open(osp.join(root, 'split3.json'), 'w') as f:
-            json.dump(dict(labeled=dict(det=[img100('train', A), img100('train', B)],
-                                        seg=[img100('train', B), f'images/10k/train/{E}.jpg'],
-                                        attr=[img100('train', B), img100('train', C)])), f)
+            json.dump(
+                dict(
+                    labeled=dict(
+                        det=[img100('train', A), img100('train', B)],
+                        seg=[img100('train', B), f'images/10k/train/{E}.jpg'],
+                        attr=[img100('train', B), img100('train', C)])), f)
         cfg.train_dataloader.dataset.update(split_file=osp.join(root, 'split3.json'), withheld_labels=True)
         cfg.custom_hooks.append(dict(type='PseudoLabelQualityHook', interval=1))
     runner = Runner.from_cfg(cfg)
@@ -237,10 +258,11 @@ def test_inferencer_writes_the_attributes_of_images_without_labels(converted, tm
 def test_the_three_task_leaf_config_only_adds_the_task():
     path = osp.join(REPO, 'configs', 'bdd100k', 'densefixmatch_explicit_3tasks.py')
     assert len(open(path).read().splitlines()) <= 15
-    three, two = (Config.fromfile(osp.join(REPO, 'configs', 'bdd100k', f'densefixmatch_explicit{s}.py'))
-                  for s in ('_3tasks', ''))
+    three, two = (
+        Config.fromfile(osp.join(REPO, 'configs', 'bdd100k', f'densefixmatch_explicit{s}.py')) for s in ('_3tasks', ''))
     assert list(three.model.detector.tasks) == ['det', 'seg', 'attr']
     assert three.model.detector.tasks.det == two.model.detector.tasks.det
     assert three.train_dataloader.sampler == two.train_dataloader.sampler and three.val_evaluator == two.val_evaluator
-    assert np.isclose(three.model.detector.tasks.attr.pseudo_score_thr if 'pseudo_score_thr' in
-                      three.model.detector.tasks.attr else 0.95, 0.95)
+    assert np.isclose(
+        three.model.detector.tasks.attr.pseudo_score_thr
+        if 'pseudo_score_thr' in three.model.detector.tasks.attr else 0.95, 0.95)

@@ -16,16 +16,16 @@ from mmengine.config import Config
 
 from fixtures import REPO
 
-CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
-                 if '_base_' not in osp.relpath(p, REPO).split(osp.sep))
+CONFIGS = sorted(
+    p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in osp.relpath(p, REPO).split(osp.sep))
 PAPER_GPUS = 8
 BASE_BATCH = dict(supervised=8, semi=16)
 
 
 def test_every_config_is_checked():
     groups = {osp.basename(osp.dirname(p)) for p in CONFIGS}
-    assert groups == {'bdd100k', 'cityscapes', 'cityscapes_extra', 'cityscapes_lowdata', 'cityscapes_sequence',
-                      'demo'}
+    assert groups == {'bdd100k', 'cityscapes', 'cityscapes_extra', 'cityscapes_lowdata', 'cityscapes_sequence', 'demo'}
     assert len(CONFIGS) >= 60
 
 
@@ -43,10 +43,11 @@ def test_base_batch_size_is_the_methods_global_batch(path):
         assert method == 'semi' and loader.sampler.batch_size == loader.batch_size
 
 
-@pytest.mark.parametrize('config, processes, per_process', [
-    ('cityscapes_lowdata/supervised_partial.py', 8, 1), ('cityscapes_lowdata/supervised_partial.py', 2, 1),
-    ('cityscapes_lowdata/fixmatch_explicit.py', 8, 2), ('cityscapes_lowdata/fixmatch_explicit.py', 2, 2),
-    ('bdd100k/densefixmatch_implicit.py', 4, 2)])
+@pytest.mark.parametrize('config, processes, per_process', [('cityscapes_lowdata/supervised_partial.py', 8, 1),
+                                                            ('cityscapes_lowdata/supervised_partial.py', 2, 1),
+                                                            ('cityscapes_lowdata/fixmatch_explicit.py', 8, 2),
+                                                            ('cityscapes_lowdata/fixmatch_explicit.py', 2, 2),
+                                                            ('bdd100k/densefixmatch_implicit.py', 4, 2)])
 def test_auto_scale_lr_keeps_the_papers_lr_per_image(config, processes, per_process):
     """mmengine's Runner.scale_lr with the config's auto_scale_lr: the lr per image of the global batch is
     Table 10's (1e-3 / 8 supervised, 1e-3 / 16 semi-supervised) whatever the number of processes."""
@@ -58,8 +59,11 @@ def test_auto_scale_lr_keeps_the_papers_lr_per_image(config, processes, per_proc
     from mmengine.runner import Runner
     cfg = Config.fromfile(osp.join(REPO, 'configs', config))
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.optim_wrapper.optimizer.lr)
-    runner = SimpleNamespace(_train_dataloader=dict(batch_size=per_process), world_size=processes,
-                             logger=MMLogger.get_current_instance(), param_schedulers=None)
+    runner = SimpleNamespace(
+        _train_dataloader=dict(batch_size=per_process),
+        world_size=processes,
+        logger=MMLogger.get_current_instance(),
+        param_schedulers=None)
     Runner.scale_lr(runner, OptimWrapper(optimizer), dict(cfg.auto_scale_lr, enable=True))  # --auto-scale-lr
     paper_batch = BASE_BATCH['semi' if cfg.model.type == 'MultiTaskSemiSupervised' else 'supervised']
     assert optimizer.param_groups[0]['lr'] / (processes * per_process) == pytest.approx(1e-3 / paper_batch)

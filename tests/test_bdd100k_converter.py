@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from official_fixtures import (A, B, C, D, E, F, REPO, S1, V1, V2, bdd_det_frames, bdd_mask, build_dataset,
-                               load_tool, write_bdd100k)
+from official_fixtures import (REPO, S1, V1, V2, A, B, C, D, E, F, bdd_det_frames, bdd_mask, build_dataset, load_tool,
+                               write_bdd100k)
 
 bdd = load_tool('dataset_converters/bdd100k.py')
 
@@ -64,8 +64,14 @@ def test_train_merges_det_and_seg_by_name(converted):
     train = load(osp.join(root, 'annotations', 'train.json'))['data_list']
     got = {e['img_path']: e for e in train}
     # V1 is in 10k-train but its name is in 100k-val: removed; B is in both sets: one entry, labeled for both
-    assert sorted(got) == sorted([img100('train', A), img100('train', B), img100('train', C), img100('train', D),
-                                  img10('train', E), img10('train', F)])
+    assert sorted(got) == sorted([
+        img100('train', A),
+        img100('train', B),
+        img100('train', C),
+        img100('train', D),
+        img10('train', E),
+        img10('train', F)
+    ])
     assert got[img100('train', A)]['labeled_tasks'] == ['det'] and 'seg_map_path' not in got[img100('train', A)]
     assert got[img100('train', A)]['instances'] == A_INSTANCES
     b = got[img100('train', B)]
@@ -85,8 +91,9 @@ def test_train_merges_det_and_seg_by_name(converted):
 def test_val_has_two_single_task_subsets(converted):
     root, _ = converted
     val = load(osp.join(root, 'annotations', 'val.json'))['data_list']
-    assert [(e['img_path'], e['labeled_tasks']) for e in val] == [
-        (img100('val', V1), ['det']), (img100('val', V2), ['det']), (img10('val', S1), ['seg'])]
+    assert [(e['img_path'], e['labeled_tasks']) for e in val] == [(img100('val', V1), ['det']),
+                                                                  (img100('val', V2), ['det']),
+                                                                  (img10('val', S1), ['seg'])]
     assert val[0]['instances'] == [dict(bbox=[0.0, 0.0, 11.0, 11.0], label='bus', ignore_flag=0)]
     assert [i['label'] for i in val[1]['instances']] == ['rider', 'truck', 'pedestrian', 'motorcycle', 'bicycle']
     assert val[2]['seg_map_path'] == mask('val', S1) and 'seg_map_path' not in val[0]
@@ -98,8 +105,8 @@ def test_metainfo_and_summary(converted):
     meta = load(osp.join(root, 'annotations', 'train.json'))['metainfo']
     cfg = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'datasets', 'bdd100k_multitask.py'))
     assert meta['classes'] == list(cfg.det_classes) == [
-        'pedestrian', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle', 'traffic light',
-        'traffic sign']
+        'pedestrian', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle', 'traffic light', 'traffic sign'
+    ]
     assert meta['palette'] == [list(c) for c in cfg.det_palette]
     assert meta['seg_classes'] == list(cfg.seg_classes) and meta['seg_palette'] == [list(c) for c in cfg.seg_palette]
     assert cfg.num_det_classes == 10
@@ -108,8 +115,15 @@ def test_metainfo_and_summary(converted):
     assert summary['removed_10k_train_in_100k_val'] == 1 and t['masks_of_removed_images'] == 1
     assert t['boxless'] == Counter({'lane': 1, 'drivable area': 1})
     assert t['frames_without_labels'] == 1
-    assert t['boxes'] == Counter({'car': 1, 'pedestrian': 1, 'bicycle': 1, 'motorcycle': 1, 'traffic light': 1,
-                                  'traffic sign': 1, 'train': 1})
+    assert t['boxes'] == Counter({
+        'car': 1,
+        'pedestrian': 1,
+        'bicycle': 1,
+        'motorcycle': 1,
+        'traffic light': 1,
+        'traffic sign': 1,
+        'train': 1
+    })
     assert t['ignore'] == Counter({'pedestrian': 1, 'truck': 1, 'car': 2})
     v = summary['val']
     assert (v['images'], v['det'], v['seg'], v['names_in_both_subsets']) == (3, 2, 1, 0)
@@ -121,8 +135,8 @@ def test_converted_files_load_through_the_dataset_config(converted):
     root, _ = converted
     train = build_dataset('bdd100k_multitask.py', 'train_dataloader', root, filter_cfg=None)
     assert len(train) == 6
-    assert [train.get_data_info(i)['labeled_tasks'] for i in range(6)] == [
-        ('det', ), ('det', 'seg'), (), (), ('seg', ), ()]
+    assert [train.get_data_info(i)['labeled_tasks'] for i in range(6)] == [('det', ), ('det', 'seg'), (), (), ('seg', ),
+                                                                           ()]
     assert len(build_dataset('bdd100k_multitask.py', 'train_dataloader', root)) == 3  # labeled='any'
     sample = train[1]['data_samples']
     assert sample.labeled_tasks == ('det', 'seg')
@@ -197,8 +211,14 @@ def test_empty_or_missing_directories_are_named(tree, tmp_path):
 def test_scalabel_frames_object_and_cli(tree):
     frames = bdd_det_frames()['val']
     write_frames(tree, 'val', dict(frames=frames, config=dict(imageSize=dict(width=64, height=32))))
-    out = subprocess.run([sys.executable, osp.join(REPO, 'tools/dataset_converters/bdd100k.py'), tree,
-                          '-o', osp.join(tree, 'out'), '--nproc', '2'], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools/dataset_converters/bdd100k.py'), tree, '-o',
+        osp.join(tree, 'out'), '--nproc', '2'
+    ],
+                         capture_output=True,
+                         text=True,
+                         timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert 'BDD100K merge summary' in out.stdout
     val = load(osp.join(tree, 'out', 'val.json'))['data_list']
@@ -220,5 +240,7 @@ def test_truncated_label_file_names_the_file_line_and_column(tree):
     with pytest.raises(ValueError, match=re.escape(expected)):
         bdd.convert(tree)
     out = subprocess.run([sys.executable, osp.join(REPO, 'tools/dataset_converters/bdd100k.py'), tree],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True,
+                         text=True,
+                         timeout=300)
     assert out.returncode == 2 and out.stderr == f'bdd100k.py: error: {expected}\n', out.stderr[-3000:]

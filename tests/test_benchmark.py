@@ -11,16 +11,22 @@ from fixtures import REPO
 
 
 def test_quick_benchmark_reports_every_part(tmp_path):
-    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'benchmark.py'), '--quick', '--out', str(tmp_path)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'benchmark.py'), '--quick', '--out',
+         str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.load(open(tmp_path / 'benchmark.json'))
     steps = res['train_step']
     for name in ('supervised', 'fixmatch', 'densefixmatch'):
         parts = steps[name]
         assert parts['total'] > 0 and math.isclose(
-            parts['total'], sum(v for k, v in parts.items() if k not in ('total', 'non_pass_share',
-                                                                          'ratio_to_supervised')), rel_tol=1e-6)
+            parts['total'],
+            sum(v for k, v in parts.items() if k not in ('total', 'non_pass_share', 'ratio_to_supervised')),
+            rel_tol=1e-6)
         assert 0 <= parts['non_pass_share'] < 1
     # only the semi-supervised steps run a teacher, a strong augmentation and an EMA update
     assert steps['supervised']['teacher_forward'] == steps['supervised']['ema'] == 0
@@ -28,10 +34,16 @@ def test_quick_benchmark_reports_every_part(tmp_path):
         assert steps[name]['teacher_forward'] > 0 and steps[name]['strong_aug'] > 0 and steps[name]['ema'] > 0
         assert steps[name]['ratio_to_supervised'] > 1
     # Dense FixMatch's two student batches: B = 2 labeled + 2 unlabeled (explicit); 1 labeled of 4 (sparse)
-    views = {name: (v['student_views'], v['weak_views'], v['strong_views'])
-             for name, v in steps['student_batch'].items()}
-    assert views == {'densefixmatch': ('all', 4, 4), 'densefixmatch_needed': ('needed', 2, 2),
-                     'densefixmatch_sparse': ('all', 4, 4), 'densefixmatch_sparse_needed': ('needed', 1, 3)}
+    views = {
+        name: (v['student_views'], v['weak_views'], v['strong_views'])
+        for name, v in steps['student_batch'].items()
+    }
+    assert views == {
+        'densefixmatch': ('all', 4, 4),
+        'densefixmatch_needed': ('needed', 2, 2),
+        'densefixmatch_sparse': ('all', 4, 4),
+        'densefixmatch_sparse_needed': ('needed', 1, 3)
+    }
     assert steps['student_batch']['densefixmatch_sparse_needed']['strong_share'] == 0.75
     assert all(steps[name]['total'] > 0 and steps['student_batch'][name]['step_s'] == steps[name]['total']
                for name in views)
@@ -48,11 +60,11 @@ def test_quick_benchmark_reports_every_part(tmp_path):
 def test_benchmark_takes_its_data_from_the_package_and_its_transforms_by_type():
     """The data-loader benchmark writes the package's toy data set (the one the tests import as ``toy_data``, not
     tests/ on sys.path) and sizes the training pipeline's RandomResize and RandomCrop found by type."""
-    import toy_data
     from mmengine.config import Config
-    from official_fixtures import load_tool
 
     import mtssl_mm.utils.toy_data
+    import toy_data
+    from official_fixtures import load_tool
     bench = load_tool('benchmark.py')
     assert bench.write_dataset is toy_data.write_dataset is mtssl_mm.utils.toy_data.write_dataset  # one copy
     config = bench.CONFIGS['densefixmatch'][0]

@@ -17,9 +17,9 @@ from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint, load_checkpoint
 
 import mtssl_mm  # noqa: F401  (registers the safe loaders)
-from fixtures import REPO, TINY_CONFIG, tiny_cfg
 from mtssl_mm.models.state_dict_check import CheckpointKeysError
 from mtssl_mm.utils.checkpoint import UnsafeCheckpointError, load_from_http, load_from_local, safe_torch_load
+from fixtures import REPO, TINY_CONFIG, tiny_cfg
 
 SEMI_CONFIG = osp.join(REPO, 'configs', 'demo', 'densefixmatch_tiny.py')
 REFUSED = 'checkpoint not loaded, because unpickling it could run code'
@@ -101,14 +101,15 @@ def test_getattr_in_a_checkpoint_reaches_history_buffer_statistics_only(tmp_path
     assert 'builtins.getattr' in torch.serialization.get_unsafe_globals_in_checkpoint(good)
     loaded = load_from_local(good)
     assert loaded['m'] is HistoryBuffer.mean and loaded['buf'].mean() == 1.5
-    with pytest.raises(UnsafeCheckpointError, match=r"getattr\(<class 'mmengine.logging.history_buffer."
-                       r"HistoryBuffer'>, 'update'\) is not allowed"):
+    with pytest.raises(
+            UnsafeCheckpointError,
+            match=r"getattr\(<class 'mmengine.logging.history_buffer."
+            r"HistoryBuffer'>, 'update'\) is not allowed"):
         load_from_local(bad)
     # the allowlist is active only while mmengine loads: plain torch.load keeps torch's own list
     with pytest.raises(pickle.UnpicklingError):
         torch.load(good, weights_only=True)
-    assert not any(getattr(g, '__module__', '').startswith('mtssl_mm') for g in
-                   torch.serialization.get_safe_globals())
+    assert not any(getattr(g, '__module__', '').startswith('mtssl_mm') for g in torch.serialization.get_safe_globals())
 
 
 def test_every_scheme_loads_weights_only(tmp_path, monkeypatch):
@@ -122,16 +123,25 @@ def test_every_scheme_loads_weights_only(tmp_path, monkeypatch):
     monkeypatch.setattr(mmengine_checkpoint, 'get_torchvision_models',
                         lambda: dict(resnet50='https://download.example/resnet50-0000.pth'))
     open_mmlab_url = mmengine_checkpoint.get_external_models()['resnet50_v1c']
-    uris = {'https://download.example/evil.pth': 'evil.pth', 'open-mmlab://resnet50_v1c': osp.basename(open_mmlab_url),
-            'torchvision://resnet50': 'resnet50-0000.pth'}
+    uris = {
+        'https://download.example/evil.pth': 'evil.pth',
+        'open-mmlab://resnet50_v1c': osp.basename(open_mmlab_url),
+        'torchvision://resnet50': 'resnet50-0000.pth'
+    }
     for uri, cached in uris.items():
         path, marker = evil_checkpoint(tmp_path, cached)
         shutil.copy(path, cache / cached)
         with pytest.raises(UnsafeCheckpointError, match=REFUSED):
             CheckpointLoader.load_checkpoint(uri)
         assert not osp.exists(marker), uri
-    ok = {'state_dict': OrderedDict(w=torch.ones(3)), 'message_hub': {'best': np.float64(0.5), 'n': np.int64(3)},
-          'hist': HistoryBuffer([0.25], [1])}
+    ok = {
+        'state_dict': OrderedDict(w=torch.ones(3)),
+        'message_hub': {
+            'best': np.float64(0.5),
+            'n': np.int64(3)
+        },
+        'hist': HistoryBuffer([0.25], [1])
+    }
     torch.save(ok, cache / 'ok.pth')
     loaded = CheckpointLoader.load_checkpoint('http://download.example/ok.pth')
     assert_same(dict(loaded), ok)
@@ -149,7 +159,8 @@ def test_runner_checkpoints_load_weights_only_and_equal_a_full_unpickle(partial_
     path = str(tmp_path / 'iter_1.pth')
     assert sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path)) == [
         'builtins.getattr', 'mmengine.logging.history_buffer.HistoryBuffer', 'numpy._core.multiarray._reconstruct',
-        'numpy._core.multiarray.scalar', 'numpy.dtype', 'numpy.ndarray']
+        'numpy._core.multiarray.scalar', 'numpy.dtype', 'numpy.ndarray'
+    ]
     full = torch.load(path, map_location='cpu', weights_only=False)
     safe = load_from_local(path, map_location='cpu')
     assert_same(dict(safe), full)
@@ -225,8 +236,10 @@ def test_key_check_works_at_any_prefix_and_plain_checkpoints_still_fill_student_
         assert torch.equal(wrapped.module.student.state_dict()[k], v) and torch.equal(
             wrapped.module.teacher.state_dict()[k], v)
     del state['module.backbone.conv1.weight']
-    with pytest.raises(CheckpointKeysError, match=r"fit MultiTaskSemiSupervised \(at 'module.'\): 1 missing "
-                       r'\(backbone.conv1.weight\)'):
+    with pytest.raises(
+            CheckpointKeysError,
+            match=r"fit MultiTaskSemiSupervised \(at 'module.'\): 1 missing "
+            r'\(backbone.conv1.weight\)'):
         Wrapper(build(SEMI_CONFIG)).load_state_dict(state, strict=False)
     # mmengine's loader unwraps a TTA model: a plain checkpoint loads into its module, a wrong one raises
     path = str(tmp_path / 'sup.pth')
@@ -235,5 +248,6 @@ def test_key_check_works_at_any_prefix_and_plain_checkpoints_still_fill_student_
     load_checkpoint(tta, path, logger='silent')
     assert torch.equal(tta.module.backbone.conv1.weight, sup.backbone.conv1.weight)
     with pytest.raises(CheckpointKeysError, match='missing'):
-        load_checkpoint(TTA(module=build(TINY_CONFIG)), _save(tmp_path, build(TINY_CONFIG, ['det']).state_dict()),
-                        logger='silent')
+        load_checkpoint(
+            TTA(module=build(TINY_CONFIG)), _save(tmp_path,
+                                                  build(TINY_CONFIG, ['det']).state_dict()), logger='silent')

@@ -75,8 +75,8 @@ def test_metainfo_matches_the_official_table_and_the_config(converted):
     root, _ = converted
     meta = load(osp.join(root, 'annotations', 'train.json'))['metainfo']
     cfg = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'datasets', 'cityscapes_multitask.py'))
-    assert meta['classes'] == list(cfg.det_classes) == ['person', 'rider', 'car', 'truck', 'bus', 'train',
-                                                         'motorcycle', 'bicycle']
+    assert meta['classes'] == list(
+        cfg.det_classes) == ['person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle']
     assert meta['seg_classes'] == list(cfg.seg_classes) and len(meta['seg_classes']) == 19
     assert meta['palette'] == [list(c) for c in cfg.det_palette]
     assert meta['seg_palette'] == [list(c) for c in cfg.seg_palette]
@@ -90,8 +90,21 @@ def test_label_train_ids(converted):
         tid = np.array(im)
     # (row, col) -> trainId, by hand: sky 10, building 2, road 0, pole 5, car 13, person 11, rider 12,
     # bicycle 18, caravan (no trainId) 255, parking (no trainId) 255, crowd pixels keep their class
-    expected = {(0, 0): 10, (0, 70): 2, (39, 79): 0, (30, 20): 5, (25, 12): 13, (25, 28): 13, (10, 53): 11,
-                (32, 36): 12, (38, 34): 18, (32, 2): 255, (37, 50): 255, (27, 62): 11, (3, 4): 13}
+    expected = {
+        (0, 0): 10,
+        (0, 70): 2,
+        (39, 79): 0,
+        (30, 20): 5,
+        (25, 12): 13,
+        (25, 28): 13,
+        (10, 53): 11,
+        (32, 36): 12,
+        (38, 34): 18,
+        (32, 2): 255,
+        (37, 50): 255,
+        (27, 62): 11,
+        (3, 4): 13
+    }
     for (y, x), v in expected.items():
         assert tid[y, x] == v, (y, x)
     assert set(np.unique(tid).tolist()) == {0, 2, 5, 10, 11, 12, 13, 18, 255}
@@ -120,12 +133,14 @@ def test_train_extra_and_sequence_are_unlabeled(converted):
     extra = load(osp.join(root, 'annotations', 'train_extra.json'))['data_list']
     assert [e['img_path'] for e in extra] == [
         'leftImg8bit/train_extra/augsburg/augsburg_000000_000000_leftImg8bit.png',
-        'leftImg8bit/train_extra/augsburg/augsburg_000000_000001_leftImg8bit.png']
+        'leftImg8bit/train_extra/augsburg/augsburg_000000_000001_leftImg8bit.png'
+    ]
     seq = load(osp.join(root, 'annotations', 'sequence.json'))['data_list']
     # the frames that are train images themselves (..._000019) and the val sequence are left out
     assert [e['img_path'] for e in seq] == [
         'leftImg8bit_sequence/train/aachen/aachen_000000_000018_leftImg8bit.png',
-        'leftImg8bit_sequence/train/aachen/aachen_000000_000020_leftImg8bit.png']
+        'leftImg8bit_sequence/train/aachen/aachen_000000_000020_leftImg8bit.png'
+    ]
     for e in extra + seq:
         assert e['labeled_tasks'] == [] and e['instances'] == [] and 'seg_map_path' not in e
         assert (e['height'], e['width']) == (40, 80)
@@ -237,6 +252,9 @@ def test_empty_or_missing_split_directory_is_named(tree, tmp_path):
 
 
 def test_cli_help():
-    out = subprocess.run([sys.executable, osp.join(REPO, 'tools/dataset_converters/cityscapes.py'), '--help'],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools/dataset_converters/cityscapes.py'), '--help'],
+        capture_output=True,
+        text=True,
+        timeout=120)
     assert out.returncode == 0 and '--nproc' in out.stdout and '--overwrite' in out.stdout

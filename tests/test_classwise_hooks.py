@@ -2,13 +2,13 @@
 and segmentation implement it, a task without it is skipped with an info line that names it."""
 import pytest
 import torch
+from mmdet.registry import METRICS
 
 import mtssl_mm  # noqa: F401
-from fixtures import DET_CLASSES, SEG_CLASSES
-from mmdet.registry import METRICS
 from mtssl_mm.evaluation import multitask_metric
 from mtssl_mm.evaluation.classwise import classwise_metrics
 from mtssl_mm.tasks import TASK_DATA
+from fixtures import DET_CLASSES, SEG_CLASSES
 
 ATTR_CLASSES = dict(weather=['clear', 'rainy'])
 
@@ -21,9 +21,14 @@ def logged(monkeypatch):
 
 
 def attr_sample(i, gt, pred, tasks=('attr', )):
-    return dict(img_id=i, ori_shape=(20, 20), labeled_tasks=tasks, instances=[],
-                pred_instances=dict(bboxes=torch.zeros(0, 4), scores=torch.zeros(0), labels=torch.zeros(0).long()),
-                gt_attributes=torch.tensor([gt]), pred_attributes=torch.tensor([pred]))
+    return dict(
+        img_id=i,
+        ori_shape=(20, 20),
+        labeled_tasks=tasks,
+        instances=[],
+        pred_instances=dict(bboxes=torch.zeros(0, 4), scores=torch.zeros(0), labels=torch.zeros(0).long()),
+        gt_attributes=torch.tensor([gt]),
+        pred_attributes=torch.tensor([pred]))
 
 
 def test_a_task_without_the_hook_is_skipped_with_one_line_that_names_it(monkeypatch):
@@ -42,14 +47,18 @@ def test_a_task_without_the_hook_is_skipped_with_one_line_that_names_it(monkeypa
 def test_det_and_seg_reports_come_from_their_data_side_the_others_are_named(monkeypatch):
     lines = logged(monkeypatch)
     m = METRICS.build(dict(type='MultiTaskMetric', tasks=['det', 'attr']))
-    m.dataset_meta = dict(classes=DET_CLASSES, seg_classes=SEG_CLASSES, attr_classes=ATTR_CLASSES,
-                          tasks=('det', 'seg', 'attr'))
+    m.dataset_meta = dict(
+        classes=DET_CLASSES, seg_classes=SEG_CLASSES, attr_classes=ATTR_CLASSES, tasks=('det', 'seg', 'attr'))
     assert m.task_metrics['det'].classwise is True  # DetectionData.prepare_metric
     box = [0., 0., 10., 10.]
-    det = dict(img_id=0, ori_shape=(20, 20), labeled_tasks=('det', 'attr'),
-               instances=[dict(bbox=box, bbox_label=2, ignore_flag=0)],
-               pred_instances=dict(bboxes=torch.tensor([box]), scores=torch.tensor([0.9]), labels=torch.tensor([2])),
-               gt_attributes=torch.tensor([0]), pred_attributes=torch.tensor([0]))
+    det = dict(
+        img_id=0,
+        ori_shape=(20, 20),
+        labeled_tasks=('det', 'attr'),
+        instances=[dict(bbox=box, bbox_label=2, ignore_flag=0)],
+        pred_instances=dict(bboxes=torch.tensor([box]), scores=torch.tensor([0.9]), labels=torch.tensor([2])),
+        gt_attributes=torch.tensor([0]),
+        pred_attributes=torch.tensor([0]))
     m.process({}, [det])
     res = m.evaluate(1)
     assert res['det/AP/car'] == pytest.approx(1.0) and res['det/AP_num_classes'] == 1
@@ -63,8 +72,12 @@ def test_det_and_seg_reports_come_from_their_data_side_the_others_are_named(monk
 
 def test_an_unregistered_task_is_named_too(monkeypatch):
     lines = logged(monkeypatch)
-    m = METRICS.build(dict(type='MultiTaskMetric', task_metrics=dict(depth=dict(type='AttributeMetric')),
-                           main_keys=dict(depth=('macro_f1', 1.0)), meta_keys=dict(depth={})))
+    m = METRICS.build(
+        dict(
+            type='MultiTaskMetric',
+            task_metrics=dict(depth=dict(type='AttributeMetric')),
+            main_keys=dict(depth=('macro_f1', 1.0)),
+            meta_keys=dict(depth={})))
     m.dataset_meta = dict(attr_classes=ATTR_CLASSES)
     m.process({}, [attr_sample(0, 0, 0, tasks=('depth', ))])
     assert m.evaluate(1)['depth/macro_f1'] == 1.0
@@ -72,11 +85,25 @@ def test_an_unregistered_task_is_named_too(monkeypatch):
 
 
 def test_classwise_metrics_keys_and_table_from_a_report():
-    report = dict(name='IoU', classes=['road', 'traffic light', 'sky'], values={'road': 0.5, 'traffic light': 1.0},
-                  gt_counts=[3, 1, 0], title='t', share_name='% pixels', notes={'traffic light': 'n'})
+    report = dict(
+        name='IoU',
+        classes=['road', 'traffic light', 'sky'],
+        values={
+            'road': 0.5,
+            'traffic light': 1.0
+        },
+        gt_counts=[3, 1, 0],
+        title='t',
+        share_name='% pixels',
+        notes={'traffic light': 'n'})
     out, table = classwise_metrics('seg', report)
-    assert out == {'seg/IoU/road': 0.5, 'seg/IoU/traffic_light': 1.0, 'seg/IoU_class_mean': 0.75,
-                   'seg/IoU_class_std': 0.25, 'seg/IoU_num_classes': 2}
+    assert out == {
+        'seg/IoU/road': 0.5,
+        'seg/IoU/traffic_light': 1.0,
+        'seg/IoU_class_mean': 0.75,
+        'seg/IoU_class_std': 0.25,
+        'seg/IoU_num_classes': 2
+    }
     rows = [[c.strip() for c in line.strip('|').split('|')] for line in table.splitlines()[3:]]
     assert table.splitlines()[0] == 't'
     assert rows == [['road', '0.500', '75.00'], ['traffic light', '1.000 (n)', '25.00'],

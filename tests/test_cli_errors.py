@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from fixtures import TINY_CONFIG
-from official_fixtures import B, E, REPO, bdd_det_frames, load_tool, write_bdd100k, write_cityscapes
+from official_fixtures import REPO, B, E, bdd_det_frames, load_tool, write_bdd100k, write_cityscapes
 
 bdd = load_tool('dataset_converters/bdd100k.py')
 cs = load_tool('dataset_converters/cityscapes.py')
@@ -45,8 +45,11 @@ def error_line(capsys, main, argv) -> str:
 
 
 def run_script(tool, *args, timeout=300):
-    return subprocess.run([sys.executable, osp.join(REPO, 'tools', tool), *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([sys.executable, osp.join(REPO, 'tools', tool), *map(str, args)],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout,
                           env=dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1', MPLBACKEND='Agg'))
 
 
@@ -145,9 +148,10 @@ def damage_bdd(root, case):
     raise KeyError(case)
 
 
-@pytest.mark.parametrize('case', ['missing label file', 'missing folder', 'missing root', 'not a list of frames',
-                                  'labels not a list', 'unknown category', 'not UTF-8', 'mask of another size',
-                                  'empty mask', 'truncated mask'])
+@pytest.mark.parametrize('case', [
+    'missing label file', 'missing folder', 'missing root', 'not a list of frames', 'labels not a list',
+    'unknown category', 'not UTF-8', 'mask of another size', 'empty mask', 'truncated mask'
+])
 def test_bdd100k_bad_input_is_one_line_naming_the_file(bdd_tree, capsys, case):
     expected = damage_bdd(bdd_tree, case)
     root = osp.join(bdd_tree, 'nowhere') if case == 'missing root' else bdd_tree
@@ -161,13 +165,15 @@ def test_bdd100k_bad_mask_in_a_worker_process_is_one_line(bdd_tree):
     cv2.imwrite(path, np.zeros((16, 64), np.uint8))
     proc = run_script('dataset_converters/bdd100k.py', bdd_tree, '--nproc', '2', timeout=120)
     assert 'Traceback' not in proc.stderr and proc.returncode == 2, proc.stderr[-3000:]
-    assert re.fullmatch(re.escape(f'bdd100k.py: error: {path}: size 64x16 (WxH) differs from its image ') + '.*\n',
-                        proc.stderr), proc.stderr
+    assert re.fullmatch(
+        re.escape(f'bdd100k.py: error: {path}: size 64x16 (WxH) differs from its image ') + '.*\n',
+        proc.stderr), proc.stderr
 
 
 def test_bdd100k_bug_keeps_its_traceback(bdd_tree, monkeypatch):
     """An exception that is not about the input (here a ValueError from inside the work) is not turned into the
     one line: it propagates with its traceback."""
+
     def broken(*args, **kwargs):
         raise ValueError('a bug')
 
@@ -224,9 +230,10 @@ def damage_cityscapes(root, case):
     raise KeyError(case)
 
 
-@pytest.mark.parametrize('case', ['missing label map', 'missing image', 'missing gtFine folder', 'empty label map',
-                                  'truncated label map', 'RGB label map', 'label map of another size',
-                                  'unknown class', 'unreadable image'])
+@pytest.mark.parametrize('case', [
+    'missing label map', 'missing image', 'missing gtFine folder', 'empty label map', 'truncated label map',
+    'RGB label map', 'label map of another size', 'unknown class', 'unreadable image'
+])
 def test_cityscapes_bad_input_is_one_line_naming_the_file(cs_tree, capsys, case):
     expected = damage_cityscapes(cs_tree, case)
     message = error_line(capsys, cs.main, [cs_tree])
@@ -244,11 +251,12 @@ def test_cityscapes_script_prints_no_traceback(cs_tree):
     truncate(path, 0.5)
     proc = run_script('dataset_converters/cityscapes.py', cs_tree)
     assert 'Traceback' not in proc.stderr and proc.returncode == 2, proc.stderr[-3000:]
-    assert re.fullmatch(re.escape(f'cityscapes.py: error: {path}: cannot read the label map (') + r'.*\)\n',
-                        proc.stderr), proc.stderr
+    assert re.fullmatch(
+        re.escape(f'cityscapes.py: error: {path}: cannot read the label map (') + r'.*\)\n', proc.stderr), proc.stderr
 
 
 def test_cityscapes_bug_keeps_its_traceback(cs_tree, monkeypatch):
+
     def broken(*args, **kwargs):
         raise ValueError('a bug')
 
@@ -324,8 +332,9 @@ def test_analysis_tools_bad_pickle_is_one_line_naming_it(tool, tmp_path, capsys)
         message = error_line(capsys, main, [TINY_CONFIG, path, tmp_path / 'out'])
         assert re.fullmatch(expected, message), message
     missing = tmp_path / 'nope.py'
-    assert error_line(capsys, main, [missing, tmp_path / 'missing.pkl', tmp_path / 'out']) == (
-        f'{missing} does not exist (the config file)')
+    assert error_line(
+        capsys, main,
+        [missing, tmp_path / 'missing.pkl', tmp_path / 'out']) == (f'{missing} does not exist (the config file)')
     assert not (tmp_path / 'out').exists()
 
 
@@ -333,7 +342,8 @@ def test_analysis_predictions_of_other_images_are_one_line(partial_root, tmp_pat
     from fixtures import cfg_options
     path = tmp_path / 'other.pkl'
     path.write_bytes(pickle.dumps([dict(img_path='elsewhere.png')]))
-    message = error_line(capsys, load_tool(ANALYSIS_TOOLS[0]).main,
+    message = error_line(capsys,
+                         load_tool(ANALYSIS_TOOLS[0]).main,
                          [TINY_CONFIG, path, tmp_path / 'out', '--cfg-options', *cfg_options(partial_root)])
     assert message.startswith(f"{path}: 1 predicted images are not in the dataset, e.g. ['elsewhere.png']"), message
 
@@ -343,8 +353,9 @@ def test_analysis_script_prints_no_traceback(tmp_path):
     path.write_bytes(pickle.dumps([dict(img_path='a.png')])[:10])
     proc = run_script(ANALYSIS_TOOLS[0], TINY_CONFIG, path, tmp_path / 'out')
     assert 'Traceback' not in proc.stderr and proc.returncode == 2, proc.stderr[-3000:]
-    assert re.fullmatch(re.escape(f'confusion_matrix.py: error: {path}: cannot read the predictions pickle (') +
-                        r'.*\)\n', proc.stderr), proc.stderr
+    assert re.fullmatch(
+        re.escape(f'confusion_matrix.py: error: {path}: cannot read the predictions pickle (') + r'.*\)\n',
+        proc.stderr), proc.stderr
 
 
 # ------------------------------------------------------------------------------------------ export_teacher
@@ -359,8 +370,9 @@ def test_export_teacher_unreadable_checkpoint_is_one_line(tmp_path, capsys):
         capsys.readouterr()
         assert tool.main([str(path), str(tmp_path / 'out.pth')]) == 2
         err = capsys.readouterr().err
-        assert re.fullmatch(re.escape(f'export_teacher.py: error: {path}: cannot read the checkpoint (') +
-                            r'.*\): truncated, or not a file written by torch.save\n', err), err
+        assert re.fullmatch(
+            re.escape(f'export_teacher.py: error: {path}: cannot read the checkpoint (') +
+            r'.*\): truncated, or not a file written by torch.save\n', err), err
     assert not (tmp_path / 'out.pth').exists()
     path = tmp_path / 'truncated.pth'
     proc = run_script('export_teacher.py', path, tmp_path / 'out.pth')

@@ -7,10 +7,10 @@ tests/cuda_checks.py; tests/test_cuda_checks.py runs the same bodies on the CPU 
 import pytest
 import torch
 
+from mtssl_mm.augmentation import GEOMETRIC_OPS, PHOTOMETRIC_OPS
 from cuda_checks import (BOX_MAX_UNMATCHED, IMG_ATOL, IMG_MAX_FRACTION, SEG_MAX_FRACTION, dense_fixmatch_amp_step,
                          fixed_model, image_difference, match_detections, predict_batch, predict_on,
                          strong_augment_pair, sync_bn_step, toy_batch)
-from mtssl_mm.augmentation import GEOMETRIC_OPS, PHOTOMETRIC_OPS
 
 pytestmark = pytest.mark.cuda
 

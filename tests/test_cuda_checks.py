@@ -6,9 +6,9 @@ equal, and that each comparison does see a difference when there is one.
 import pytest
 import torch
 
-from cuda_checks import (BOX_ATOL, IMG_ATOL, dense_fixmatch_amp_step, fixed_model, image_difference,
-                         match_detections, predict_batch, predict_on, strong_augment_pair, sync_bn_step, toy_batch)
 from mtssl_mm.augmentation import GEOMETRIC_OPS, PHOTOMETRIC_OPS
+from cuda_checks import (BOX_ATOL, IMG_ATOL, dense_fixmatch_amp_step, fixed_model, image_difference, match_detections,
+                         predict_batch, predict_on, strong_augment_pair, sync_bn_step, toy_batch)
 
 
 @pytest.mark.parametrize('geometric', [True, False])

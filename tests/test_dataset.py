@@ -6,11 +6,11 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
+from mmdet.registry import DATASETS
 from mmengine.config import Config
 
 import mtssl_mm  # noqa: F401
 from fixtures import TINY_CONFIG, write_dataset
-from mmdet.registry import DATASETS
 
 
 def build(root, split='train', **overrides):
@@ -65,8 +65,13 @@ def test_crowd_boxes_become_ignored_instances(tmp_path):
     root = str(tmp_path)
     crowd = dict(bbox=[0, 30, 20, 60], label='person', ignore_flag=1)
     write_dataset(root, [('det', )], extra_instances={0: [crowd]})
-    sample = build(root, pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadMultiTaskAnnotations'),
-                                   dict(type='PackMultiTaskInputs')])[0]['data_samples']
+    sample = build(
+        root,
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadMultiTaskAnnotations'),
+            dict(type='PackMultiTaskInputs')
+        ])[0]['data_samples']
     assert len(sample.ignored_instances) == 1
     assert sample.ignored_instances.labels.tolist() == [0]
     assert (sample.gt_instances.labels == 2).all()
@@ -181,10 +186,11 @@ def test_a_task_file_adds_labels_of_one_task(tmp_path):
     """task_ann_files: the listed images become labeled for the task with its fields; errors name both files."""
     root = str(tmp_path)
     ann = write_dataset(root, [('det', ), ('det', ), ()], split='train', seed=3)
-    seg_rel = ann['data_list'][0]['img_path'].replace('leftImg8bit/', 'gtFine/', 1).replace(
-        '_leftImg8bit.png', '_gtFine_labelTrainIds.png')
-    task_file = dict(metainfo=dict(seg_classes=ann['metainfo']['seg_classes']),
-                     data_list=[dict(img_path=ann['data_list'][0]['img_path'], seg_map_path=seg_rel)])
+    seg_rel = ann['data_list'][0]['img_path'].replace('leftImg8bit/', 'gtFine/',
+                                                      1).replace('_leftImg8bit.png', '_gtFine_labelTrainIds.png')
+    task_file = dict(
+        metainfo=dict(seg_classes=ann['metainfo']['seg_classes']),
+        data_list=[dict(img_path=ann['data_list'][0]['img_path'], seg_map_path=seg_rel)])
     with open(osp.join(root, 'seg.json'), 'w') as f:
         json.dump(task_file, f)
     ds = build(root, filter_cfg=None, task_ann_files=dict(seg='seg.json'))
@@ -192,8 +198,8 @@ def test_a_task_file_adds_labels_of_one_task(tmp_path):
     assert (ds[0]['data_samples'].gt_sem_seg.sem_seg != 255).any()
     assert ds.metainfo['tasks'] == ('det', 'seg')
     for bad, match in ((dict(img_path='nope.png'), r"bad.json: image 'nope.png' is not in .*train.json"),
-                       (dict(img_path=ann['data_list'][0]['img_path'], labeled_tasks=['seg']),
-                        r"field\(s\) \['labeled_tasks'\] are in .*train.json too")):
+                       (dict(img_path=ann['data_list'][0]['img_path'],
+                             labeled_tasks=['seg']), r"field\(s\) \['labeled_tasks'\] are in .*train.json too")):
         with open(osp.join(root, 'bad.json'), 'w') as f:
             json.dump(dict(metainfo={}, data_list=[bad]), f)
         with pytest.raises(ValueError, match=match):

@@ -59,8 +59,8 @@ def test_generator_writes_the_official_cityscapes_format(synthetic_root):
     for split in ('train', 'val'):
         for city, stem in stems(root, split):
             gt = osp.join(root, 'gtFine', split, city, stem + '_gtFine')
-            img = cv2.imread(osp.join(root, 'leftImg8bit', split, city, stem + '_leftImg8bit.png'),
-                             cv2.IMREAD_UNCHANGED)
+            img = cv2.imread(
+                osp.join(root, 'leftImg8bit', split, city, stem + '_leftImg8bit.png'), cv2.IMREAD_UNCHANGED)
             assert img.dtype == np.uint8 and img.shape == (128, 256, 3)
             with Image.open(gt + '_labelIds.png') as im:
                 assert im.mode == 'L'
@@ -119,8 +119,8 @@ def test_simple_scenes_and_a_labeled_test_split(tmp_path):
         for city, stem in stems(root, split):
             with Image.open(osp.join(root, 'gtFine', split, city, stem + '_gtFine_labelIds.png')) as im:
                 names.update(id2label[int(i)].name for i in np.unique(np.array(im)))
-    assert {'road', 'sidewalk', 'building', 'sky', 'car'} <= names <= {
-        'sky', 'building', 'vegetation', 'sidewalk', 'road', 'car', 'person'}, names
+    assert {'road', 'sidewalk', 'building', 'sky', 'car'
+            } <= names <= {'sky', 'building', 'vegetation', 'sidewalk', 'road', 'car', 'person'}, names
     converted = load_tool('dataset_converters/cityscapes.py').convert(root, splits=('train', 'val', 'test'))
     assert converted['test']['images'] == 2 and sum(converted['test']['boxes'].values()) >= 2
     with open(converted['files']['test']) as f:
@@ -150,8 +150,8 @@ def test_simple_scenes_send_what_real_cityscapes_sends(tmp_path):
         ignore = [i['bbox'] for i in e['instances'] if i['ignore_flag']]
         cars = [b['bbox'] for b in boxes if b['label'] == 'car']
         nested += any(inside(p['bbox'], c) for p in boxes if p['label'] == 'person' for c in cars)
-        crowd_over_car += any(min(c[2], g[2]) > max(c[0], g[0]) and min(c[3], g[3]) > max(c[1], g[1])
-                              for c in cars for g in ignore)
+        crowd_over_car += any(
+            min(c[2], g[2]) > max(c[0], g[0]) and min(c[3], g[3]) > max(c[1], g[1]) for c in cars for g in ignore)
     assert sum(converted['train']['ignore'].values()) == summary['train']['crowd_groups']
     assert nested >= 2, 'no person box inside a car box'
     assert crowd_over_car >= 1, 'no labeled car overlapping an ignore region'
@@ -165,9 +165,10 @@ def test_converter_and_split_read_the_generated_tree(synthetic_root, tmp_path):
     assert train['images'] == 12 and sum(train['boxes'].values()) > 12
     assert len([c for c, n in train['boxes'].items() if n]) >= 4
     assert sum(train['ignore'].values()) + sum(summary['val']['ignore'].values()) >= 1  # crowd groups
-    split = load_tool('make_partial_split.py').main(
-        [osp.join(out, 'train.json'), '--scenario', 'd', '--n-det', '1/2', '--n-seg', '1/4', '-o',
-         str(tmp_path / 'd.json')])
+    split = load_tool('make_partial_split.py').main([
+        osp.join(out, 'train.json'), '--scenario', 'd', '--n-det', '1/2', '--n-seg', '1/4', '-o',
+        str(tmp_path / 'd.json')
+    ])
     assert len(split['labeled']['det']) == 6 and set(split['labeled']['seg']) <= set(split['labeled']['det'])
 
 
@@ -186,22 +187,24 @@ def flat(d, prefix=''):
 # learning rate and gradient clipping of configs/demo/supervised_tiny.py), logging, validation and checkpoint intervals
 # and the hooks' measurement intervals
 SIZE_KEYS = ('backbone.depth', 'backbone.base_channels', 'backbone.init_cfg', 'tasks.det.neck.in_channels',
-             'tasks.det.neck.out_channels',
-             'tasks.det.head.in_channels', 'tasks.det.head.feat_channels', 'tasks.det.head.stacked_convs',
-             'tasks.det.head.anchor_generator.octave_base_scale', 'tasks.seg.head.in_channels',
-             'tasks.seg.head.channels', 'tasks.seg.head.c1_in_channels', 'tasks.seg.head.c1_channels')
+             'tasks.det.neck.out_channels', 'tasks.det.head.in_channels', 'tasks.det.head.feat_channels',
+             'tasks.det.head.stacked_convs', 'tasks.det.head.anchor_generator.octave_base_scale',
+             'tasks.seg.head.in_channels', 'tasks.seg.head.channels', 'tasks.seg.head.c1_in_channels',
+             'tasks.seg.head.c1_channels')
 OTHER_KEYS = ('train_pipeline', 'train_dataloader.batch_size', 'train_dataloader.num_workers',
               'train_dataloader.persistent_workers', 'train_dataloader.pin_memory',
-              'train_dataloader.sampler.batch_size',
-              'train_dataloader.dataset.pipeline', 'val_dataloader.batch_size', 'val_dataloader.num_workers',
-              'val_dataloader.persistent_workers', 'test_dataloader.batch_size', 'test_dataloader.num_workers',
-              'test_dataloader.persistent_workers', 'max_iters', 'train_cfg.max_iters', 'train_cfg.val_interval',
-              'param_scheduler', 'optim_wrapper.optimizer.lr', 'optim_wrapper.clip_grad', 'default_hooks.logger',
-              'default_hooks.checkpoint', 'default_hooks.visualization.draw', 'log_processor.window_size',
-              'env_cfg.mp_cfg.opencv_num_threads', 'filename', 'custom_hooks',
-              'demo_')  # the size block's variables (configs/_base_/demo_size.py)
-DEMOS = {'supervised': ('supervised_partial', 'model.'), 'fixmatch_explicit': ('fixmatch_explicit', 'model.detector.'),
-         'densefixmatch_explicit': ('densefixmatch_explicit', 'model.detector.')}
+              'train_dataloader.sampler.batch_size', 'train_dataloader.dataset.pipeline', 'val_dataloader.batch_size',
+              'val_dataloader.num_workers', 'val_dataloader.persistent_workers', 'test_dataloader.batch_size',
+              'test_dataloader.num_workers', 'test_dataloader.persistent_workers', 'max_iters', 'train_cfg.max_iters',
+              'train_cfg.val_interval', 'param_scheduler', 'optim_wrapper.optimizer.lr', 'optim_wrapper.clip_grad',
+              'default_hooks.logger', 'default_hooks.checkpoint', 'default_hooks.visualization.draw',
+              'log_processor.window_size', 'env_cfg.mp_cfg.opencv_num_threads', 'filename', 'custom_hooks', 'demo_'
+              )  # the size block's variables (configs/_base_/demo_size.py)
+DEMOS = {
+    'supervised': ('supervised_partial', 'model.'),
+    'fixmatch_explicit': ('fixmatch_explicit', 'model.detector.'),
+    'densefixmatch_explicit': ('densefixmatch_explicit', 'model.detector.')
+}
 
 
 def load(path):
@@ -228,7 +231,8 @@ def test_demo_configs_compare_the_methods_fairly():
     # the weak view: the supervised and Dense FixMatch pipelines; FixMatch* without the flip (Table 10)
     assert dfm['train_dataloader']['dataset']['pipeline'] == sup['train_dataloader']['dataset']['pipeline']
     assert fm['train_dataloader']['dataset']['pipeline'] == [
-        s for s in sup['train_dataloader']['dataset']['pipeline'] if s['type'] != 'RandomFlip']
+        s for s in sup['train_dataloader']['dataset']['pipeline'] if s['type'] != 'RandomFlip'
+    ]
     for key in ('num_workers', 'persistent_workers', 'pin_memory'):  # the same loader, on the same machine
         assert fm['train_dataloader'][key] == sup['train_dataloader'][key], key
     # the semi-supervised batches: the supervised batch of labeled samples + as many others
@@ -241,11 +245,16 @@ def test_demo_configs_compare_the_methods_fairly():
         {k: v for k, v in dfm['model'].items() if k != 'strong_aug'}
     # the method's hooks are the real config's, only the measurement / drawing intervals change
     real = load('cityscapes_lowdata/fixmatch_explicit.py')['custom_hooks']
-    no_interval = [{k: v for k, v in h.items() if h['type'] not in ('PseudoLabelQualityHook', 'PseudoLabelVisHook')
-                    or k != 'interval'} for h in real]
+    no_interval = [{
+        k: v
+        for k, v in h.items() if h['type'] not in ('PseudoLabelQualityHook', 'PseudoLabelVisHook') or k != 'interval'
+    } for h in real]
     for demo in (fm, dfm):
-        assert [{k: v for k, v in h.items() if h['type'] not in ('PseudoLabelQualityHook', 'PseudoLabelVisHook')
-                 or k != 'interval'} for h in demo['custom_hooks']] == no_interval
+        assert [{
+            k: v
+            for k, v in h.items()
+            if h['type'] not in ('PseudoLabelQualityHook', 'PseudoLabelVisHook') or k != 'interval'
+        } for h in demo['custom_hooks']] == no_interval
     assert fm['train_dataloader']['dataset']['withheld_labels'] is True
 
 
@@ -271,8 +280,15 @@ def quick_demo(tmp_path_factory):
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
     # (its duration is reported in results.json, not asserted: speed goals live in tools/benchmark.py and the
     # README, and the suite runs it beside other tests on 2 cores)
-    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'demo.py'), '--quick', '--out', str(out),
-                           '--device', 'cpu'], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable,
+         osp.join(REPO, 'tools', 'demo.py'), '--quick', '--out',
+         str(out), '--device', 'cpu'],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return out, proc
 
@@ -303,8 +319,10 @@ def test_quick_demo_end_to_end(quick_demo):
         # the reported numbers are those of tools/test.py's JSON, on the test images
         (test_json, ) = glob.glob(str(out / run['work_dir'] / 'test' / '*' / '*.json'))
         written = json.loads(open(test_json).read())
-        assert {k: written[k] for k in run['test']} == run['test'] and r['multitask/gmean'] == run['test'][
-            'multitask/gmean']
+        assert {
+            k: written[k]
+            for k in run['test']
+        } == run['test'] and r['multitask/gmean'] == run['test']['multitask/gmean']
         # Table 7's losses on the labeled test images, in tools/test.py's JSON
         for loss in ('det/val_loss_cls', 'det/val_loss_bbox', 'seg/val_loss_ce'):
             assert math.isfinite(written[loss]) and written[loss] > 0, (key, loss)
@@ -314,8 +332,10 @@ def test_quick_demo_end_to_end(quick_demo):
     assert 'paired' not in res['methods']['supervised']
     for key in ('fixmatch_explicit', 'densefixmatch_explicit'):
         d = res['methods'][key]['paired']['multitask/gmean']
-        assert d['diffs'] == pytest.approx([res['methods'][key]['runs'][0]['test']['multitask/gmean'] -
-                                            res['methods']['supervised']['runs'][0]['test']['multitask/gmean']])
+        assert d['diffs'] == pytest.approx([
+            res['methods'][key]['runs'][0]['test']['multitask/gmean'] -
+            res['methods']['supervised']['runs'][0]['test']['multitask/gmean']
+        ])
     assert '| FixMatch* (explicit) − supervised |' in md and 'Paired differences' in md
     assert 'FixMatch* (explicit)' in proc.stdout and 'gmean' in proc.stdout  # the printed table
     chart, grid, curves = (cv2.imread(str(out / n)) for n in ('results.png', 'qualitative.png', 'pseudo_labels.png'))
@@ -344,9 +364,15 @@ def test_quick_demo_pseudo_label_quality_reaches_tensorboard(quick_demo):
         acc = EventAccumulator(event_file, size_guidance={'scalars': 0, 'images': 0})
         acc.Reload()
         tags = set(acc.Tags()['scalars'])
-        for tag in ('seg.pl/acc', 'seg.pl/mIoU', 'seg.pl/in_view', 'det.pl/boxes_per_img@0.5',
-                    # the validation losses of Table 7, at every validation
-                    'det/val_loss_cls', 'det/val_loss_bbox', 'seg/val_loss_ce'):
+        for tag in (
+                'seg.pl/acc',
+                'seg.pl/mIoU',
+                'seg.pl/in_view',
+                'det.pl/boxes_per_img@0.5',
+                # the validation losses of Table 7, at every validation
+                'det/val_loss_cls',
+                'det/val_loss_bbox',
+                'seg/val_loss_ce'):
             assert tag in tags, (key, tag, sorted(tags))
             assert acc.Scalars(tag), (key, tag)
         assert any(t.startswith('pseudo_labels_') for t in acc.Tags()['images']), acc.Tags()['images']
@@ -362,8 +388,9 @@ def test_curves_refuse_runs_without_quality_scalars(tmp_path):
     (tmp_path / 'run').mkdir()
     (tmp_path / 'run' / 'scalars.json').write_text(json.dumps({'loss': 1.0, 'step': 1}) + '\n')
     with pytest.raises(KeyError, match='scalars.json holds no'):
-        report.pseudo_label_curves(str(tmp_path), {'fixmatch_explicit': [dict(scalars='run/scalars.json')]},
-                                   {'fixmatch_explicit': 'FixMatch*'})
+        report.pseudo_label_curves(
+            str(tmp_path), {'fixmatch_explicit': [dict(scalars='run/scalars.json')]},
+            {'fixmatch_explicit': 'FixMatch*'})
 
 
 def test_summary_is_mean_and_population_std():
@@ -380,10 +407,17 @@ def test_paired_differences_are_per_seed_against_the_baseline():
     report = load_tool('demo_report.py')
 
     def runs(values):
-        return [dict(seed=s, test={'det/bbox_mAP': v, 'seg/mIoU': 100 * v, 'multitask/gmean': v})
-                for s, v in enumerate(values)]
-    results = dict(supervised=dict(name='sup', runs=runs([0.10, 0.30, 0.20])),
-                   fixmatch_explicit=dict(name='fm', runs=runs([0.12, 0.31, 0.19])))
+        return [
+            dict(seed=s, test={
+                'det/bbox_mAP': v,
+                'seg/mIoU': 100 * v,
+                'multitask/gmean': v
+            }) for s, v in enumerate(values)
+        ]
+
+    results = dict(
+        supervised=dict(name='sup', runs=runs([0.10, 0.30, 0.20])),
+        fixmatch_explicit=dict(name='fm', runs=runs([0.12, 0.31, 0.19])))
     d = report.paired(results)['fixmatch_explicit']['det/bbox_mAP']
     assert d['diffs'] == pytest.approx([0.02, 0.01, -0.01])
     assert d['mean'] == pytest.approx(0.02 / 3) and d['std'] == pytest.approx(np.std([0.02, 0.01, -0.01]))
@@ -397,8 +431,15 @@ def test_paired_differences_are_per_seed_against_the_baseline():
 def quick_study(tmp_path_factory):
     out = tmp_path_factory.mktemp('study') / 'out'
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
-    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'demo.py'), '--quick', '--study', 'label-count',
-                           '--out', str(out), '--device', 'cpu'], cwd=REPO, env=env, capture_output=True, text=True,
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'demo.py'), '--quick', '--study', 'label-count', '--out',
+        str(out), '--device', 'cpu'
+    ],
+                          cwd=REPO,
+                          env=env,
+                          capture_output=True,
+                          text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return out
@@ -412,14 +453,14 @@ def test_quick_label_count_study(quick_study):
     assert res['meta']['counts'] == ['1', '2'] and set(res['settings']) == {'1', '2'}
     splits = {}
     for n, st in res['settings'].items():
-        assert st['n_seg'] == int(n) and list(st['methods']) == ['supervised', 'fixmatch_explicit',
-                                                                 'densefixmatch_explicit']
+        assert st['n_seg'] == int(n) and list(
+            st['methods']) == ['supervised', 'fixmatch_explicit', 'densefixmatch_explicit']
         sup = st['methods']['supervised']['runs']
         for key in ('fixmatch_explicit', 'densefixmatch_explicit'):
             r = st['methods'][key]
             for k in ('det/bbox_mAP', 'seg/mIoU', 'multitask/gmean'):
-                assert r['paired'][k]['diffs'] == pytest.approx([a['test'][k] - b['test'][k]
-                                                                 for a, b in zip(r['runs'], sup)])
+                assert r['paired'][k]['diffs'] == pytest.approx(
+                    [a['test'][k] - b['test'][k] for a, b in zip(r['runs'], sup)])
         (split, ) = glob.glob(str(out / 'data' / 'cityscapes' / 'splits' / f'd_*_{n}_seed0.json'))
         splits[n] = json.loads(open(split).read())['labeled']
     assert splits['1']['det'] == splits['2']['det'] and set(splits['1']['seg']) < set(splits['2']['seg'])

@@ -16,7 +16,7 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 import mtssl_mm  # noqa: F401
-from fixtures import TINY_CONFIG
+from fixtures import TINY_CONFIG, unpadded_meta
 
 H, W = 64, 96
 
@@ -37,12 +37,11 @@ def det_tasks():
 
 def sample(n_boxes, seed):
     g = torch.Generator().manual_seed(seed)
-    ds = DetDataSample(metainfo=dict(img_shape=(H, W), ori_shape=(H, W), pad_shape=(H, W), batch_input_shape=(H, W),
-                                     scale_factor=(1.0, 1.0), labeled_tasks=('det', )))
+    ds = DetDataSample(metainfo=unpadded_meta(H, W, labeled_tasks=('det', )))
     xy = torch.rand(n_boxes, 2, generator=g) * torch.tensor([W * 0.7, H * 0.7])
     wh = torch.rand(n_boxes, 2, generator=g) * 16 + 8
-    ds.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + wh], 1), labels=torch.randint(0, 8, (n_boxes, ),
-                                                                                           generator=g))
+    ds.gt_instances = InstanceData(
+        bboxes=torch.cat([xy, xy + wh], 1), labels=torch.randint(0, 8, (n_boxes, ), generator=g))
     ds.ignored_instances = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
     return ds
 
@@ -79,9 +78,11 @@ def test_supervised_loss_is_the_mean_of_per_image_losses():
 def test_unsupervised_loss_counts_images_without_pseudo_boxes():
     model, per_image, pooled = det_tasks()
     samples = [sample(4, 0), sample(1, 1)]
-    pseudo = [InstanceData(bboxes=samples[0].gt_instances.bboxes, labels=samples[0].gt_instances.labels,
-                           scores=torch.ones(4)),
-              InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long), scores=torch.zeros(0))]
+    pseudo = [
+        InstanceData(
+            bboxes=samples[0].gt_instances.bboxes, labels=samples[0].gt_instances.labels, scores=torch.ones(4)),
+        InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long), scores=torch.zeros(0))
+    ]
     x = torch.randn(2, 3, H, W, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         outs = per_image(model.extract_feat(x))

@@ -21,8 +21,9 @@ from mtssl_mm.engine import EMATeacherHook
 
 
 def tiny_net():
-    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(4, 2), nn.BatchNorm1d(2))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2),
+        nn.BatchNorm1d(2))
 
 
 class ToyPair(BaseModel):
@@ -52,8 +53,10 @@ def student_step(model, g):
 
 def ema_step(expected, student, decay):
     """The independent formula, in float64; integer buffers take the student's value."""
-    return {k: decay * t + (1 - decay) * student[k].double() if t.is_floating_point() else student[k].clone()
-            for k, t in expected.items()}
+    return {
+        k: decay * t + (1 - decay) * student[k].double() if t.is_floating_point() else student[k].clone()
+        for k, t in expected.items()
+    }
 
 
 def assert_teacher_is(model, expected):
@@ -164,8 +167,12 @@ def train(work_dir, max_epochs, resume_from=None):
     runner = Runner(
         model=ToyPair(),
         work_dir=str(work_dir),
-        train_dataloader=dict(dataset=ToyDataset(), sampler=dict(type='DefaultSampler', shuffle=False), batch_size=4,
-                              num_workers=0, collate_fn=dict(type='default_collate')),
+        train_dataloader=dict(
+            dataset=ToyDataset(),
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            batch_size=4,
+            num_workers=0,
+            collate_fn=dict(type='default_collate')),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         custom_hooks=[dict(type='EMATeacherHook', decay=0.9)],

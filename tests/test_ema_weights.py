@@ -12,8 +12,8 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 import mtssl_mm  # noqa: F401
-from fixtures import tiny_cfg
 from mtssl_mm.utils.checkpoint import safe_torch_load
+from fixtures import tiny_cfg
 
 
 class Recorder(Hook):

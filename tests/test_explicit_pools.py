@@ -13,7 +13,7 @@ import os
 import os.path as osp
 
 import pytest
-from mmdet.registry import DATASETS, DATA_SAMPLERS
+from mmdet.registry import DATA_SAMPLERS, DATASETS
 from mmengine.config import Config
 
 import mtssl_mm  # noqa: F401
@@ -92,20 +92,25 @@ def roots(tmp_path_factory):
         city = cities[i % len(cities)]
         return f'leftImg8bit/{split}/{city}/{city}_{i:06d}_000019_{suffix}'
 
-    train = [_entry(cs_name('train', i), ('det', 'seg'),
-                    f'gtFine/train/{cities[i % 5]}/{cities[i % 5]}_{i:06d}_000019_gtFine_labelTrainIds.png')
-             for i in range(CITYSCAPES_TRAIN)]
+    train = [
+        _entry(
+            cs_name('train', i), ('det', 'seg'),
+            f'gtFine/train/{cities[i % 5]}/{cities[i % 5]}_{i:06d}_000019_gtFine_labelTrainIds.png')
+        for i in range(CITYSCAPES_TRAIN)
+    ]
     _dump(osp.join(cs_root, 'annotations', 'train.json'), train, cs_meta)
-    _dump(osp.join(cs_root, 'annotations', 'train_extra.json'),
-          [_entry(cs_name('train_extra', i), ()) for i in range(TRAIN_EXTRA)], cs_meta)
-    _dump(osp.join(cs_root, 'annotations', 'sequence.json'),
-          [_entry(f'leftImg8bit_sequence/train/aachen/aachen_{i // 30:06d}_{i % 30:06d}_leftImg8bit.png', ())
-           for i in range(SEQUENCE)], cs_meta)
+    _dump(
+        osp.join(cs_root, 'annotations', 'train_extra.json'),
+        [_entry(cs_name('train_extra', i), ()) for i in range(TRAIN_EXTRA)], cs_meta)
+    _dump(
+        osp.join(cs_root, 'annotations', 'sequence.json'), [
+            _entry(f'leftImg8bit_sequence/train/aachen/aachen_{i // 30:06d}_{i % 30:06d}_leftImg8bit.png', ())
+            for i in range(SEQUENCE)
+        ], cs_meta)
     split_tool = load_tool('make_partial_split.py')
     for name, (kwargs, _) in SPLITS.items():
         kwargs = dict(kwargs)
-        split = split_tool.make_split(train, kwargs.pop('scenario'), seed=0,
-                                      **{k: str(v) for k, v in kwargs.items()})
+        split = split_tool.make_split(train, kwargs.pop('scenario'), seed=0, **{k: str(v) for k, v in kwargs.items()})
         os.makedirs(osp.join(cs_root, 'splits'), exist_ok=True)
         with open(osp.join(cs_root, 'splits', f'{name}.json'), 'w') as f:
             json.dump(dict(labeled=split), f)
@@ -119,13 +124,17 @@ def roots(tmp_path_factory):
             folder = '10k' if 'seg' in tasks else '100k'
             seg = f'labels/sem_seg/masks/train/{name}.png' if 'seg' in tasks else None
             entries.append(_entry(f'images/{folder}/train/{name}.jpg', tasks, seg))
-    bdd_meta = dict(classes=['pedestrian', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle',
-                             'traffic light', 'traffic sign'])
+    bdd_meta = dict(classes=[
+        'pedestrian', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle', 'traffic light', 'traffic sign'
+    ])
     _dump(osp.join(bdd_root, 'annotations', 'train.json'), entries, bdd_meta)
-    _dump(osp.join(bdd_root, 'annotations', 'attributes_train.json'),  # as the converter writes it
-          [dict(img_path=e['img_path'], attributes=dict(weather='clear', scene='highway', timeofday='night'))
-           for e in entries if 'det' in e['labeled_tasks']],
-          dict(attr_classes=dict(weather=['clear'], scene=['highway'], timeofday=['night'])))
+    _dump(
+        osp.join(bdd_root, 'annotations', 'attributes_train.json'),  # as the converter writes it
+        [
+            dict(img_path=e['img_path'], attributes=dict(weather='clear', scene='highway', timeofday='night'))
+            for e in entries if 'det' in e['labeled_tasks']
+        ],
+        dict(attr_classes=dict(weather=['clear'], scene=['highway'], timeofday=['night'])))
     return dict(cityscapes=cs_root, bdd100k=bdd_root)
 
 
@@ -153,6 +162,8 @@ def test_explicit_config_pools_match_the_paper(roots, config):
 def test_scenario_a_with_the_default_pools_names_the_option(roots):
     """Every image is det-labeled in (a): 'labeled for any task' leaves no other pool, and the error says so."""
     cfg = 'cityscapes_lowdata/fixmatch_explicit.py'
-    with pytest.raises(ValueError, match=r"other pool is empty with labeled='any' on MultiTaskDataset\(.*"
-                                         r"train.json; tasks \['det', 'seg'\]\): 2975 labeled and 0 other"):
+    with pytest.raises(
+            ValueError,
+            match=r"other pool is empty with labeled='any' on MultiTaskDataset\(.*"
+            r"train.json; tasks \['det', 'seg'\]\): 2975 labeled and 0 other"):
         build_pools(cfg, roots['cityscapes'], 'a')

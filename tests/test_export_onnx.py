@@ -15,11 +15,11 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
-from fixtures import REPO, TINY_CONFIG
 from mtssl_mm.deploy import onnx_export as ox
 from mtssl_mm.tasks.attributes import AttributesTask
 from mtssl_mm.tasks.base import BaseTask
 from mtssl_mm.tasks.detection import flatten_level
+from fixtures import REPO, TINY_CONFIG
 
 EXPORT = osp.join(REPO, 'tools', 'deploy', 'export_onnx.py')
 FIXMATCH_TINY = osp.join(REPO, 'configs', 'demo', 'fixmatch_tiny.py')
@@ -52,14 +52,17 @@ def tiny(tmp_path_factory):
         state[key] = state[key] * factor
     model.load_state_dict(state)
     ckpt = str(root / 'tiny.pth')
-    torch.save(dict(state_dict=state, meta=dict(dataset_meta=dict(classes=DET_CLASSES, seg_classes=SEG_CLASSES))),
-               ckpt)
+    torch.save(dict(state_dict=state, meta=dict(dataset_meta=dict(classes=DET_CLASSES, seg_classes=SEG_CLASSES))), ckpt)
     return model.eval(), ckpt, root
 
 
 def run_cli(args):
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
-    return subprocess.run([sys.executable, EXPORT, *args], cwd=REPO, env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, EXPORT, *args],
+                          cwd=REPO,
+                          env=env,
+                          capture_output=True,
+                          text=True,
                           timeout=300)
 
 
@@ -76,20 +79,26 @@ def test_cli_exports_one_graph_that_onnxruntime_runs_like_pytorch(tiny):
     # the graph: one input, the three documented outputs, a symbolic batch axis
     graph = onnx.load(out).graph
     assert ox.onnx_opset(out) >= ox.DYNAMO_MIN_OPSET
-    dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
-            for v in list(graph.input) + list(graph.output)}
+    dims = {
+        v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in list(graph.input) + list(graph.output)
+    }
     n = sum(h * w * 9 for h, w in ((16, 32), (8, 16), (8, 16), (4, 8), (2, 4)))  # strides 8, 16, 16, 32, 64
     assert [v.name for v in graph.input] == ['img']
     assert [v.name for v in graph.output] == outputs
     batch = dims['img'][0]
     assert isinstance(batch, str) and batch
-    assert dims == {'img': [batch, 3, H, W], 'det_cls_scores': [batch, n, 8], 'det_bbox_deltas': [batch, n, 4],
-                    'seg_logits': [batch, 19, H // 4, W // 4]}
+    assert dims == {
+        'img': [batch, 3, H, W],
+        'det_cls_scores': [batch, n, 8],
+        'det_bbox_deltas': [batch, n, 4],
+        'seg_logits': [batch, 19, H // 4, W // 4]
+    }
     meta = {p.key: p.value for p in onnx.load(out).metadata_props}
     assert json.loads(meta['mtssl_mm.det_classes']) == DET_CLASSES
     assert json.loads(meta['mtssl_mm.seg_classes']) == SEG_CLASSES
-    assert json.loads(meta['mtssl_mm.det_level_rows']) == [h * w * 9 for h, w in ((16, 32), (8, 16), (8, 16), (4, 8),
-                                                                                  (2, 4))]
+    assert json.loads(
+        meta['mtssl_mm.det_level_rows']) == [h * w * 9 for h, w in ((16, 32), (8, 16), (8, 16), (4, 8), (2, 4))]
     assert meta['mtssl_mm.input_channel_order'] == 'bgr'
     assert json.loads(meta['mtssl_mm.mean']) == pytest.approx([123.675, 116.28, 103.53])
 
@@ -100,8 +109,10 @@ def test_cli_exports_one_graph_that_onnxruntime_runs_like_pytorch(tiny):
         x = model.data_preprocessor({'inputs': list(img), 'data_samples': None}, False)['inputs']
         raw = model._forward(x)
     cls_scores, bbox_preds = raw['det']
-    want = [torch.cat([flatten_level(s, 8) for s in cls_scores], 1),
-            torch.cat([flatten_level(b, 4) for b in bbox_preds], 1), raw['seg']]
+    want = [
+        torch.cat([flatten_level(s, 8) for s in cls_scores], 1),
+        torch.cat([flatten_level(b, 4) for b in bbox_preds], 1), raw['seg']
+    ]
     for name, g, w in zip(outputs, got, want):
         w = w.numpy()
         assert g.shape == w.shape, name
@@ -121,7 +132,8 @@ def test_cli_exports_one_graph_that_onnxruntime_runs_like_pytorch(tiny):
     with torch.no_grad():
         res = head.predict_by_feat([s[:1] for s in cls_scores], [b[:1] for b in bbox_preds],
                                    batch_img_metas=[dict(img_shape=(H, W), scale_factor=(1.0, 1.0))],
-                                   cfg=dict(nms_pre=10**9, score_thr=0.0), rescale=False,
+                                   cfg=dict(nms_pre=10**9, score_thr=0.0),
+                                   rescale=False,
                                    with_nms=False)[0]
     order = res.scores.argsort(descending=True)[:50]
     theirs = torch.cat([res.bboxes[order], res.scores[order, None], res.labels[order, None].float()], 1)
@@ -153,10 +165,13 @@ def test_torchscript_exporter_and_semi_supervised_config(tiny, tmp_path):
 def test_cli_exit_status_1_when_the_check_fails(tiny, tmp_path, monkeypatch, capsys):
     _, ckpt, _ = tiny
     tool = export_main()
-    monkeypatch.setattr(tool.ox, 'compare_with_onnxruntime', lambda *a, **k: [dict(
-        name='seg_logits', shape=(1, 19, 32, 64), max_abs=1.0, scale=1.0, rel=1.0, ok=False)])
-    assert tool.main([TINY_CONFIG, ckpt, str(tmp_path / 'x.onnx'), '--shape', str(H), str(W),
-                      '--exporter', 'torchscript']) == 1
+    monkeypatch.setattr(
+        tool.ox, 'compare_with_onnxruntime',
+        lambda *a, **k: [dict(name='seg_logits', shape=(1, 19, 32, 64), max_abs=1.0, scale=1.0, rel=1.0, ok=False)])
+    assert tool.main(
+        [TINY_CONFIG, ckpt,
+         str(tmp_path / 'x.onnx'), '--shape',
+         str(H), str(W), '--exporter', 'torchscript']) == 1
     assert 'check FAILED' in capsys.readouterr().err
 
 
@@ -192,9 +207,19 @@ def test_semi_supervised_checkpoint_exports_its_teacher(tiny, tmp_path):
     _, ckpt, _ = tiny
     state = torch.load(ckpt, weights_only=True)['state_dict']
     semi = str(tmp_path / 'semi.pth')
-    torch.save(dict(state_dict={**{f'teacher.{k}': v for k, v in state.items()},
-                                **{f'student.{k}': v * 0 if v.is_floating_point() else v for k, v in state.items()}},
-                    meta=dict(dataset_meta=dict(classes=DET_CLASSES))), semi)
+    torch.save(
+        dict(
+            state_dict={
+                **{
+                    f'teacher.{k}': v
+                    for k, v in state.items()
+                },
+                **{
+                    f'student.{k}': v * 0 if v.is_floating_point() else v
+                    for k, v in state.items()
+                }
+            },
+            meta=dict(dataset_meta=dict(classes=DET_CLASSES))), semi)
     key = 'tasks.seg.head.conv_seg.weight'
     for config in (FIXMATCH_TINY, TINY_CONFIG):
         model, meta = ox.build_model(Config.fromfile(config), semi)
@@ -227,8 +252,12 @@ def test_attribute_task_gets_its_outputs_and_metadata(tmp_path):
     task_meta, arrays = ox.task_extras(wrapper, (H, W), dict(attr_classes=classes))
     assert task_meta['attr_attributes'] == dict(weather=3, scene=2) and task_meta['attr_classes'] == classes
     assert list(arrays) == ['det_anchors']
-    out = ox.export_onnx(wrapper, str(tmp_path / 'attr.onnx'), (H, W), exporter='torchscript', opset=17,
-                         metadata=ox.export_metadata(wrapper, (H, W), dict(dataset_meta=dict(attr_classes=classes))))
+    out = ox.export_onnx(
+        wrapper,
+        str(tmp_path / 'attr.onnx'), (H, W),
+        exporter='torchscript',
+        opset=17,
+        metadata=ox.export_metadata(wrapper, (H, W), dict(dataset_meta=dict(attr_classes=classes))))
     props = {p.key: p.value for p in onnx.load(out).metadata_props}
     assert json.loads(props['mtssl_mm.attr_classes']) == classes
     img = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(3)) * 255
@@ -263,13 +292,18 @@ def test_a_task_without_export_outputs_is_left_out_with_a_warning():
 
 def test_onnx_stays_optional():
     """``import mtssl_mm`` loads no ONNX package; without onnx the tool says which extra to install."""
-    code = ("import sys; import mtssl_mm; "
-            "loaded = [m for m in ('onnx', 'onnxruntime', 'onnxscript', 'mtssl_mm.deploy') if m in sys.modules]; "
-            "assert not loaded, loaded; "
-            "sys.modules['onnx'] = None; import mtssl_mm.deploy; "  # the package imports without onnx
-            f"sys.argv = ['export_onnx.py', {TINY_CONFIG!r}, {TINY_CONFIG!r}, '/tmp/x.onnx']; "
-            f"exec(open({EXPORT!r}).read())")
-    proc = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True, timeout=120,
+    code = (
+        "import sys; import mtssl_mm; "
+        "loaded = [m for m in ('onnx', 'onnxruntime', 'onnxscript', 'mtssl_mm.deploy') if m in sys.modules]; "
+        "assert not loaded, loaded; "
+        "sys.modules['onnx'] = None; import mtssl_mm.deploy; "  # the package imports without onnx
+        f"sys.argv = ['export_onnx.py', {TINY_CONFIG!r}, {TINY_CONFIG!r}, '/tmp/x.onnx']; "
+        f"exec(open({EXPORT!r}).read())")
+    proc = subprocess.run([sys.executable, '-c', code],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True,
+                          timeout=120,
                           env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert 'pip install -e .[deploy]' in proc.stderr

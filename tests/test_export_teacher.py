@@ -1,4 +1,4 @@
-"""tools/export_teacher.py: a trained semi-supervised checkpoint -> a MultiTaskDetSeg checkpoint of its EMA teacher."""
+"""tools/export_teacher.py: a trained semi-supervised checkpoint -> a MultiTaskModel checkpoint of its EMA teacher."""
 import os
 import os.path as osp
 import subprocess
@@ -12,9 +12,9 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import load_checkpoint
 
 import mtssl_mm  # noqa: F401
-from fixtures import REPO, TINY_CONFIG, cfg_options, tiny_cfg
 from mtssl_mm.models.state_dict_check import CheckpointKeysError
 from mtssl_mm.utils.checkpoint import load_from_local
+from fixtures import REPO, TINY_CONFIG, cfg_options, tiny_cfg
 from official_fixtures import load_tool
 
 SEMI_CONFIG = osp.join(REPO, 'configs', 'demo', 'densefixmatch_tiny.py')
@@ -38,8 +38,7 @@ def semi_ckpt(partial_root, tmp_path_factory):
     return osp.join(work, 'iter_1.pth')
 
 
-def test_exported_teacher_loads_strictly_into_the_supervised_config_and_evaluates(semi_ckpt, partial_root,
-                                                                                   tmp_path):
+def test_exported_teacher_loads_strictly_into_the_supervised_config_and_evaluates(semi_ckpt, partial_root, tmp_path):
     out = str(tmp_path / 'export' / 'teacher.pth')
     proc = run([sys.executable, EXPORT, semi_ckpt, out])
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -67,8 +66,11 @@ def test_exported_teacher_loads_strictly_into_the_supervised_config_and_evaluate
     assert all(torch.equal(stud['state_dict'][k], v) for k, v in student.items())
 
     # the supervised config evaluates the exported teacher (tools/test.py: load_from)
-    proc = run([sys.executable, osp.join(REPO, 'tools', 'test.py'), TINY_CONFIG, out, '--work-dir',
-                str(tmp_path / 'test'), '--cfg-options', *cfg_options(partial_root)])
+    proc = run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'test.py'), TINY_CONFIG, out, '--work-dir',
+        str(tmp_path / 'test'), '--cfg-options', *cfg_options(partial_root)
+    ])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'multitask/gmean' in proc.stdout + proc.stderr
 
@@ -79,7 +81,7 @@ def test_raw_semi_checkpoint_into_the_supervised_config_names_the_export_tool(se
     with pytest.raises(CheckpointKeysError) as info:
         runner.load_checkpoint(semi_ckpt)  # what load_from and tools/test.py call; mmengine would only warn
     msg = str(info.value)
-    assert msg.startswith(f'{semi_ckpt}: a semi-supervised checkpoint') and 'into MultiTaskDetSeg' in msg, msg
+    assert msg.startswith(f'{semi_ckpt}: a semi-supervised checkpoint') and 'into MultiTaskModel' in msg, msg
     assert msg.endswith(f'python tools/export_teacher.py {semi_ckpt} <out.pth>'), msg
 
 

@@ -20,7 +20,7 @@ from mmengine.structures import InstanceData, PixelData
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import mtssl_mm  # noqa: F401
-from fixtures import REPO
+from fixtures import REPO, unpadded_meta
 from gloo_group import init_gloo, start_gloo_processes
 
 H, W = 64, 96
@@ -59,10 +59,14 @@ def build_model(name):
         # sample (Dense FixMatch), no Cutout
         geometric = name.startswith('dense')
         # (the photometric ops run first in drawn order, the affine one after: the order of the draw is irrelevant)
-        cfg.strong_aug = dict(type='StrongAugment', num_ops=2 if geometric else 1, cutout=None, geometric=geometric,
-                              hflip_prob=1.0 if geometric else 0.0,
-                              ops=('Solarize', 'Rotate') if geometric else ('Brightness', ),
-                              magnitudes=dict(Solarize=(0.6, 0.6), Rotate=(12.0, 12.0), Brightness=(1.3, 1.3)))
+        cfg.strong_aug = dict(
+            type='StrongAugment',
+            num_ops=2 if geometric else 1,
+            cutout=None,
+            geometric=geometric,
+            hflip_prob=1.0 if geometric else 0.0,
+            ops=('Solarize', 'Rotate') if geometric else ('Brightness', ),
+            magnitudes=dict(Solarize=(0.6, 0.6), Rotate=(12.0, 12.0), Brightness=(1.3, 1.3)))
     model = MODELS.build(cfg)
     model.init_weights()
     if semi is not None:
@@ -80,13 +84,12 @@ def make_batch(layout, seed=0):
     inputs = torch.randn(len(layout), 3, H, W, generator=g)
     samples = []
     for i, tasks in enumerate(layout):
-        ds = DetDataSample(metainfo=dict(img_shape=(H, W), ori_shape=(H, W), pad_shape=(H, W),
-                                         batch_input_shape=(H, W), scale_factor=(1.0, 1.0), labeled_tasks=tasks))
+        ds = DetDataSample(metainfo=unpadded_meta(H, W, labeled_tasks=tasks))
         n = (1, 14, 2, 25)[i % 4]  # very different numbers of boxes per image: per-image normalisers differ
         xy = torch.rand(n, 2, generator=g) * torch.tensor([W * 0.6, H * 0.6])
         wh = torch.rand(n, 2, generator=g) * 20 + 8
-        ds.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + wh], 1),
-                                       labels=torch.randint(0, 8, (n, ), generator=g))
+        ds.gt_instances = InstanceData(
+            bboxes=torch.cat([xy, xy + wh], 1), labels=torch.randint(0, 8, (n, ), generator=g))
         ds.ignored_instances = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
         seg = torch.randint(0, 19, (1, H, W), generator=g).to(torch.uint8)
         seg[:, :, :10 * (i + 1)] = 255  # a different number of labeled pixels per image
@@ -106,8 +109,10 @@ def gradients(model, inputs, samples, logs=None):
     if logs is not None:
         logs.update({k: float(v) for k, v in log_vars.items()})
     loss.backward()
-    return {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
-            for n, p in module.named_parameters() if p.requires_grad}
+    return {
+        n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
+        for n, p in module.named_parameters() if p.requires_grad
+    }
 
 
 def _worker(rank, ports, world_size, out_dir, models):
@@ -146,8 +151,8 @@ def ddp_and_reference(tmp_path_factory):
     for name, layout in CASES:
         inputs, samples = make_batch(LAYOUTS[layout])
         reference_logs[(name, layout)] = {}
-        reference[(name, layout)] = gradients(copy.deepcopy(models[name]), inputs, samples,
-                                              reference_logs[(name, layout)])
+        reference[(name,
+                   layout)] = gradients(copy.deepcopy(models[name]), inputs, samples, reference_logs[(name, layout)])
     LOGS.update(ddp=ddp_logs, reference=reference_logs)
     return ddp, reference
 
@@ -185,8 +190,9 @@ def test_per_rank_normalisers_would_fail_this_test(ddp_and_reference):
     _, reference = ddp_and_reference
     model = build_model('supervised')
     inputs, samples = make_batch(LAYOUTS['explicit'])
-    per_rank = [gradients(copy.deepcopy(model), inputs[r * 2:(r + 1) * 2], samples[r * 2:(r + 1) * 2])
-                for r in range(WORLD)]
+    per_rank = [
+        gradients(copy.deepcopy(model), inputs[r * 2:(r + 1) * 2], samples[r * 2:(r + 1) * 2]) for r in range(WORLD)
+    ]
     averaged = {n: (per_rank[0][n] + per_rank[1][n]) / WORLD for n in per_rank[0]}
     want = reference[('supervised', 'explicit')]
     seg = [n for n in want if 'tasks.seg.' in n and want[n].norm() > 0]

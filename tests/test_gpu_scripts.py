@@ -71,8 +71,8 @@ def test_wheelhouse_folder_is_ignored_by_git():
 def wheel(folder, fname, requires=()):
     name, version = fname.split('-')[:2]
     with zipfile.ZipFile(folder / fname, 'w') as z:
-        meta = f'Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n' + ''.join(
-            f'Requires-Dist: {r}\n' for r in requires)
+        meta = f'Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n' + ''.join(f'Requires-Dist: {r}\n'
+                                                                                      for r in requires)
         z.writestr(f'{name}-{version}.dist-info/METADATA', meta)
 
 
@@ -100,8 +100,8 @@ def made_up(tmp_path):
 
 
 def run_check(tmp_path, house):
-    return check.check(str(house), list_path=str(tmp_path / 'list.txt'), image_path=str(tmp_path / 'image.txt'),
-                       project=[])
+    return check.check(
+        str(house), list_path=str(tmp_path / 'list.txt'), image_path=str(tmp_path / 'image.txt'), project=[])
 
 
 def test_checker_accepts_a_complete_made_up_wheelhouse(made_up):
@@ -142,5 +142,5 @@ def test_report_reads_pytest_junit_counts(tmp_path):
     xml.write_text('<testsuites><testsuite tests="3" failures="1" errors="0" skipped="1"><testcase name="a"/>'
                    '<testcase name="b"><failure message="boom"/></testcase><testcase name="c"><skipped/></testcase>'
                    '</testsuite></testsuites>')
-    assert report.junit(str(xml)) == dict(tests=3, passed=1, failed=1, errors=0, skipped=1,
-                                          failures=['b: failure: boom'])
+    assert report.junit(str(xml)) == dict(
+        tests=3, passed=1, failed=1, errors=0, skipped=1, failures=['b: failure: boom'])

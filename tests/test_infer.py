@@ -13,17 +13,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.runner import load_checkpoint
 
 import mtssl_mm  # noqa: F401
-from fixtures import DET_CLASSES, REPO, TINY_CONFIG, write_dataset
-from mmdet.registry import DATASETS, MODELS
-from mtssl_mm.apis import (InferenceDefaults, MultiTaskInferencer, collect_images, inference_pipeline,
-                           output_names)
+from mtssl_mm.apis import InferenceDefaults, MultiTaskInferencer, collect_images, inference_pipeline, output_names
 from mtssl_mm.apis.inferencer import UnreadableImageWarning
-from mtssl_mm.apis.outputs import seg_id_table
+from mtssl_mm.tasks.segmentation.data import seg_id_table
+from fixtures import DET_CLASSES, REPO, TINY_CONFIG, write_dataset
 
 FIXMATCH_TINY = osp.join(REPO, 'configs', 'demo', 'fixmatch_tiny.py')
 INFER = osp.join(REPO, 'tools', 'infer.py')
@@ -63,8 +62,9 @@ def tiny_model(config, seed):
 @pytest.fixture(scope='module')
 def sup_ckpt(data):
     path = osp.join(data, 'sup.pth')
-    torch.save(dict(state_dict=tiny_model(TINY_CONFIG, 0).state_dict(),
-                    meta=dict(dataset_meta=dict(classes=CKPT_CLASSES))), path)
+    torch.save(
+        dict(state_dict=tiny_model(TINY_CONFIG, 0).state_dict(), meta=dict(dataset_meta=dict(classes=CKPT_CLASSES))),
+        path)
     return path
 
 
@@ -91,8 +91,9 @@ def reference(config, ckpt, root):
     model.eval()
     preds = {}
     for split in SPLITS:
-        dataset = DATASETS.build(dict(cfg.test_dataloader.dataset, data_root=osp.join(root, 'labeled'),
-                                      ann_file=f'annotations/{split}.json'))
+        dataset = DATASETS.build(
+            dict(
+                cfg.test_dataloader.dataset, data_root=osp.join(root, 'labeled'), ann_file=f'annotations/{split}.json'))
         for i in range(len(dataset)):
             with torch.no_grad():
                 pred = model.test_step(pseudo_collate([dataset[i]]))[0]
@@ -158,8 +159,12 @@ def test_collect_images_from_files_folders_globs(tmp_path):
     assert found == [str(tmp_path / 'a' / 'deep' / 'y.JPG'), str(tmp_path / 'a' / 'x.png')], 'recursive, sorted'
     # a glob; a file reached twice is kept once, in its first place; a file given explicitly is taken as is
     found = collect_images([str(tmp_path / '*' / 'x.png'), str(tmp_path / 'a'), str(tmp_path / 'b' / 'notes.txt')])
-    assert found == [str(tmp_path / 'a' / 'x.png'), str(tmp_path / 'b' / 'x.png'),
-                     str(tmp_path / 'a' / 'deep' / 'y.JPG'), str(tmp_path / 'b' / 'notes.txt')]
+    assert found == [
+        str(tmp_path / 'a' / 'x.png'),
+        str(tmp_path / 'b' / 'x.png'),
+        str(tmp_path / 'a' / 'deep' / 'y.JPG'),
+        str(tmp_path / 'b' / 'notes.txt')
+    ]
     assert collect_images([str(tmp_path / '**' / '*.JPG')]) == [str(tmp_path / 'a' / 'deep' / 'y.JPG')]
     for bad, msg in ((tmp_path / 'missing.png', 'no such file or folder'), (tmp_path / 'empty', 'folder holds no'),
                      (tmp_path / '*.png', 'glob pattern matches no')):
@@ -243,8 +248,8 @@ def test_semi_supervised_config_predicts_with_the_teacher(data, semi_ckpt, tmp_p
     """FixMatch* config and checkpoint: the teacher's predictions (not the student's); class names from the config
     (the checkpoint has no metainfo); --train-ids writes class indices."""
     model, ref = reference(FIXMATCH_TINY, semi_ckpt, data)
-    inferencer = MultiTaskInferencer(FIXMATCH_TINY, semi_ckpt, device='cpu', score_thr=0.4, train_ids=True,
-                                     show_progress=False)
+    inferencer = MultiTaskInferencer(
+        FIXMATCH_TINY, semi_ckpt, device='cpu', score_thr=0.4, train_ids=True, show_progress=False)
     out = str(tmp_path / 'out')
     results = inferencer(osp.join(data, 'images', 'val'), out_dir=out, no_save_vis=True)['predictions']
     assert not osp.exists(osp.join(out, 'vis'))
@@ -256,8 +261,11 @@ def test_semi_supervised_config_predicts_with_the_teacher(data, semi_ckpt, tmp_p
     # the reference is the teacher: the student predicts something else
     model.semi_test_cfg['predict_on'] = 'student'
     rel = osp.relpath(results[0]['img_path'], osp.join(data, 'images'))
-    dataset = DATASETS.build(dict(Config.fromfile(FIXMATCH_TINY).test_dataloader.dataset,
-                                  data_root=osp.join(data, 'labeled'), ann_file='annotations/val.json'))
+    dataset = DATASETS.build(
+        dict(
+            Config.fromfile(FIXMATCH_TINY).test_dataloader.dataset,
+            data_root=osp.join(data, 'labeled'),
+            ann_file='annotations/val.json'))
     with torch.no_grad():
         student = model.test_step(pseudo_collate([dataset[0]]))[0]
     assert student.img_path.endswith(rel)
@@ -282,8 +290,8 @@ def test_same_stem_in_two_folders_writes_two_files(data, sup_ckpt, tmp_path):
     assert sorted(os.listdir(out / 'seg')) == ['a__frame.png', 'b__frame.png']
     assert [r['seg'] for r in results] == ['seg/a__frame.png', 'seg/b__frame.png']
     assert 'boxes' not in results[0] and results[0]['tasks'] == ['seg']
-    assert json.loads((out / 'preds' / 'b__frame.json').read_text())['img_path'].endswith(
-        osp.join('in', 'b', 'frame.png'))
+    assert json.loads(
+        (out / 'preds' / 'b__frame.json').read_text())['img_path'].endswith(osp.join('in', 'b', 'frame.png'))
 
 
 # ----------------------------------------------------------------------------------------- tools/infer.py
@@ -297,9 +305,12 @@ def load_infer_tool():
 def test_cli_folder_and_glob_with_tasks_det(data, sup_ckpt, tmp_path):
     out = str(tmp_path / 'out')
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
-    cmd = [sys.executable, INFER, TINY_CONFIG, sup_ckpt, osp.join(data, 'images', 'val'),
-           osp.join(data, 'images', 'odd', '*', '*.png'), '--out-dir', out, '--device', 'cpu', '--batch-size', '2',
-           '--score-thr', '0.45', '--tasks', 'det']
+    cmd = [
+        sys.executable, INFER, TINY_CONFIG, sup_ckpt,
+        osp.join(data, 'images', 'val'),
+        osp.join(data, 'images', 'odd', '*', '*.png'), '--out-dir', out, '--device', 'cpu', '--batch-size', '2',
+        '--score-thr', '0.45', '--tasks', 'det'
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert '4 images' in proc.stdout and 'wrote preds/, vis/' in proc.stdout
@@ -327,12 +338,14 @@ def test_cli_missing_input_is_an_error_naming_it(data, sup_ckpt, tmp_path, capsy
         return err.split(': error: ', 1)[1]
 
     missing = osp.join(data, 'images', 'nope', '*.png')
-    assert re.fullmatch(r"input '.*nope/\*\.png': the glob pattern matches no image .*\n",
-                        error_line([TINY_CONFIG, sup_ckpt, osp.join(data, 'images'), missing, '--out-dir',
-                                    str(tmp_path)]))
+    assert re.fullmatch(
+        r"input '.*nope/\*\.png': the glob pattern matches no image .*\n",
+        error_line([TINY_CONFIG, sup_ckpt,
+                    osp.join(data, 'images'), missing, '--out-dir',
+                    str(tmp_path)]))
     absent = str(tmp_path / 'absent.pth')
-    assert error_line([TINY_CONFIG, absent, osp.join(data, 'images'), '--out-dir', str(tmp_path)]) == (
-        f'{absent}: checkpoint does not exist\n')
+    assert error_line([TINY_CONFIG, absent, osp.join(data, 'images'), '--out-dir',
+                       str(tmp_path)]) == (f'{absent}: checkpoint does not exist\n')
     assert os.listdir(tmp_path) == [], 'nothing written'
 
 
@@ -417,15 +430,17 @@ def test_cli_skips_unreadable_images_lists_them_and_exits_1(data, sup_ckpt, tmp_
     good, bad = write_images(str(tmp_path / 'in'), data)
     out = str(tmp_path / 'out')
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
-    cmd = [sys.executable, INFER, TINY_CONFIG, sup_ckpt, str(tmp_path / 'in'), '--out-dir', out, '--device', 'cpu',
-           '--batch-size', '2']
+    cmd = [
+        sys.executable, INFER, TINY_CONFIG, sup_ckpt,
+        str(tmp_path / 'in'), '--out-dir', out, '--device', 'cpu', '--batch-size', '2'
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert 'Traceback' not in proc.stderr and 'AssertionError' not in proc.stderr, proc.stderr[-3000:]
     for path in bad:  # one line each, as it happens
         assert f'\ninfer.py: warning: {path}: cannot read the image (' in proc.stderr, proc.stderr[-3000:]
-    assert proc.stderr.endswith('infer.py: 3 of 6 images could not be read and were skipped (no output for them):\n'
-                                + ''.join(f'  {p}\n' for p in bad)), proc.stderr[-3000:]
+    assert proc.stderr.endswith('infer.py: 3 of 6 images could not be read and were skipped (no output for them):\n' +
+                                ''.join(f'  {p}\n' for p in bad)), proc.stderr[-3000:]
     assert '3 images' in proc.stdout
     for sub, ext in (('preds', 'json'), ('seg', 'png'), ('vis', 'jpg')):
         assert sorted(os.listdir(osp.join(out, sub))) == [f'good_{c}.{ext}' for c in 'abc']

@@ -11,14 +11,16 @@ def test_valid_file_loads(tmp_path):
     assert load_json(str(path), backend_args=dict(backend='local')) == dict(a=[1, 2], b=None)
 
 
-@pytest.mark.parametrize('text, line, column, reason', [
-    # truncated (an interrupted download or copy): the error is at the end of the file
-    ('{\n "data_list": [\n  {"img_path": "a.png",\n', 4, 1, 'Expecting property name enclosed in double quotes'),
-    ('[\n {"name": "a.jpg", "labels": [', 2, 31, 'Expecting value'),
-    # malformed in the middle: a trailing comma on line 3
-    ('{\n "a": 1,\n "b": [1, 2,],\n "c": 3\n}\n', 3, 13, 'Expecting value'),
-    ('', 1, 1, 'Expecting value'),  # an empty file
-])
+@pytest.mark.parametrize(
+    'text, line, column, reason',
+    [
+        # truncated (an interrupted download or copy): the error is at the end of the file
+        ('{\n "data_list": [\n  {"img_path": "a.png",\n', 4, 1, 'Expecting property name enclosed in double quotes'),
+        ('[\n {"name": "a.jpg", "labels": [', 2, 31, 'Expecting value'),
+        # malformed in the middle: a trailing comma on line 3
+        ('{\n "a": 1,\n "b": [1, 2,],\n "c": 3\n}\n', 3, 13, 'Expecting value'),
+        ('', 1, 1, 'Expecting value'),  # an empty file
+    ])
 @pytest.mark.parametrize('backend_args', [None, dict(backend='local')])
 def test_invalid_json_names_file_line_and_column(tmp_path, text, line, column, reason, backend_args):
     path = tmp_path / 'labels.json'

@@ -91,8 +91,12 @@ def test_seg_warp_matches_opencv(out_size):
     out = warp_seg_maps(torch.from_numpy(labels), matrices, out_size=out_size)
     assert out.shape == (len(mats), *out_size) and out.dtype == torch.uint8
     for lab, m, got in zip(labels, mats, out.numpy()):
-        ref = cv2.warpAffine(lab, m[:2], (out_size[1], out_size[0]), flags=cv2.INTER_NEAREST,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+        ref = cv2.warpAffine(
+            lab,
+            m[:2], (out_size[1], out_size[0]),
+            flags=cv2.INTER_NEAREST,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=255)
         stable = stable_region(ref)
         assert stable.mean() > 0.3
         np.testing.assert_array_equal(got[stable], ref[stable])
@@ -205,8 +209,8 @@ def test_box_conversion_and_drop_rules():
     np.testing.assert_allclose(to_box_coordinates(flip).numpy(), [[-1, 0, W], [0, 1, 0], [0, 0, 1]], atol=1e-5)
     # rotation about the pixel-index centre fixes the box-coordinate centre (W / 2, H / 2)
     rot = to_box_coordinates(torch.tensor(rotate(33.0), dtype=torch.float64))
-    np.testing.assert_allclose((rot @ torch.tensor([W / 2, H / 2, 1.0], dtype=torch.float64)).numpy(),
-                               [W / 2, H / 2, 1.0], atol=1e-9)
+    np.testing.assert_allclose(
+        (rot @ torch.tensor([W / 2, H / 2, 1.0], dtype=torch.float64)).numpy(), [W / 2, H / 2, 1.0], atol=1e-9)
     boxes = torch.tensor([[0., 0., 10., 10.], [W - 3., 5., W, 9.], [1., 1., 2.5, 30.]])
     got, keep = warp_boxes(boxes, flip, (H, W), min_size=2.0)
     assert keep.tolist() == [True, True, False]  # the 1.5-px-wide box is dropped

@@ -7,11 +7,11 @@ import weakref
 
 import pytest
 import torch.distributed as dist
-from fixtures import TINY_CONFIG
 from mmengine.config import Config
-from official_fixtures import load_tool
 
 from mtssl_mm.utils import launch
+from fixtures import TINY_CONFIG
+from official_fixtures import load_tool
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData, PixelData
 
 import mtssl_mm  # noqa: F401
-from fixtures import REPO, TINY_CONFIG
+from fixtures import REPO, TINY_CONFIG, unpadded_meta
 
 H, W = 64, 96
 
@@ -27,9 +27,7 @@ def model():
 
 def sample(tasks, n_boxes=1, seed=0):
     g = torch.Generator().manual_seed(seed)
-    ds = DetDataSample(metainfo=dict(img_shape=(H, W), ori_shape=(H, W), pad_shape=(H, W),
-                                     batch_input_shape=(H, W), scale_factor=(1.0, 1.0),
-                                     labeled_tasks=tuple(tasks)))
+    ds = DetDataSample(metainfo=unpadded_meta(H, W, labeled_tasks=tuple(tasks)))
     boxes = torch.tensor([[10., 20., 50., 50.], [60., 10., 90., 40.]])[:n_boxes]
     ds.gt_instances = InstanceData(bboxes=boxes, labels=torch.full((n_boxes, ), 2, dtype=torch.long))
     ds.ignored_instances = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
@@ -144,8 +142,10 @@ def test_a_task_set_to_none_is_an_error_pointing_to_selection_by_name():
         MODELS.build(cfg.model)
 
 
-@pytest.mark.parametrize('config', ['configs/cityscapes/supervised_det.py', 'configs/bdd100k/supervised_seg.py',
-                                    'configs/cityscapes_lowdata/fixmatch_implicit_det.py'])
+@pytest.mark.parametrize('config', [
+    'configs/cityscapes/supervised_det.py', 'configs/bdd100k/supervised_seg.py',
+    'configs/cityscapes_lowdata/fixmatch_implicit_det.py'
+])
 def test_single_task_configs_name_their_task(config):
     """A single-task baseline builds its one head and its datasets serve that task alone, whatever tasks the
     base configs have (a task added to the base does not join it)."""
@@ -163,10 +163,10 @@ def test_init_weights_reaches_every_task_head(model):
     torch.testing.assert_close(bias, torch.full_like(bias, -4.59512), atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize('name,value,key', [
-    ('loss_decode', dict(type='mmseg.CrossEntropyLoss', class_weight=[1.0] * 19), 'class_weight'),
-    ('sampler', dict(type='mmseg.OHEMPixelSampler', thresh=0.7), 'sampler'),
-    ('loss_decode', dict(type='mmseg.DiceLoss'), 'CrossEntropyLoss')])
+@pytest.mark.parametrize('name,value,key',
+                         [('loss_decode', dict(type='mmseg.CrossEntropyLoss', class_weight=[1.0] * 19), 'class_weight'),
+                          ('sampler', dict(type='mmseg.OHEMPixelSampler', thresh=0.7), 'sampler'),
+                          ('loss_decode', dict(type='mmseg.DiceLoss'), 'CrossEntropyLoss')])
 def test_seg_losses_that_cannot_be_normalised_globally_are_errors(name, value, key):
     cfg = Config.fromfile(TINY_CONFIG).model
     cfg.tasks.seg.head[name] = value

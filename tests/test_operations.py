@@ -39,8 +39,11 @@ def read_event_file(path):
 
 def test_tensorboard_gets_the_training_and_validation_scalars(partial_root, tmp_path):
     """The default runtime logs to TensorBoard as well as to vis_data/scalars.json, with the same values."""
-    run([sys.executable, osp.join(REPO, 'tools', 'train.py'), TINY_CONFIG, '--work-dir', str(tmp_path),
-         '--cfg-options', *cfg_options(partial_root), 'randomness.seed=0'])
+    run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'train.py'), TINY_CONFIG, '--work-dir',
+        str(tmp_path), '--cfg-options', *cfg_options(partial_root), 'randomness.seed=0'
+    ])
     events = glob.glob(str(tmp_path / '*' / 'vis_data' / 'events.out.tfevents.*'))
     assert len(events) == 1, f'expected one TensorBoard event file, found {events}'
     (scalars_json, ) = glob.glob(str(tmp_path / '*' / 'vis_data' / 'scalars.json'))
@@ -62,8 +65,9 @@ def test_slurm_test_forwards_to_test_py(tmp_path):
     log = tmp_path / 'srun_args'
     (fake / 'srun').write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > {log}\n')
     (fake / 'srun').chmod(0o755)
-    run(['bash', osp.join(REPO, 'tools', 'slurm_test.sh'), 'gpu_part', 'job1', 'cfg.py', 'ckpt.pth', '--tasks',
-         'det'], env=dict(PATH=f'{fake}:{os.environ["PATH"]}', GPUS='16', GPUS_PER_NODE='8'))
+    run(['bash',
+         osp.join(REPO, 'tools', 'slurm_test.sh'), 'gpu_part', 'job1', 'cfg.py', 'ckpt.pth', '--tasks', 'det'],
+        env=dict(PATH=f'{fake}:{os.environ["PATH"]}', GPUS='16', GPUS_PER_NODE='8'))
     args = log.read_text().split('\n')
     assert args[:2] == ['-p', 'gpu_part'] and '--job-name=job1' in args and '--ntasks=16' in args
     assert '--ntasks-per-node=8' in args and '--gres=gpu:8' in args

@@ -18,11 +18,11 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 import mtssl_mm  # noqa: F401
-from fixtures import REPO
 from mtssl_mm.tasks.detection import check_assigner
+from fixtures import REPO
 
-CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '*', '*.py'))
-                 if osp.basename(osp.dirname(p)) != '_base_')
+CONFIGS = sorted(
+    p for p in glob.glob(osp.join(REPO, 'configs', '*', '*.py')) if osp.basename(osp.dirname(p)) != '_base_')
 IDS = [osp.relpath(p, REPO) for p in CONFIGS]
 
 
@@ -73,11 +73,13 @@ def test_weak_flip_only_where_table10_keeps_it(path):
             assert len(flips) == 1 and flips[0]['prob'] == 0.5
         # the rest of the weak view is the same for every method: load, resize 0.5-2, crop, pack
         assert [s['type'] for s in pipeline if s['type'] != 'RandomFlip'] == [
-            'LoadImageFromFile', 'LoadMultiTaskAnnotations', 'RandomResize', 'RandomCrop', 'PackMultiTaskInputs']
+            'LoadImageFromFile', 'LoadMultiTaskAnnotations', 'RandomResize', 'RandomCrop', 'PackMultiTaskInputs'
+        ]
 
 
-@pytest.mark.parametrize('path', [p for p in CONFIGS if 'fixmatch' in osp.basename(p)],
-                         ids=[i for i in IDS if 'fixmatch' in osp.basename(i)])
+@pytest.mark.parametrize(
+    'path', [p for p in CONFIGS if 'fixmatch' in osp.basename(p)],
+    ids=[i for i in IDS if 'fixmatch' in osp.basename(i)])
 def test_strong_augmentation_draws_its_ops_per_batch(path):
     cfg = Config.fromfile(path)
     aug = MODELS.build(cfg.model.strong_aug)
@@ -118,11 +120,11 @@ def anchors_of(det_cfg):
 
 def positives(assigner, anchors, ignore):
     gt = InstanceData(bboxes=torch.tensor([BOX]), labels=torch.tensor([2]))
-    ignored = InstanceData(bboxes=torch.tensor([IGNORE] if ignore else []).reshape(-1, 4),
-                           labels=torch.tensor([2] if ignore else [], dtype=torch.long))
+    ignored = InstanceData(
+        bboxes=torch.tensor([IGNORE] if ignore else []).reshape(-1, 4),
+        labels=torch.tensor([2] if ignore else [], dtype=torch.long))
     result = assigner.assign(InstanceData(priors=anchors), gt, ignored)
     return set((result.gt_inds > 0).nonzero().flatten().tolist())
-
 
 
 @pytest.mark.parametrize('path', DET_CONFIGS, ids=[osp.relpath(p, REPO) for p in DET_CONFIGS])

@@ -20,8 +20,10 @@ def img(i):
 def ann_file(tmp_path_factory):
     """A fully labeled annotation file of 64 images (the tool reads only img_path and labeled_tasks)."""
     path = tmp_path_factory.mktemp('split') / 'train.json'
-    data_list = [dict(img_path=img(i), height=8, width=8, labeled_tasks=['det', 'seg'], seg_map_path='x.png',
-                      instances=[]) for i in range(N_IMAGES)]
+    data_list = [
+        dict(img_path=img(i), height=8, width=8, labeled_tasks=['det', 'seg'], seg_map_path='x.png', instances=[])
+        for i in range(N_IMAGES)
+    ]
     path.write_text(json.dumps(dict(metainfo=dict(classes=['car']), data_list=data_list)))
     return str(path)
 
@@ -48,8 +50,16 @@ def test_scenario_a_all_det_n_seg(ann_file, tmp_path, capsys):
     labeled, meta = run(ann_file, tmp_path, '--scenario', 'a', '--n-seg', '8', '--seed', '1')
     assert labeled['det'] == sorted(img(i) for i in range(N_IMAGES))
     assert len(labeled['seg']) == 8 and set(labeled['seg']) <= set(labeled['det'])
-    assert meta == dict(scenario='a', n_det=64, n_seg=8, overlap=8, seed=1, ann_file=ann_file, num_images=64,
-                        counts=dict(det=64, seg=8), drawn=['det', 'seg'])
+    assert meta == dict(
+        scenario='a',
+        n_det=64,
+        n_seg=8,
+        overlap=8,
+        seed=1,
+        ann_file=ann_file,
+        num_images=64,
+        counts=dict(det=64, seg=8),
+        drawn=['det', 'seg'])
     assert 'det 64, seg 8, overlap 8' in capsys.readouterr().out
 
 
@@ -73,8 +83,7 @@ def test_scenario_c_random_overlap(ann_file, tmp_path, capsys):
 
 def test_scenario_d_seg_within_det(ann_file, tmp_path):
     for seed in range(4):
-        labeled, meta = run(ann_file, tmp_path, '--scenario', 'd', '--n-det', '16', '--n-seg', '4', '--seed',
-                            str(seed))
+        labeled, meta = run(ann_file, tmp_path, '--scenario', 'd', '--n-det', '16', '--n-seg', '4', '--seed', str(seed))
         assert len(labeled['det']) == 16 and len(labeled['seg']) == 4
         assert set(labeled['seg']) <= set(labeled['det']) and meta['overlap'] == 4
 
@@ -82,8 +91,7 @@ def test_scenario_d_seg_within_det(ann_file, tmp_path):
 def test_scenario_e_independent_sizes(ann_file, tmp_path):
     outside = 0
     for seed in range(4):
-        labeled, meta = run(ann_file, tmp_path, '--scenario', 'e', '--n-det', '32', '--n-seg', '8', '--seed',
-                            str(seed))
+        labeled, meta = run(ann_file, tmp_path, '--scenario', 'e', '--n-det', '32', '--n-seg', '8', '--seed', str(seed))
         assert len(labeled['det']) == 32 and len(labeled['seg']) == 8
         assert meta['overlap'] == len(set(labeled['det']) & set(labeled['seg']))
         outside += len(set(labeled['seg']) - set(labeled['det']))
@@ -101,8 +109,8 @@ def test_same_seed_same_split_whatever_the_file_order(ann_file, tmp_path):
     random.Random(0).shuffle(ann['data_list'])
     shuffled = tmp_path / 'shuffled.json'
     shuffled.write_text(json.dumps(ann))
-    d, _ = run(str(shuffled), tmp_path, '--scenario', 'e', '--n-det', '20', '--n-seg', '5', '--seed', '3',
-               name='d.json')
+    d, _ = run(
+        str(shuffled), tmp_path, '--scenario', 'e', '--n-det', '20', '--n-seg', '5', '--seed', '3', name='d.json')
     assert d == a
 
 
@@ -135,8 +143,8 @@ def test_bad_sizes_are_errors_naming_the_file(ann_file, tmp_path, args, match, c
 
 def test_missing_annotation_file(tmp_path, capsys):
     missing = tmp_path / 'nope.json'
-    assert error_line(capsys, [str(missing), '--scenario', 'b', '--n-det', '2', '-o', str(tmp_path / 'x.json')]) == (
-        f'{missing}: annotation file does not exist')
+    assert error_line(capsys, [str(missing), '--scenario', 'b', '--n-det', '2', '-o',
+                               str(tmp_path / 'x.json')]) == (f'{missing}: annotation file does not exist')
 
 
 def test_truncated_annotation_file_names_the_file_line_and_column(ann_file, tmp_path, capsys):
@@ -180,9 +188,14 @@ def test_converter_split_and_lowdata_config_together(tmp_path):
 def three_task_ann(tmp_path_factory):
     """40 images: all labeled for det, the even ones for seg, the first 30 for a third task."""
     path = tmp_path_factory.mktemp('split3') / 'train.json'
-    data_list = [dict(img_path=img(i), height=8, width=8, instances=[],
-                      labeled_tasks=['det'] + (['seg'] if i % 2 == 0 else []) + (['attr'] if i < 30 else []))
-                 for i in range(40)]
+    data_list = [
+        dict(
+            img_path=img(i),
+            height=8,
+            width=8,
+            instances=[],
+            labeled_tasks=['det'] + (['seg'] if i % 2 == 0 else []) + (['attr'] if i < 30 else [])) for i in range(40)
+    ]
     path.write_text(json.dumps(dict(metainfo=dict(classes=['car']), data_list=data_list)))
     return str(path)
 

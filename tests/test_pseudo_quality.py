@@ -20,12 +20,12 @@ from mmengine.dataset import pseudo_collate
 from mmengine.structures import InstanceData, PixelData
 
 import mtssl_mm  # noqa: F401
-from fixtures import REPO, TINY_CONFIG, write_dataset
-from gloo_group import init_gloo, start_gloo_processes
 from mtssl_mm.augmentation import warp_seg_maps
 from mtssl_mm.engine.hooks.pseudo_label_quality_hook import add_counts, reduce_counts
 from mtssl_mm.tasks.detection.quality import box_counts, box_metrics
 from mtssl_mm.tasks.segmentation.quality import seg_metrics
+from fixtures import REPO, TINY_CONFIG, unpadded_meta, write_dataset
+from gloo_group import init_gloo, start_gloo_processes
 
 DENSE = f'{REPO}/configs/demo/densefixmatch_tiny.py'
 # 4 images labeled for both tasks in the annotation file; the split keeps det for 0, 1 and seg for 0, 2
@@ -87,8 +87,8 @@ def test_withheld_labels_move_with_the_pipeline_and_leave_training_fields_alone(
             assert 'withheld_instances' not in sb and 'withheld_sem_seg' not in sb
             # withheld labels: where the same pipeline puts real labels (crowd boxes are no ground truth)
             if 'det' in WITHHELD[i]:
-                torch.testing.assert_close(sa.withheld_instances.bboxes, box_tensor(sc.gt_instances.bboxes).float(),
-                                           rtol=0, atol=0)
+                torch.testing.assert_close(
+                    sa.withheld_instances.bboxes, box_tensor(sc.gt_instances.bboxes).float(), rtol=0, atol=0)
                 assert torch.equal(sa.withheld_instances.labels, sc.gt_instances.labels)
                 moved += len(sa.withheld_instances)
             else:
@@ -115,8 +115,12 @@ def test_box_dependent_transforms_are_refused_with_withheld_labels(withheld_root
     build_dataset(withheld_root, pipeline=pipeline)  # fine without withheld labels
     # a box-dependent transform nested in a wrapper (mmcv's RandomApply / RandomChoice) is found too
     nested = copy.deepcopy(cfg.pipeline)
-    nested.insert(-1, dict(type='RandomApply', prob=0.5,
-                           transforms=[dict(type='RandomChoice', transforms=[[dict(type='FilterAnnotations')]])]))
+    nested.insert(
+        -1,
+        dict(
+            type='RandomApply',
+            prob=0.5,
+            transforms=[dict(type='RandomChoice', transforms=[[dict(type='FilterAnnotations')]])]))
     with pytest.raises(ValueError, match='FilterAnnotations'):
         build_dataset(withheld_root, withheld_labels=True, pipeline=nested)
 
@@ -132,13 +136,22 @@ def boxes(rows, scores=None):
 
 # image 1: withheld A (class 0), B (class 1); pseudo: a hit on A (0.9), a duplicate of A (0.8), B with the wrong
 # class (0.6), B shifted by 1 px, IoU 81/119 (0.4); image 2: nothing withheld, one pseudo box (0.75)
-PSEUDO = [boxes([[0, 0, 10, 10, 0], [0, 0, 10, 10, 0], [20, 20, 30, 30, 2], [21, 21, 31, 31, 1]],
-                [0.9, 0.8, 0.6, 0.4]),
-          boxes([[5, 5, 15, 15, 3]], [0.75])]
+PSEUDO = [
+    boxes([[0, 0, 10, 10, 0], [0, 0, 10, 10, 0], [20, 20, 30, 30, 2], [21, 21, 31, 31, 1]], [0.9, 0.8, 0.6, 0.4]),
+    boxes([[5, 5, 15, 15, 3]], [0.75])
+]
 GT = [boxes([[0, 0, 10, 10, 0], [20, 20, 30, 30, 1]]), boxes([])]
-EXPECTED_DET = {'precision@0.3': 2 / 5, 'recall@0.3': 1.0, 'boxes_per_img@0.3': 2.5,
-                'precision@0.5': 1 / 4, 'recall@0.5': 0.5, 'boxes_per_img@0.5': 2.0,
-                'precision@0.7': 1 / 3, 'recall@0.7': 0.5, 'boxes_per_img@0.7': 1.5}
+EXPECTED_DET = {
+    'precision@0.3': 2 / 5,
+    'recall@0.3': 1.0,
+    'boxes_per_img@0.3': 2.5,
+    'precision@0.5': 1 / 4,
+    'recall@0.5': 0.5,
+    'boxes_per_img@0.5': 2.0,
+    'precision@0.7': 1 / 3,
+    'recall@0.7': 0.5,
+    'boxes_per_img@0.7': 1.5
+}
 
 
 def test_box_counts_hand_made():
@@ -255,8 +268,8 @@ def test_withheld_labels_never_reach_a_loss(withheld_root):
         if 'withheld_instances' in ds:
             n = len(ds.withheld_instances) + 2
             xy = torch.rand(n, 2, generator=g) * 30
-            ds.withheld_instances = InstanceData(bboxes=torch.cat([xy, xy + 20], 1),
-                                                 labels=torch.randint(0, 8, (n, ), generator=g))
+            ds.withheld_instances = InstanceData(
+                bboxes=torch.cat([xy, xy + 20], 1), labels=torch.randint(0, 8, (n, ), generator=g))
         if 'withheld_sem_seg' in ds:
             seg = ds.withheld_sem_seg.sem_seg
             ds.withheld_sem_seg = PixelData(sem_seg=torch.randint(0, 19, seg.shape, generator=g).to(seg.dtype))
@@ -281,7 +294,8 @@ def test_withheld_labels_never_reach_a_loss(withheld_root):
 # ------------------------------------------------------- (e) the hook's sums over ranks = one process
 H, W = 64, 96
 LAYOUT = [  # (labeled_tasks, withheld_tasks): rank 0 gets the first two samples, rank 1 the last two
-    (('det', 'seg'), ()), (('det', ), ('seg', )), ((), ('det', 'seg')), (('seg', ), ('det', ))]
+    (('det', 'seg'), ()), (('det', ), ('seg', )), ((), ('det', 'seg')), (('seg', ), ('det', ))
+]
 
 
 def make_batch(seed=0):
@@ -289,9 +303,7 @@ def make_batch(seed=0):
     inputs = torch.randn(len(LAYOUT), 3, H, W, generator=g)
     samples = []
     for i, (labeled, withheld) in enumerate(LAYOUT):
-        ds = DetDataSample(metainfo=dict(img_shape=(H, W), ori_shape=(H, W), pad_shape=(H, W),
-                                         batch_input_shape=(H, W), scale_factor=(1.0, 1.0), labeled_tasks=labeled,
-                                         withheld_tasks=withheld))
+        ds = DetDataSample(metainfo=unpadded_meta(H, W, labeled_tasks=labeled, withheld_tasks=withheld))
         n = 2 + i
         xy = torch.rand(n, 2, generator=g) * torch.tensor([W * 0.6, H * 0.6])
         gt = InstanceData(bboxes=torch.cat([xy, xy + 24], 1), labels=torch.randint(0, 8, (n, ), generator=g))
@@ -310,9 +322,15 @@ def make_batch(seed=0):
 def deterministic_model():
     """Fixed strong ops (a sample's strong view does not depend on the batch), a confident teacher."""
     model = semi_model()
-    model.strong_aug = MODELS.build(dict(type='StrongAugment', num_ops=2, cutout=None, geometric=True,
-                                         hflip_prob=1.0, ops=('Solarize', 'Rotate'),
-                                         magnitudes=dict(Solarize=(0.6, 0.6), Rotate=(12.0, 12.0))))
+    model.strong_aug = MODELS.build(
+        dict(
+            type='StrongAugment',
+            num_ops=2,
+            cutout=None,
+            geometric=True,
+            hflip_prob=1.0,
+            ops=('Solarize', 'Rotate'),
+            magnitudes=dict(Solarize=(0.6, 0.6), Rotate=(12.0, 12.0))))
     with torch.no_grad():
         model.teacher.tasks['det'].head.retina_cls.bias.fill_(2.0)
     model.eval()  # BN statistics play no part; loss() runs the same

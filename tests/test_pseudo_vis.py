@@ -14,13 +14,14 @@ from mmengine.runner import Runner
 from mmengine.structures import InstanceData
 
 import mtssl_mm  # noqa: F401
-from fixtures import REPO, tiny_cfg, write_dataset
 from mtssl_mm.engine import PseudoLabelQualityHook, PseudoLabelVisHook
+from fixtures import REPO, tiny_cfg, write_dataset
 
 DENSE = f'{REPO}/configs/demo/densefixmatch_tiny.py'
 # the names the demo plots: a contract
 QUALITY_TAGS = ['seg.pl/acc', 'seg.pl/mIoU', 'seg.pl/in_view'] + [
-    f'det.pl/{m}@{t}' for m in ('precision', 'recall', 'boxes_per_img') for t in ('0.3', '0.5', '0.7')]
+    f'det.pl/{m}@{t}' for m in ('precision', 'recall', 'boxes_per_img') for t in ('0.3', '0.5', '0.7')
+]
 
 
 @HOOKS.register_module(force=True)
@@ -44,9 +45,11 @@ def run_dir(tmp_path_factory):
     work = str(tmp_path_factory.mktemp('work'))
     cfg = tiny_cfg(root, work, config=DENSE)
     cfg.train_dataloader.dataset.update(split_file='split.json', withheld_labels=True)
-    cfg.custom_hooks += [dict(type='PseudoLabelQualityHook', interval=2),
-                         dict(type='PseudoLabelVisHook', interval=2, num_samples=2),
-                         dict(type='_ConfidentTeacherHook')]
+    cfg.custom_hooks += [
+        dict(type='PseudoLabelQualityHook', interval=2),
+        dict(type='PseudoLabelVisHook', interval=2, num_samples=2),
+        dict(type='_ConfidentTeacherHook')
+    ]
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=4)
     cfg.default_hooks.checkpoint = None
@@ -88,8 +91,7 @@ def test_quality_scalars_reach_scalars_json_and_tensorboard(run_dir):
 
 def test_pictures_reach_pngs_and_tensorboard(run_dir):
     pngs = sorted(osp.basename(p) for p in glob.glob(osp.join(run_dir, 'vis_image', '*.png')))
-    assert pngs == ['pseudo_labels_0_2.png', 'pseudo_labels_0_4.png', 'pseudo_labels_1_2.png',
-                    'pseudo_labels_1_4.png']
+    assert pngs == ['pseudo_labels_0_2.png', 'pseudo_labels_0_4.png', 'pseudo_labels_1_2.png', 'pseudo_labels_1_4.png']
     image = cv2.imread(osp.join(run_dir, 'vis_image', 'pseudo_labels_0_2.png'))
     # two 64 x 64 views, enlarged 4 times (the shorter side to 256 px), under title bands, 4 px apart
     assert image.shape == (256 + 16, 2 * 256 + 4, 3)
@@ -147,8 +149,8 @@ def test_attribute_pseudo_labels_are_drawn_as_a_caption():
 
 def fake_runner(model):
     messages = []
-    logger = SimpleNamespace(warning=lambda m: messages.append(('warning', m)),
-                             info=lambda m: messages.append(('info', m)))
+    logger = SimpleNamespace(
+        warning=lambda m: messages.append(('warning', m)), info=lambda m: messages.append(('info', m)))
     return SimpleNamespace(model=model, logger=logger, messages=messages, iter=9, max_iters=100, visualizer=None)
 
 

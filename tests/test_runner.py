@@ -11,8 +11,9 @@ from mmengine.runner import Runner
 import mtssl_mm  # noqa: F401
 from fixtures import REPO, tiny_cfg
 
-LEAF_CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '*', '*.py'))
-                      if osp.basename(osp.dirname(p)) not in ('_base_', 'demo'))
+LEAF_CONFIGS = sorted(
+    p for p in glob.glob(osp.join(REPO, 'configs', '*', '*.py'))
+    if osp.basename(osp.dirname(p)) not in ('_base_', 'demo'))
 
 
 @pytest.mark.parametrize('path', LEAF_CONFIGS, ids=lambda p: osp.relpath(p, REPO))

@@ -93,8 +93,10 @@ def test_ratio_rounding_and_bad_arguments():
 
 def test_labeled_option_any_all_named_and_empty_pools():
     ds = FakeDataset([('det', ), ('det', 'seg'), ('det', ), ('det', 'seg'), ('det', )])  # scenario (a)-like
-    with pytest.raises(ValueError, match=r"other pool is empty with labeled='any' on FakeDataset\(FakeDataset; "
-                                         r"tasks \['det', 'seg'\]\): 5 labeled and 0 other samples.*sampler.labeled"):
+    with pytest.raises(
+            ValueError,
+            match=r"other pool is empty with labeled='any' on FakeDataset\(FakeDataset; "
+            r"tasks \['det', 'seg'\]\): 5 labeled and 0 other samples.*sampler.labeled"):
         ExplicitSampler(ds, batch_size=2, seed=0)
     s = ExplicitSampler(ds, batch_size=2, labeled=['seg'], seed=0)
     assert (s.labeled_indices, s.other_indices) == ([1, 3], [0, 2, 4])
@@ -152,8 +154,11 @@ def test_check_dataloader_cfg():
     with pytest.raises(ValueError, match='batch_size 8 != dataloader batch_size 4'):
         check_dataloader_cfg(dict(batch_size=4, sampler=dict(type='ExplicitSampler', batch_size=8)))
     with pytest.raises(ValueError, match='batch_sampler=None'):
-        check_dataloader_cfg(dict(batch_size=4, batch_sampler=dict(type='AspectRatioBatchSampler'),
-                                  sampler=dict(type='ExplicitSampler', batch_size=4)))
+        check_dataloader_cfg(
+            dict(
+                batch_size=4,
+                batch_sampler=dict(type='AspectRatioBatchSampler'),
+                sampler=dict(type='ExplicitSampler', batch_size=4)))
 
 
 def test_runner_dataloader_over_a_concat_of_multitask_datasets(tmp_path):
@@ -165,16 +170,24 @@ def test_runner_dataloader_over_a_concat_of_multitask_datasets(tmp_path):
     root = str(tmp_path)
     write_dataset(root, [('det', 'seg'), ('det', ), ('seg', )], split='train', h=32, w=64)
     write_dataset(root, [()] * 5, split='extra', h=32, w=64, seed=1)
-    pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadMultiTaskAnnotations'),
-                dict(type='PackMultiTaskInputs')]
+    pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadMultiTaskAnnotations'), dict(type='PackMultiTaskInputs')]
     # the unlabeled part labels no image, so its tasks cannot come from its file: every part names them
-    part = dict(type='MultiTaskDataset', data_root=root, data_prefix=dict(img='', seg=''), filter_cfg=None,
-                tasks=('det', 'seg'), pipeline=pipeline)
-    cfg = dict(batch_size=4, num_workers=0,
-               sampler=dict(type='ExplicitSampler', batch_size=4, seed=0),
-               dataset=dict(type='ConcatDataset', datasets=[dict(part, ann_file='annotations/train.json'),
-                                                             dict(part, ann_file='annotations/extra.json')]),
-               collate_fn=dict(type='pseudo_collate'))
+    part = dict(
+        type='MultiTaskDataset',
+        data_root=root,
+        data_prefix=dict(img='', seg=''),
+        filter_cfg=None,
+        tasks=('det', 'seg'),
+        pipeline=pipeline)
+    cfg = dict(
+        batch_size=4,
+        num_workers=0,
+        sampler=dict(type='ExplicitSampler', batch_size=4, seed=0),
+        dataset=dict(
+            type='ConcatDataset',
+            datasets=[dict(part, ann_file='annotations/train.json'),
+                      dict(part, ann_file='annotations/extra.json')]),
+        collate_fn=dict(type='pseudo_collate'))
     check_dataloader_cfg(cfg)
     loader = Runner.build_dataloader(cfg, seed=0)
     assert isinstance(loader.sampler, ExplicitSampler)
@@ -225,9 +238,13 @@ def test_explicit_sampling_on_the_train_extra_config(tmp_path):
     write_cityscapes(root, sequence=False)
     load_tool('dataset_converters/cityscapes.py').convert(root)
     cfg = Config.fromfile(osp.join(DATASET_CONFIGS, 'cityscapes_train_extra.py'))
-    cfg.merge_from_dict(dict(train_dataloader=dict(
-        batch_size=2, num_workers=0, persistent_workers=False,
-        sampler=dict(_delete_=True, type='ExplicitSampler', batch_size=2, seed=0))))
+    cfg.merge_from_dict(
+        dict(
+            train_dataloader=dict(
+                batch_size=2,
+                num_workers=0,
+                persistent_workers=False,
+                sampler=dict(_delete_=True, type='ExplicitSampler', batch_size=2, seed=0))))
     loader_cfg = cfg.train_dataloader.to_dict()
     for part in loader_cfg['dataset']['datasets']:
         part['data_root'] = root

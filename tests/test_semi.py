@@ -1,5 +1,4 @@
 """MultiTaskSemiSupervised: ramp-up, EMA teacher, loss masking per task and unsup_on, pseudo-labels, warps."""
-import copy
 import math
 
 import pytest
@@ -12,9 +11,9 @@ from mmengine.structures import InstanceData, PixelData
 from torch import nn
 
 import mtssl_mm  # noqa: F401
-from fixtures import REPO
 from mtssl_mm.engine import EMATeacherHook
 from mtssl_mm.models.multitask_semi import sigmoid_rampup
+from fixtures import REPO, unpadded_meta
 
 FIXMATCH = f'{REPO}/configs/demo/fixmatch_tiny.py'
 H, W = 64, 96
@@ -33,8 +32,7 @@ def tiny_semi(geometric=True, unsup_on='unlabeled'):
 
 def sample(tasks, seed=0):
     g = torch.Generator().manual_seed(seed)
-    ds = DetDataSample(metainfo=dict(img_shape=(H, W), ori_shape=(H, W), pad_shape=(H, W), batch_input_shape=(H, W),
-                                     scale_factor=(1.0, 1.0), labeled_tasks=tuple(tasks)))
+    ds = DetDataSample(metainfo=unpadded_meta(H, W, labeled_tasks=tuple(tasks)))
     ds.gt_instances = InstanceData(bboxes=torch.tensor([[10., 20., 50., 50.]]), labels=torch.tensor([2]))
     ds.ignored_instances = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
     seg = torch.randint(0, 19, (1, H, W), generator=g).to(torch.uint8)
@@ -112,6 +110,7 @@ def test_unsup_loss_goes_to_b_u_t_of_each_task(unsup_on, monkeypatch):
             seen[_name] = [ds.labeled_tasks for ds in data_samples]
             assert len(labels) == len(data_samples)
             return _orig(outs, data_samples, labels)
+
         monkeypatch.setattr(task, 'unsup_loss', spy)
     losses = model.loss(torch.randn(4, 3, H, W), samples)
     if unsup_on == 'unlabeled':
@@ -148,8 +147,8 @@ def test_no_pseudo_box_gives_finite_zero_det_loss_and_gradients_flow():
     assert losses['det.pseudo_boxes_per_img'].item() == 0
     total = sum(sum(v) if isinstance(v, list) else v for k, v in losses.items() if 'loss' in k)
     total.backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all()
-               for p in model.student.parameters() if p.requires_grad)
+    assert all(
+        p.grad is not None and torch.isfinite(p.grad).all() for p in model.student.parameters() if p.requires_grad)
 
 
 def test_det_unsup_loss_counts_only_anchors_matched_to_pseudo_boxes():
@@ -159,8 +158,9 @@ def test_det_unsup_loss_counts_only_anchors_matched_to_pseudo_boxes():
     x = torch.randn(1, 3, H, W)
     with torch.no_grad():
         outs = task(model.student.extract_feat(x))
-    pseudo = [InstanceData(bboxes=torch.tensor([[10., 10., 40., 40.]]), labels=torch.tensor([2]),
-                           scores=torch.tensor([0.9]))]
+    pseudo = [
+        InstanceData(bboxes=torch.tensor([[10., 10., 40., 40.]]), labels=torch.tensor([2]), scores=torch.tensor([0.9]))
+    ]
     ds = [sample(())]
     base = task.unsup_loss(outs, ds, pseudo).mean()
     # raise every class score far away from the pseudo box (rows/cols of the feature maps beyond it)
@@ -183,8 +183,8 @@ def test_pooled_det_normaliser_an_image_without_pseudo_boxes_adds_nothing():
     task.loss_normaliser = 'pooled'
     with torch.no_grad():
         outs = task(model.student.extract_feat(torch.randn(2, 3, H, W)))
-    boxes = InstanceData(bboxes=torch.tensor([[10., 10., 40., 40.]]), labels=torch.tensor([2]),
-                         scores=torch.tensor([0.9]))
+    boxes = InstanceData(
+        bboxes=torch.tensor([[10., 10., 40., 40.]]), labels=torch.tensor([2]), scores=torch.tensor([0.9]))
     empty = boxes[:0]
     both = task.unsup_loss(outs, [sample(()), sample((), 1)], [boxes, empty])
     first = task.unsup_loss(tuple([o[:1] for o in level] for level in outs), [sample(())], [boxes])
@@ -211,16 +211,28 @@ class ToyPixelBackbone(nn.Module):
 
 
 def toy_equivariant_model():
-    seg_head = dict(type='mmseg.FCNHead', in_channels=3, channels=3, num_convs=0, concat_input=False,
-                    num_classes=2, dropout_ratio=0.0, in_index=0, norm_cfg=None,
-                    loss_decode=dict(type='mmseg.CrossEntropyLoss', avg_non_ignore=True))
-    detector = dict(type='MultiTaskModel', backbone=dict(type='ToyPixelBackbone'),
-                    tasks=dict(seg=dict(type='SegmentationTask', head=seg_head)))
-    model = MODELS.build(dict(
-        type='MultiTaskSemiSupervised', detector=detector,
-        data_preprocessor=dict(type='DetDataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.]),
-        strong_aug=dict(type='StrongAugment', ops=(), cutout=None, hflip_prob=1.0),
-        semi_train_cfg=dict(unsup_on='all', rampup_iters=0)))
+    seg_head = dict(
+        type='mmseg.FCNHead',
+        in_channels=3,
+        channels=3,
+        num_convs=0,
+        concat_input=False,
+        num_classes=2,
+        dropout_ratio=0.0,
+        in_index=0,
+        norm_cfg=None,
+        loss_decode=dict(type='mmseg.CrossEntropyLoss', avg_non_ignore=True))
+    detector = dict(
+        type='MultiTaskModel',
+        backbone=dict(type='ToyPixelBackbone'),
+        tasks=dict(seg=dict(type='SegmentationTask', head=seg_head)))
+    model = MODELS.build(
+        dict(
+            type='MultiTaskSemiSupervised',
+            detector=detector,
+            data_preprocessor=dict(type='DetDataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.]),
+            strong_aug=dict(type='StrongAugment', ops=(), cutout=None, hflip_prob=1.0),
+            semi_train_cfg=dict(unsup_on='all', rampup_iters=0)))
     with torch.no_grad():
         for net in (model.student, model.teacher):
             conv = net.tasks['seg'].head.conv_seg  # class 0 where red > blue, class 1 otherwise, confidently
@@ -244,7 +256,7 @@ def test_exactly_equivariant_model_gives_zero_dense_fixmatch_loss(monkeypatch):
 
 
 @pytest.mark.parametrize('student_views,unsup_on,expected', [('all', 'unlabeled', 4 + 4), ('all', 'all', 4 + 4),
-                                                              ('needed', 'unlabeled', 3 + 3), ('needed', 'all', 3 + 4)])
+                                                             ('needed', 'unlabeled', 3 + 3), ('needed', 'all', 3 + 4)])
 def test_student_batch_composition(student_views, unsup_on, expected, monkeypatch):
     """'all' (default, the authors' trainer): cat(all weak, all strong); 'needed': weak[L] + strong[U] only."""
     model = tiny_semi(unsup_on=unsup_on)
@@ -263,8 +275,13 @@ def test_student_batch_composition(student_views, unsup_on, expected, monkeypatc
 def test_student_views_change_no_loss_when_batch_statistics_play_no_part(unsup_on):
     """With BN in eval mode the extra views of 'all' are only seen by BN statistics: the losses are equal."""
     model = tiny_semi(unsup_on=unsup_on).eval()
-    model.strong_aug = MODELS.build(dict(type='StrongAugment', ops=('Solarize', 'Rotate'), num_ops=2, cutout=None,
-                                         magnitudes=dict(Solarize=(0.5, 0.5), Rotate=(10.0, 10.0))))
+    model.strong_aug = MODELS.build(
+        dict(
+            type='StrongAugment',
+            ops=('Solarize', 'Rotate'),
+            num_ops=2,
+            cutout=None,
+            magnitudes=dict(Solarize=(0.5, 0.5), Rotate=(10.0, 10.0))))
     x = torch.randn(4, 3, H, W)
     samples = [sample(('det', 'seg'), 0), sample(('det', ), 1), sample(('seg', ), 2), sample((), 3)]
     results = {}
@@ -273,9 +290,10 @@ def test_student_views_change_no_loss_when_batch_statistics_play_no_part(unsup_o
         results[views] = model.loss(x, samples)
     for key, value in results['all'].items():
         if 'loss' in key:
-            torch.testing.assert_close(sum(value) if isinstance(value, list) else value,
-                                       sum(results['needed'][key]) if isinstance(value, list)
-                                       else results['needed'][key], msg=key)
+            torch.testing.assert_close(
+                sum(value) if isinstance(value, list) else value,
+                sum(results['needed'][key]) if isinstance(value, list) else results['needed'][key],
+                msg=key)
 
 
 def test_unknown_student_views_is_an_error():
@@ -301,8 +319,10 @@ def test_loss_under_bf16_autocast_is_finite_and_backpropagates():
         model.teacher.tasks['det'].head.retina_cls.bias.fill_(4.0)
     torch.manual_seed(0)
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        losses = model.loss(torch.randn(4, 3, H, W), [sample(('det', 'seg')), sample(('det', )), sample(()),
-                                                      sample(('seg', ), 1)])
+        losses = model.loss(
+            torch.randn(4, 3, H, W), [sample(
+                ('det', 'seg')), sample(
+                    ('det', )), sample(()), sample(('seg', ), 1)])
     assert losses['det.pseudo_boxes_per_img'].item() > 0
     total = sum(sum(v) if isinstance(v, list) else v for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total) and total.item() > 0
@@ -325,6 +345,7 @@ def test_every_loss_function_gets_float32_under_bf16_autocast(semi, monkeypatch)
         def spy(self, pred, *args, _orig=original, _name=cls.__name__, **kwargs):
             seen.append((_name, pred.dtype, torch.is_autocast_enabled('cpu')))
             return _orig(self, pred, *args, **kwargs)
+
         monkeypatch.setattr(cls, 'forward', spy)
     model = tiny_semi()
     with torch.no_grad():
@@ -332,8 +353,10 @@ def test_every_loss_function_gets_float32_under_bf16_autocast(semi, monkeypatch)
     net = model if semi else model.student
     torch.manual_seed(0)
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        losses = net.loss(torch.randn(4, 3, H, W), [sample(('det', 'seg')), sample(('det', )), sample(()),
-                                                    sample(('seg', ), 1)])
+        losses = net.loss(
+            torch.randn(4, 3, H, W), [sample(
+                ('det', 'seg')), sample(
+                    ('det', )), sample(()), sample(('seg', ), 1)])
     assert {name for name, _, _ in seen} == {'FocalLoss', 'GIoULoss', 'CrossEntropyLoss'}
     assert all(dtype == torch.float32 and not autocast for _, dtype, autocast in seen), seen
     assert all(v.dtype == torch.float32 for k, v in losses.items() if 'loss' in k and not isinstance(v, list))

@@ -61,8 +61,12 @@ def install_sh_pins():
 
 def setup_requirements(tmp_path):
     """``(install_requires, extras)`` from ``python setup.py egg_info`` (what pip reads)."""
-    subprocess.run([sys.executable, 'setup.py', '--quiet', 'egg_info', '--egg-base', str(tmp_path)], cwd=REPO,
-                   check=True, capture_output=True, text=True)
+    subprocess.run([sys.executable, 'setup.py', '--quiet', 'egg_info', '--egg-base',
+                    str(tmp_path)],
+                   cwd=REPO,
+                   check=True,
+                   capture_output=True,
+                   text=True)
     with open(osp.join(tmp_path, 'mtssl_mm.egg-info', 'requires.txt'), encoding='utf-8') as f:
         base, extras, section = [], {}, None
         for line in f.read().splitlines():
@@ -88,8 +92,8 @@ def problems(pinned, declared):
             out.append(f'{req}: not in setup.py')
             continue
         for spec in req.specifier:
-            if spec.operator in ('==', '>=', '~=', '===') and not found[0].specifier.contains(spec.version,
-                                                                                              prereleases=True):
+            if spec.operator in ('==', '>=', '~=', '===') and not found[0].specifier.contains(
+                    spec.version, prereleases=True):
                 out.append(f'{req}: setup.py has {found[0]}, which excludes {spec.version}')
     return out
 
@@ -130,5 +134,5 @@ def test_the_check_fails_on_a_missing_or_excluded_requirement():
     declared = [Requirement('kornia>=0.9.0,<0.10.0'), Requirement('opencv-python-headless')]
     assert problems([Requirement('kornia==0.9.0'), Requirement('opencv-python')], declared) == []
     assert problems([Requirement('newlib==1.0')], declared) == ['newlib==1.0: not in setup.py']
-    assert problems([Requirement('kornia==0.10.1')], declared) == [
-        'kornia==0.10.1: setup.py has kornia<0.10.0,>=0.9.0, which excludes 0.10.1']
+    assert problems([Requirement('kornia==0.10.1')],
+                    declared) == ['kornia==0.10.1: setup.py has kornia<0.10.0,>=0.9.0, which excludes 0.10.1']

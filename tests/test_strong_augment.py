@@ -9,10 +9,9 @@ from mmdet.registry import MODELS
 from PIL import Image, ImageEnhance, ImageOps
 
 import mtssl_mm.augmentation as aug_pkg
-from mtssl_mm.augmentation import (GEOMETRIC_OPS, PHOTOMETRIC_OPS, TABLE10_MAGNITUDES, StrongAugment, warp_boxes,
-                                   warp_boxes_batch, warp_seg_maps)
+from mtssl_mm.augmentation import GEOMETRIC_OPS, PHOTOMETRIC_OPS, TABLE10_MAGNITUDES, StrongAugment
 from mtssl_mm.augmentation import strong_augment as sa
-from mtssl_mm.augmentation import strong_ops, strong_params
+from mtssl_mm.augmentation import strong_ops, strong_params, warp_boxes, warp_boxes_batch, warp_seg_maps
 
 H, W = 48, 64
 
@@ -33,14 +32,16 @@ def gen(seed=0):
 def fixed_params(op, magnitude, b=2, hflip=False):
     """Parameters for a one-op StrongAugment: every sample applies ``op`` with ``magnitude`` (then flips when
     ``hflip``, a bool or ``(b,)`` bools), no Cutout."""
-    return dict(op_idx=torch.zeros(b, 1, dtype=torch.long), magnitudes=torch.full((b, 1), float(magnitude)),
-                cutout=torch.zeros(b, 4, dtype=torch.long), cutout_frac=torch.zeros(b),
-                hflip=torch.as_tensor(hflip, dtype=torch.bool).expand(b).clone())
+    return dict(
+        op_idx=torch.zeros(b, 1, dtype=torch.long),
+        magnitudes=torch.full((b, 1), float(magnitude)),
+        cutout=torch.zeros(b, 4, dtype=torch.long),
+        cutout_frac=torch.zeros(b),
+        hflip=torch.as_tensor(hflip, dtype=torch.bool).expand(b).clone())
 
 
 #: Horizontal flip in pixel-index coordinates, x' = W - 1 - x.
 FLIP = torch.tensor([[-1., 0., W - 1.], [0., 1., 0.], [0., 0., 1.]], dtype=torch.float64)
-
 
 # ------------------------------------------------------------------------------------------------ geometry ----
 
@@ -59,8 +60,12 @@ def test_matrices_reproduce_the_image_warp_with_opencv():
     assert mats.dtype == torch.float32 and mats.shape == (12, 3, 3)
     assert not torch.allclose(mats, torch.eye(3).expand(12, 3, 3))
     for img, out, m in zip(imgs, strong, mats.double().numpy()):
-        ref = cv2.warpAffine(img.permute(1, 2, 0).numpy(), m[:2], (W, H), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=(0.5, 0.5, 0.5))
+        ref = cv2.warpAffine(
+            img.permute(1, 2, 0).numpy(),
+            m[:2], (W, H),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(0.5, 0.5, 0.5))
         interior = valid_interior(m)
         assert interior.mean() > 0.2
         diff = np.abs(out.permute(1, 2, 0).numpy() - ref)[interior]
@@ -93,10 +98,12 @@ def test_geometric_op_matrices_follow_table10_units_and_the_centre():
 
 def test_two_geometric_ops_compose_in_drawn_order_then_the_flip():
     aug = StrongAugment(num_ops=2, ops=['TranslateX', 'Rotate'], cutout=None)
-    params = dict(op_idx=torch.tensor([[0, 1], [1, 0], [0, 1], [1, 0]]),
-                  magnitudes=torch.tensor([[0.1, 20.0], [20.0, 0.1], [0.1, 20.0], [20.0, 0.1]]),
-                  cutout=torch.zeros(4, 4, dtype=torch.long), cutout_frac=torch.zeros(4),
-                  hflip=torch.tensor([False, False, True, True]))
+    params = dict(
+        op_idx=torch.tensor([[0, 1], [1, 0], [0, 1], [1, 0]]),
+        magnitudes=torch.tensor([[0.1, 20.0], [20.0, 0.1], [0.1, 20.0], [20.0, 0.1]]),
+        cutout=torch.zeros(4, 4, dtype=torch.long),
+        cutout_frac=torch.zeros(4),
+        hflip=torch.tensor([False, False, True, True]))
     mats = aug.compute_matrices(params, H, W).double()
     t, r = op_matrix('TranslateX', 0.1), op_matrix('Rotate', 20.0)
     torch.testing.assert_close(mats[0], r @ t, atol=1e-4, rtol=0)  # slot 0 first
@@ -254,6 +261,7 @@ def test_pool_is_14_ops_without_the_flip():
 
 def test_dense_fixmatch_configs_get_the_flip_from_geometric_true_alone():
     from mmengine.config import Config
+
     from fixtures import REPO
     for leaf, prob, n_ops in [('bdd100k/densefixmatch_explicit.py', 0.5, 14), ('bdd100k/fixmatch_explicit.py', 0.0, 9),
                               ('demo/densefixmatch_tiny.py', 0.5, 14), ('demo/fixmatch_tiny.py', 0.0, 9)]:
@@ -281,8 +289,12 @@ def test_each_sample_flips_with_hflip_prob_independently_of_its_ops():
 def test_flip_is_composed_after_the_drawn_ops_and_matches_an_actually_flipped_image_and_label():
     b = 48
     imgs = smooth_images(b)
-    labels = torch.from_numpy(np.stack([cv2.resize(np.random.default_rng(i).integers(0, 19, (3, 4), dtype=np.uint8),
-                                                   (W, H), interpolation=cv2.INTER_NEAREST) for i in range(b)]))
+    labels = torch.from_numpy(
+        np.stack([
+            cv2.resize(
+                np.random.default_rng(i).integers(0, 19, (3, 4), dtype=np.uint8), (W, H),
+                interpolation=cv2.INTER_NEAREST) for i in range(b)
+        ]))
     aug = StrongAugment(ops=GEOMETRIC_OPS, cutout=None)  # affine ops only: the strong image is its geometry
     strong, mats = aug(imgs, generator=gen(2))
     p = aug.sample_params(b, H, W, generator=gen(2))  # the draws forward made
@@ -296,13 +308,18 @@ def test_flip_is_composed_after_the_drawn_ops_and_matches_an_actually_flipped_im
     for i in fl.nonzero().flatten().tolist():
         g = drawn[i].double().numpy()
         # the weak view warped by the drawn ops with OpenCV, then actually mirrored
-        ref = cv2.warpAffine(imgs[i].permute(1, 2, 0).numpy(), g[:2], (W, H), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=(0.5, 0.5, 0.5))[:, ::-1]
+        ref = cv2.warpAffine(
+            imgs[i].permute(1, 2, 0).numpy(),
+            g[:2], (W, H),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(0.5, 0.5, 0.5))[:, ::-1]
         interior = valid_interior(g)[:, ::-1]
         assert interior.mean() > 0.2
         assert np.abs(strong[i].permute(1, 2, 0).numpy() - ref)[interior].max() < 0.02
-        ref_label = cv2.warpAffine(labels[i].numpy(), g[:2], (W, H), flags=cv2.INTER_NEAREST,
-                                   borderMode=cv2.BORDER_CONSTANT, borderValue=255)[:, ::-1]
+        ref_label = cv2.warpAffine(
+            labels[i].numpy(), g[:2], (W, H), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+            borderValue=255)[:, ::-1]
         kernel = np.ones((3, 3), np.uint8)
         stable = cv2.dilate(ref_label, kernel) == cv2.erode(ref_label, kernel)
         assert stable.mean() > 0.3
@@ -310,8 +327,8 @@ def test_flip_is_composed_after_the_drawn_ops_and_matches_an_actually_flipped_im
         # a weak-view point lands where the drawn ops put it, mirrored: x' = W - 1 - x
         pt = torch.tensor([11.0, 17.0, 1.0], dtype=torch.float64)
         x, y, _ = drawn[i].double() @ pt
-        torch.testing.assert_close(mats[i].double() @ pt, torch.stack([W - 1 - x, y, torch.ones(())]).double(),
-                                   atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            mats[i].double() @ pt, torch.stack([W - 1 - x, y, torch.ones(())]).double(), atol=1e-4, rtol=0)
 
 
 def test_flip_comes_after_the_photometric_ops_and_before_cutout():
@@ -371,9 +388,10 @@ def test_hflip_is_not_a_pool_op_but_hflip_prob():
 def uint8_image():
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:40, 0:56]
-    img = np.stack([128 + 100 * np.sin(xx / 5) + 20 * rng.standard_normal(xx.shape),
-                    90 + 60 * np.cos(yy / 4) + 10 * rng.standard_normal(xx.shape),
-                    60 + 50 * np.sin((xx + yy) / 7)], -1)
+    img = np.stack([
+        128 + 100 * np.sin(xx / 5) + 20 * rng.standard_normal(xx.shape),
+        90 + 60 * np.cos(yy / 4) + 10 * rng.standard_normal(xx.shape), 60 + 50 * np.sin((xx + yy) / 7)
+    ], -1)
     return img.clip(0, 255).astype(np.uint8)
 
 
@@ -385,10 +403,10 @@ PIL_REFERENCE = [
     ('Solarize', 0.62, lambda im, m: ImageOps.solarize(im, math.ceil(m * 255))),
     ('Posterize', 4, lambda im, m: ImageOps.posterize(im, int(m))),
     ('Posterize', 6, lambda im, m: ImageOps.posterize(im, int(m))),
-] + [(op, f, lambda im, m, e=enh: e(im).enhance(m)) for op, enh in [
-    ('Saturation', ImageEnhance.Color), ('Contrast', ImageEnhance.Contrast), ('Brightness', ImageEnhance.Brightness),
-    ('Sharpness', ImageEnhance.Sharpness)
-] for f in (0.1, 0.55, 1.45, 1.9)]
+] + [(op, f, lambda im, m, e=enh: e(im).enhance(m))
+     for op, enh in [('Saturation', ImageEnhance.Color), ('Contrast', ImageEnhance.Contrast),
+                     ('Brightness', ImageEnhance.Brightness), ('Sharpness', ImageEnhance.Sharpness)]
+     for f in (0.1, 0.55, 1.45, 1.9)]
 
 
 @pytest.mark.parametrize('op,magnitude,reference', PIL_REFERENCE)
@@ -406,8 +424,7 @@ def test_photometric_ops_match_pil(op, magnitude, reference):
 
 @pytest.mark.parametrize('op,magnitude', [('Saturation', 1.0), ('Contrast', 1.0), ('Brightness', 1.0),
                                           ('Sharpness', 1.0), ('Posterize', 8), ('Solarize', 1.0), ('Rotate', 0.0),
-                                          ('ShearX', 0.0), ('ShearY', 0.0), ('TranslateX', 0.0),
-                                          ('TranslateY', 0.0)])
+                                          ('ShearX', 0.0), ('ShearY', 0.0), ('TranslateX', 0.0), ('TranslateY', 0.0)])
 def test_identity_magnitudes_leave_the_image_unchanged(op, magnitude):
     imgs = torch.from_numpy(uint8_image()).permute(2, 0, 1)[None].float().div(255).repeat(2, 1, 1, 1).clamp(max=0.99)
     aug = StrongAugment(num_ops=1, ops=[op], cutout=None)
@@ -521,7 +538,6 @@ def test_image_path_reads_no_device_value():
         assert flipped.all() if hflip_prob == 1.0 else (flipped.any() == geometric)
 
 
-
 def test_split_sampling_ops_and_apply_agree():
     """The parameter sampler, the op library and the module are kornia's three parts of one augmentation."""
     assert set(strong_ops.PHOTOMETRIC_FNS) == set(PHOTOMETRIC_OPS)  # every op of Table 10 in the library, once
@@ -529,8 +545,8 @@ def test_split_sampling_ops_and_apply_agree():
     assert strong_params.TABLE10_MAGNITUDES is TABLE10_MAGNITUDES and sa.StrongAugment is StrongAugment
     aug = StrongAugment(op_draw='sample', hflip_prob=0.3, cutout=(0.2, 0.25))
     p = aug.sample_params(16, H, W, generator=gen(6))
-    q = strong_params.sample_strong_params(16, H, W, aug.ops, num_ops=2, op_draw='sample', cutout=(0.2, 0.25),
-                                           hflip_prob=0.3, generator=gen(6))
+    q = strong_params.sample_strong_params(
+        16, H, W, aug.ops, num_ops=2, op_draw='sample', cutout=(0.2, 0.25), hflip_prob=0.3, generator=gen(6))
     assert p.keys() == q.keys() and all(torch.equal(p[k], q[k]) for k in p)
     with pytest.raises(ValueError, match='op_draw'):
         StrongAugment(op_draw='image')

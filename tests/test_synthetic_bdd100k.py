@@ -16,7 +16,10 @@ def test_converter_merges_the_generated_sets(tmp_path):
     counts = synthetic.write_synthetic_bdd100k(root, num_det=3, num_seg=2, num_both=2, num_val=1, height=36, width=64)
     assert counts == {'100k/train': 5, '10k/train': 4, '100k/val': 1, '10k/val': 1}
     summary = bdd.convert(root)
-    assert {k: summary['train'][k] for k in ('images', 'det', 'seg', 'both', 'unlabeled')} == dict(
+    assert {
+        k: summary['train'][k]
+        for k in ('images', 'det', 'seg', 'both', 'unlabeled')
+    } == dict(
         images=7, det=5, seg=4, both=2, unlabeled=0)
     assert summary['removed_10k_train_in_100k_val'] == 0
     val = json.load(open(osp.join(root, 'annotations', 'val.json')))['data_list']

@@ -8,26 +8,29 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from mmdet.registry import DATASETS
 from mmengine.config import Config
 
 import mtssl_mm  # noqa: F401
-from fixtures import TINY_CONFIG, write_dataset
-from mmdet.registry import DATASETS
 from mtssl_mm.evaluation import analysis as A
 from mtssl_mm.tasks import TASK_DATA
 from mtssl_mm.tasks.segmentation.data import load_seg_map, semseg_classwise_iou
 from mtssl_mm.tasks.segmentation.quality import seg_metrics
 from mtssl_mm.utils.confusion import class_iou, iou_from_confusion
+from fixtures import TINY_CONFIG, write_dataset
 
 
 # ------------------------------------------------------------------------------------ analysis hooks
 def test_a_task_without_analysis_is_named_with_the_tasks_that_have_one():
     pairs = [(dict(img_path='a', labeled_tasks=('attr', )), dict(img_path='a'))]
-    with pytest.raises(ValueError, match=r"task 'attr' has no analysis \(AttributesData has no image_score\); "
-                                         r"tasks that have one: \['det', 'seg'\]"):
+    with pytest.raises(
+            ValueError,
+            match=r"task 'attr' has no analysis \(AttributesData has no image_score\); "
+            r"tasks that have one: \['det', 'seg'\]"):
         A.image_scores(pairs, 'attr', 3)
-    with pytest.raises(ValueError, match=r"task 'depth' is not a registered task; tasks that have one: "
-                                         r"\['det', 'seg'\]"):
+    with pytest.raises(
+            ValueError, match=r"task 'depth' is not a registered task; tasks that have one: "
+            r"\['det', 'seg'\]"):
         A.confusion_matrix(pairs, 'depth', 3)
     assert A.analysis_tasks('image_score') == A.analysis_tasks('confusion_matrix') == ['det', 'seg']
 
@@ -37,13 +40,15 @@ def test_the_generic_entry_points_hand_each_task_only_its_labeled_images(monkeyp
     seen = []
 
     class Spy(DetectionData):
+
         def confusion_matrix(self, pairs, num_classes, **options):
             seen.append([info['img_path'] for info, _ in pairs])
             return super().confusion_matrix(pairs, num_classes, **options)
 
     box = dict(bbox=[0, 0, 10, 10], bbox_label=0, ignore_flag=0)
-    pred = dict(pred_instances=dict(bboxes=torch.tensor([[0., 0., 10., 10.]]), scores=torch.tensor([.9]),
-                                    labels=torch.tensor([0])))
+    pred = dict(
+        pred_instances=dict(
+            bboxes=torch.tensor([[0., 0., 10., 10.]]), scores=torch.tensor([.9]), labels=torch.tensor([0])))
     pairs = [(dict(img_path='a', labeled_tasks=('det', ), instances=[box]), dict(pred, img_path='a')),
              (dict(img_path='b', labeled_tasks=('seg', ), instances=[]), dict(pred, img_path='b'))]
     monkeypatch.setitem(TASK_DATA, 'det', Spy())
@@ -103,10 +108,16 @@ def test_one_iou_gives_each_caller_its_old_numbers():
         diag = np.diag(cm)
         union = cm.sum(0) + cm.sum(1) - diag
         half = diag // 2
-        results = [dict(area_intersect=torch.from_numpy(half), area_union=torch.from_numpy(union // 2),
-                        area_label=torch.from_numpy(cm.sum(1) // 2)),
-                   dict(area_intersect=torch.from_numpy(diag - half), area_union=torch.from_numpy(union - union // 2),
-                        area_label=torch.from_numpy(cm.sum(1) - cm.sum(1) // 2))]
+        results = [
+            dict(
+                area_intersect=torch.from_numpy(half),
+                area_union=torch.from_numpy(union // 2),
+                area_label=torch.from_numpy(cm.sum(1) // 2)),
+            dict(
+                area_intersect=torch.from_numpy(diag - half),
+                area_union=torch.from_numpy(union - union // 2),
+                area_label=torch.from_numpy(cm.sum(1) - cm.sum(1) // 2))
+        ]
         names = [f'c{k}' for k in range(len(cm))]
         per_class, _, _ = semseg_classwise_iou(results, names)
         assert per_class == {n: float(diag[k] / union[k]) for k, n in enumerate(names) if union[k] > 0}

@@ -9,8 +9,8 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 
 import mtssl_mm  # noqa: F401
-from fixtures import REPO, TINY_CONFIG
 from mtssl_mm.tasks.base import AFTER_TRAINING_HOOKS, BaseTask, implements
+from fixtures import REPO, TINY_CONFIG
 
 
 def seg_head():
@@ -18,11 +18,15 @@ def seg_head():
 
 
 def test_a_model_side_under_another_tasks_name_is_an_error_at_build():
-    with pytest.raises(TypeError, match=r"task 'det': the model side SegmentationTask pairs with SegmentationData "
-                                        r"\(task 'seg'\), but 'det' is registered to DetectionData"):
+    with pytest.raises(
+            TypeError,
+            match=r"task 'det': the model side SegmentationTask pairs with SegmentationData "
+            r"\(task 'seg'\), but 'det' is registered to DetectionData"):
         MODELS.build(dict(type='SegmentationTask', name='det', head=seg_head()))
-    with pytest.raises(KeyError, match=r"SegmentationTask named 'depth': unknown task 'depth'; known tasks: "
-                                       r"\['attr', 'det', 'seg'\]"):
+    with pytest.raises(
+            KeyError,
+            match=r"SegmentationTask named 'depth': unknown task 'depth'; known tasks: "
+            r"\['attr', 'det', 'seg'\]"):
         MODELS.build(dict(type='SegmentationTask', name='depth', head=seg_head()))
     # the whole model refuses it too, before any weight is built for nothing
     cfg = Config.fromfile(TINY_CONFIG)
@@ -32,6 +36,7 @@ def test_a_model_side_under_another_tasks_name_is_an_error_at_build():
 
 
 def test_a_task_class_without_a_data_side_is_an_error():
+
     class Depth(BaseTask):
         forward = loss = predict = pseudo_label = warp_pseudo_labels = unsup_loss = lambda *a: None
 
@@ -92,8 +97,10 @@ def test_attribute_predictions_reach_the_inference_json(tmp_path):
     assert isinstance(result['boxes'], list) and result['seg'] == 'seg/street.png'
     assert cv2.imread(str(out / 'seg' / 'street.png'), cv2.IMREAD_UNCHANGED).shape == (64, 96)
     # the attribute names must fit the task: a clear error when the inferencer is built
-    cfg.test_dataloader.dataset.metainfo = dict(cfg.test_dataloader.dataset.metainfo,
-                                                attr_classes=dict(weather=names['weather']))
-    with pytest.raises(ValueError, match=r"attr_classes has \{'weather': 3\} classes per attribute, the attribute "
-                                         r"task \{'weather': 3, 'scene': 2\}"):
+    cfg.test_dataloader.dataset.metainfo = dict(
+        cfg.test_dataloader.dataset.metainfo, attr_classes=dict(weather=names['weather']))
+    with pytest.raises(
+            ValueError,
+            match=r"attr_classes has \{'weather': 3\} classes per attribute, the attribute "
+            r"task \{'weather': 3, 'scene': 2\}"):
         MultiTaskInferencer(cfg, None, device='cpu', show_progress=False)

@@ -27,8 +27,13 @@ def params(path):
     from mtssl_mm.utils.checkpoint import load_from_local  # the package's safe loader (weights_only=True)
     ckpt = load_from_local(path, map_location='cpu')
     # the EMA weights (state_dict, EMAHook) and the raw ones with the averaged model's step (ema_state_dict)
-    return dict({f'ema/{k}': v for k, v in ckpt['state_dict'].items()},
-                **{f'raw/{k}': v for k, v in ckpt['ema_state_dict'].items()})
+    return dict({
+        f'ema/{k}': v
+        for k, v in ckpt['state_dict'].items()
+    }, **{
+        f'raw/{k}': v
+        for k, v in ckpt['ema_state_dict'].items()
+    })
 
 
 def test_resume_equals_uninterrupted_run_and_test_runs_one_task(partial_root, tmp_path):
@@ -36,8 +41,10 @@ def test_resume_equals_uninterrupted_run_and_test_runs_one_task(partial_root, tm
     full, resumed = str(tmp_path / 'full'), str(tmp_path / 'resumed')
     run([sys.executable, TRAIN, TINY_CONFIG, '--work-dir', full, '--cfg-options', *opts])
     # a second run that starts from the checkpoint saved after 2 of the 4 iterations
-    out = run([sys.executable, TRAIN, TINY_CONFIG, '--work-dir', resumed, '--resume',
-               osp.join(full, 'iter_2.pth'), '--cfg-options', *opts])
+    out = run([
+        sys.executable, TRAIN, TINY_CONFIG, '--work-dir', resumed, '--resume',
+        osp.join(full, 'iter_2.pth'), '--cfg-options', *opts
+    ])
     assert 'resumed epoch: 0, iter: 2' in out
     a, b = params(osp.join(full, 'iter_4.pth')), params(osp.join(resumed, 'iter_4.pth'))
     assert a.keys() == b.keys()
@@ -48,8 +55,11 @@ def test_resume_equals_uninterrupted_run_and_test_runs_one_task(partial_root, tm
     assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
 
     # tools/test.py loads the checkpoint (load_from) and evaluates detection alone
-    out = run([sys.executable, TEST, TINY_CONFIG, osp.join(full, 'iter_4.pth'), '--tasks', 'det',
-               '--work-dir', str(tmp_path / 'test'), '--show-dir', 'vis', '--cfg-options', *opts])
+    out = run([
+        sys.executable, TEST, TINY_CONFIG,
+        osp.join(full, 'iter_4.pth'), '--tasks', 'det', '--work-dir',
+        str(tmp_path / 'test'), '--show-dir', 'vis', '--cfg-options', *opts
+    ])
     assert 'det/bbox_mAP' in out and 'seg/mIoU' not in out
     # --show-dir paints every validation image (boxes and the seg ground truth) with the visualizer
     assert len(glob.glob(str(tmp_path / 'test' / '**' / 'vis' / '*.png'), recursive=True)) == 3
@@ -64,8 +74,9 @@ def free_port():
 def run_group(cmd, env, timeout):
     """``subprocess.run(cmd)`` in a session of its own; past ``timeout`` the whole session (torchrun and its
     workers, not only the shell) is killed before ``TimeoutExpired`` is raised."""
-    with subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          start_new_session=True) as proc:
+    with subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True) as proc:
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -109,8 +120,10 @@ def assert_clean_exit(out):
 
 
 def test_dist_train_two_processes_gloo(partial_root, tmp_path):
-    out = dist_train([TINY_CONFIG, '2', '--work-dir', str(tmp_path), '--cfg-options', *cfg_options(partial_root),
-                      'randomness.seed=0'])
+    out = dist_train([
+        TINY_CONFIG, '2', '--work-dir',
+        str(tmp_path), '--cfg-options', *cfg_options(partial_root), 'randomness.seed=0'
+    ])
     assert 'Distributed training: True' in out
     assert 'GPU number: 2' in out  # mmengine's name for the world size
     assert osp.isfile(tmp_path / 'iter_4.pth')
@@ -130,8 +143,11 @@ def test_dist_train_fails_promptly_when_one_rank_raises(partial_root, tmp_path):
     config = tmp_path / 'rank1_fails.py'
     config.write_text(f"_base_ = ['{TINY_CONFIG}']\n"  # mmengine substitutes {{$RANK:0}} in the config file
                       f"train_dataloader = dict(dataset=dict(ann_file='{tmp_path}/rank{{{{$RANK:0}}}}/train.json'))\n")
-    out = dist_train([str(config), '2', '--work-dir', str(tmp_path / 'work'), '--cfg-options',
-                      *cfg_options(partial_root)], ok=False, timeout=300)
+    out = dist_train(
+        [str(config), '2', '--work-dir',
+         str(tmp_path / 'work'), '--cfg-options', *cfg_options(partial_root)],
+        ok=False,
+        timeout=300)
     assert 'Distributed training: True' in out
     assert f'[rank1]: FileNotFoundError: annotation file {tmp_path}/rank1/train.json does not exist' in out, out[-5000:]
 
@@ -144,13 +160,17 @@ def test_reference_command_bdd100k_densefixmatch_explicit_two_processes(tmp_path
     load_tool('dataset_converters/bdd100k.py').convert(root)
     small = [  # a few iterations at small resolution; everything else is the real config
         f'{k}.dataset.data_root={root}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    ] + ['model.detector.backbone.init_cfg=None', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-         'param_scheduler.0.end=2', 'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-         'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
-         'train_dataloader.dataset.pipeline.2.scale=(64,36)', 'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
-         'default_hooks.logger.interval=1', 'randomness.seed=0']
-    out = dist_train([osp.join(REPO, 'configs', 'bdd100k', 'densefixmatch_explicit.py'), '2', '--work-dir',
-                      str(tmp_path / 'work'), '--cfg-options', *small])
+    ] + [
+        'model.detector.backbone.init_cfg=None', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+        'param_scheduler.0.end=2', 'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+        'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
+        'train_dataloader.dataset.pipeline.2.scale=(64,36)', 'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
+        'default_hooks.logger.interval=1', 'randomness.seed=0'
+    ]
+    out = dist_train([
+        osp.join(REPO, 'configs', 'bdd100k', 'densefixmatch_explicit.py'), '2', '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options', *small
+    ])
     assert 'Distributed training: True' in out
     assert 'det.unsup.loss_cls' in out and 'seg.unsup.loss_ce' in out and 'det.lambda' in out
     assert osp.isfile(tmp_path / 'work' / 'iter_2.pth')
@@ -166,6 +186,7 @@ def test_tasks_flag_restricts_supervised_and_semi_supervised_configs():
     """`--tasks`: the predicting model (MultiTaskModel, or the detector that student and teacher are built from),
     the evaluator and the dataset see only the given tasks; an unknown task names the flag and the known tasks."""
     from mmengine.config import Config
+
     from official_fixtures import load_tool
     restrict_tasks = load_tool('test.py').restrict_tasks
 
@@ -195,18 +216,25 @@ def test_tasks_flag_restricts_supervised_and_semi_supervised_configs():
 def test_test_py_tasks_on_a_semi_supervised_config(partial_root, tmp_path):
     """tools/test.py --tasks seg on a FixMatch* config: the teacher predicts seg alone, only seg is evaluated."""
     from mmdet.registry import MODELS
-    from fixtures import tiny_cfg
+
     import mtssl_mm  # noqa: F401
+    from fixtures import tiny_cfg
     cfg = tiny_cfg(partial_root, str(tmp_path), config=FIXMATCH_TINY)
     ckpt = str(tmp_path / 'semi.pth')
     torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict(), meta=dict()), ckpt)
     opts = cfg_options(partial_root)
-    out = run([sys.executable, TEST, FIXMATCH_TINY, ckpt, '--tasks', 'seg', '--work-dir', str(tmp_path / 'test'),
-               '--cfg-options', *opts])
+    out = run([
+        sys.executable, TEST, FIXMATCH_TINY, ckpt, '--tasks', 'seg', '--work-dir',
+        str(tmp_path / 'test'), '--cfg-options', *opts
+    ])
     assert 'seg/mIoU' in out and 'det/bbox_mAP' not in out
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
     bad = subprocess.run([sys.executable, TEST, FIXMATCH_TINY, ckpt, '--tasks', 'depth', '--cfg-options', *opts],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+                         cwd=REPO,
+                         env=env,
+                         capture_output=True,
+                         text=True,
+                         timeout=600)
     assert bad.returncode != 0
     assert "--tasks: unknown task(s) ['depth']; the model (MultiTaskSemiSupervised) has the tasks ['det', 'seg']" \
         in bad.stderr, bad.stderr[-3000:]

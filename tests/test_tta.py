@@ -13,10 +13,10 @@ from mmengine.logging import MMLogger
 from mmengine.structures import InstanceData, PixelData
 
 import mtssl_mm  # noqa: F401
-from fixtures import REPO, TINY_CONFIG, cfg_options
 from mtssl_mm.models import MultiTaskTTAModel, build_tta_pipeline
 from mtssl_mm.tasks.attributes import AttributesTask
 from mtssl_mm.tasks.base import BaseTask
+from fixtures import REPO, TINY_CONFIG, cfg_options
 
 H, W = 64, 128
 
@@ -27,9 +27,10 @@ def view(flip, boxes=(), scores=(), labels=(), logits=None):
     if flip is not None:
         meta.update(flip=flip, flip_direction='horizontal')
     ds = DetDataSample(metainfo=meta)
-    ds.pred_instances = InstanceData(bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-                                     scores=torch.tensor(scores, dtype=torch.float32),
-                                     labels=torch.tensor(labels, dtype=torch.long))
+    ds.pred_instances = InstanceData(
+        bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        scores=torch.tensor(scores, dtype=torch.float32),
+        labels=torch.tensor(labels, dtype=torch.long))
     if logits is not None:
         ds.seg_logits = PixelData(data=logits)
         ds.pred_sem_seg = PixelData(sem_seg=logits.argmax(0, keepdim=True))
@@ -44,8 +45,8 @@ class Identity(torch.nn.Module):
         from mmdet.registry import MODELS
         from mmengine.config import Config
         cfg = Config.fromfile(TINY_CONFIG)
-        tasks = dict(cfg.model.tasks, attr=dict(type='AttributesTask', attributes=dict(weather=3, scene=2),
-                                                in_channels=8))
+        tasks = dict(
+            cfg.model.tasks, attr=dict(type='AttributesTask', attributes=dict(weather=3, scene=2), in_channels=8))
         self.tasks = torch.nn.ModuleDict({n: MODELS.build(dict(c, name=n)) for n, c in tasks.items()})
         self.predict_tasks = tuple(predict_tasks)
 
@@ -87,18 +88,19 @@ def test_seg_softmax_scores_are_flipped_back_and_averaged():
     p_flip = torch.full((k, H, W), 1 / 3)
     p_plain[:, 0, 0] = torch.tensor([.6, .35, .05])
     p_flip[:, 0, W - 1] = torch.tensor([0., .9, .1])
-    out = tta().merge_preds([[view(True, logits=p_flip.clamp_min(1e-12).log()),
-                              view(False, logits=p_plain.log())]])[0]
+    out = tta().merge_preds([[view(True, logits=p_flip.clamp_min(1e-12).log()), view(False, logits=p_plain.log())]])[0]
     assert out.pred_sem_seg.sem_seg[0, 0, 0].item() == 1
     assert 'seg_logits' not in out  # dropped unless keep_logits (memory)
 
 
 def test_attribute_probabilities_are_averaged_over_the_views():
     """The attribute task merges with no edit outside its module: per attribute the mean softmax, then argmax."""
+
     def attr_view(flip, weather, scene):
         ds = view(flip)
         ds.pred_attribute_probs = dict(weather=torch.tensor(weather), scene=torch.tensor(scene))
         return ds
+
     # weather: plain view .5 for class 0, flipped .9 for class 2 -> mean (.25, .05, .7) -> 2; scene agrees on 1
     views = [attr_view(True, [0., .1, .9], [.2, .8]), attr_view(False, [.5, .0, .5], [.4, .6])]
     out = tta(predict_tasks=('attr', ), keep_logits=True).merge_preds([views])[0]
@@ -176,11 +178,17 @@ def test_tta_of_the_real_model_is_flip_equivariant():
     img = torch.randint(0, 255, (3, H, W), dtype=torch.uint8)
 
     def run(x):
-        meta = dict(img_path='x.png', ori_shape=(H, W), img_shape=(H, W), scale_factor=(1., 1.),
-                    flip_direction='horizontal', labeled_tasks=())  # no labels: predictions only
-        data = dict(inputs=[[x.flip(-1)], [x]],
-                    data_samples=[[DetDataSample(metainfo=dict(meta, flip=True))],
-                                  [DetDataSample(metainfo=dict(meta, flip=False))]])
+        meta = dict(
+            img_path='x.png',
+            ori_shape=(H, W),
+            img_shape=(H, W),
+            scale_factor=(1., 1.),
+            flip_direction='horizontal',
+            labeled_tasks=())  # no labels: predictions only
+        data = dict(
+            inputs=[[x.flip(-1)], [x]],
+            data_samples=[[DetDataSample(metainfo=dict(meta, flip=True))],
+                          [DetDataSample(metainfo=dict(meta, flip=False))]])
         with torch.no_grad():
             return model.test_step(data)[0]
 
@@ -195,15 +203,20 @@ def test_tta_of_the_real_model_is_flip_equivariant():
     # the model alone is not flip-equivariant (convolutions are not), so the checks above can fail
     meta = dict(img_path='x.png', ori_shape=(H, W), img_shape=(H, W), scale_factor=(1., 1.), labeled_tasks=())
     with torch.no_grad():
-        p, q = (model.module.test_step(dict(inputs=[x], data_samples=[DetDataSample(metainfo=meta)]))[0]
-                for x in (img, img.flip(-1)))
+        p, q = (
+            model.module.test_step(dict(inputs=[x], data_samples=[DetDataSample(metainfo=meta)]))[0]
+            for x in (img, img.flip(-1)))
     assert not torch.allclose(p.seg_logits.data, q.seg_logits.data.flip(-1), atol=1e-3)
 
 
 def test_build_tta_pipeline_wraps_the_packer():
-    test_pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadMultiTaskAnnotations'),
-                     dict(type='PackMultiTaskInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                                                                 'scale_factor', 'labeled_tasks', 'instances'))]
+    test_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadMultiTaskAnnotations'),
+        dict(
+            type='PackMultiTaskInputs',
+            meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'labeled_tasks', 'instances'))
+    ]
     tta_pipeline = build_tta_pipeline(test_pipeline)
     assert tta_pipeline[:2] == test_pipeline[:2]
     aug = tta_pipeline[2]
@@ -228,10 +241,18 @@ def test_tools_test_tta_end_to_end(partial_root, tmp_path):
     ckpt = str(tmp_path / 'model.pth')
     torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
     out_pkl = str(tmp_path / 'preds.pkl')
-    cmd = [sys.executable, osp.join(REPO, 'tools', 'test.py'), TINY_CONFIG, ckpt, '--tta', '--out', out_pkl,
-           '--work-dir', str(tmp_path / 'work'), '--cfg-options', *cfg_options(partial_root)]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env=dict(__import__('os').environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO))
+    cmd = [
+        sys.executable,
+        osp.join(REPO, 'tools', 'test.py'), TINY_CONFIG, ckpt, '--tta', '--out', out_pkl, '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options', *cfg_options(partial_root)
+    ]
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(__import__('os').environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
     assert "type='MultiTaskTTAModel'" in out and 'TestTimeAug' in out

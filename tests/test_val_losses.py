@@ -86,7 +86,10 @@ def _worker(rank, ports, world_size, out, model, dataset):
         mine = list(range(rank, len(dataset), world_size))  # mmengine's DefaultSampler shards like this
         result = evaluate(model, dataset, mine, batch_size=1, size=len(dataset))
         if rank == 0:
-            torch.save({k: float(v) for k, v in result.items() if isinstance(v, (int, float))}, osp.join(out, 'val.pth'))
+            torch.save({
+                k: float(v)
+                for k, v in result.items() if isinstance(v, (int, float))
+            }, osp.join(out, 'val.pth'))
     finally:
         dist.destroy_process_group()
 

@@ -62,34 +62,60 @@ HEIGHT, WIDTH = 128, 256
 # scenario (d) of section 4.1: n_seg seg labels inside the n_det det-labeled train images (one split per seed)
 # init_iters: each seed's supervised initialisation; iters / val_interval: each method's run from it (None: the
 # configs' own, 600 / 150)
-SIZES = dict(full=dict(num_train=300, num_val=40, num_test=100, n_det='1/12', n_seg='1/25', init_iters=1000,
-                       iters=None, val_interval=None, seeds=3),
-             quick=dict(num_train=16, num_val=4, num_test=4, n_det='1/2', n_seg='1/4', init_iters=4, iters=4,
-                        val_interval=2, seeds=1))
+SIZES = dict(
+    full=dict(
+        num_train=300,
+        num_val=40,
+        num_test=100,
+        n_det='1/12',
+        n_seg='1/25',
+        init_iters=1000,
+        iters=None,
+        val_interval=None,
+        seeds=3),
+    quick=dict(
+        num_train=16, num_val=4, num_test=4, n_det='1/2', n_seg='1/4', init_iters=4, iters=4, val_interval=2, seeds=1))
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', default='demo_out', help='output folder (default: demo_out)')
-    parser.add_argument('--device', choices=('cpu', 'cuda'), default=None,
-                        help='training device (default: cuda when available, else cpu)')
-    parser.add_argument('--quick', action='store_true',
-                        help='smoke test of the whole path: a few images and iterations, 1 seed (numbers mean '
-                        'nothing)')
-    parser.add_argument('--seeds', type=int, default=None,
-                        help='seeds per method: splits and training seeds 0..N-1 (default 3; --quick: 1)')
+    parser.add_argument(
+        '--device',
+        choices=('cpu', 'cuda'),
+        default=None,
+        help='training device (default: cuda when available, else cpu)')
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help='smoke test of the whole path: a few images and iterations, 1 seed (numbers mean '
+        'nothing)')
+    parser.add_argument(
+        '--seeds',
+        type=int,
+        default=None,
+        help='seeds per method: splits and training seeds 0..N-1 (default 3; --quick: 1)')
     parser.add_argument('--data-seed', type=int, default=0, help='seed of the generated images (default 0)')
     parser.add_argument('--jobs', type=int, default=2, help='training processes at once (default 2)')
-    parser.add_argument('--iters', type=int, default=None,
-                        help='training iterations of every method (default: the demo configs\' 600)')
-    parser.add_argument('--init-iters', type=int, default=None,
-                        help='iterations of each seed\'s supervised initialisation (default: 1000)')
-    parser.add_argument('--study', choices=('label-count', ), default=None,
-                        help='label-count: the demo setting at each of --seg-counts seg labels (det labels fixed), '
-                        'every method and seed; OUT/study.{md,json,png} (docs/label_count_study.md)')
-    parser.add_argument('--seg-counts', nargs='+', default=None,
-                        help='seg-labeled train images of the label-count study, at most the 25 det-labeled ones '
-                        '(scenario d: seg within det; default 3 6 12 25, 12 being make demo\'s; --quick 1 2)')
+    parser.add_argument(
+        '--iters', type=int, default=None, help='training iterations of every method (default: the demo configs\' 600)')
+    parser.add_argument(
+        '--init-iters',
+        type=int,
+        default=None,
+        help='iterations of each seed\'s supervised initialisation (default: 1000)')
+    parser.add_argument(
+        '--study',
+        choices=('label-count', ),
+        default=None,
+        help='label-count: the demo setting at each of --seg-counts seg labels (det labels fixed), '
+        'every method and seed; OUT/study.{md,json,png} (docs/label_count_study.md)')
+    parser.add_argument(
+        '--seg-counts',
+        nargs='+',
+        default=None,
+        help='seg-labeled train images of the label-count study, at most the 25 det-labeled ones '
+        '(scenario d: seg within det; default 3 6 12 25, 12 being make demo\'s; --quick 1 2)')
     return parser.parse_args(argv)
 
 
@@ -106,7 +132,11 @@ def say(text: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ 1-2. data
-def make_data(root: str, sizes: dict, data_seed: int, seeds: List[int], nproc: int,
+def make_data(root: str,
+              sizes: dict,
+              data_seed: int,
+              seeds: List[int],
+              nproc: int,
               n_segs: Optional[List[str]] = None) -> Dict[tuple, str]:
     """Generate the data set, convert it with the real converter, write one split per seed and seg count (default:
     ``sizes['n_seg']``). Returns ``(n_seg, seed)`` -> split path relative to ``root``. For a seed, the det-labeled
@@ -123,31 +153,44 @@ def make_data(root: str, sizes: dict, data_seed: int, seeds: List[int], nproc: i
         if done == total or done % 100 == 0:
             print(f'  {done}/{total} images', flush=True)
 
-    summary = write_synthetic_cityscapes(root, sizes['num_train'], sizes['num_val'], HEIGHT, WIDTH, seed=data_seed,
-                                         nproc=nproc, progress=progress, num_test=sizes['num_test'],
-                                         scene='simple')
+    summary = write_synthetic_cityscapes(
+        root,
+        sizes['num_train'],
+        sizes['num_val'],
+        HEIGHT,
+        WIDTH,
+        seed=data_seed,
+        nproc=nproc,
+        progress=progress,
+        num_test=sizes['num_test'],
+        scene='simple')
     for split in ('train', 'val', 'test'):
         s = summary[split]
         print(f'  {split}: {s["images"]} images, {s["instances"]} instances')
 
     banner('2/5 the Cityscapes converter (train, val, test) and a scenario (d) split per seed')
-    run_tool([sys.executable, 'tools/dataset_converters/cityscapes.py', root, '--nproc', str(nproc), '--splits',
-              'train', 'val', 'test'])
+    run_tool([
+        sys.executable, 'tools/dataset_converters/cityscapes.py', root, '--nproc',
+        str(nproc), '--splits', 'train', 'val', 'test'
+    ])
     splits = {}
     for n_seg in n_segs or [sizes['n_seg']]:
         for seed in seeds:
             split = f'splits/d_{sizes["n_det"].replace("/", "of")}_{n_seg.replace("/", "of")}_seed{seed}.json'
-            run_tool([sys.executable, 'tools/make_partial_split.py', osp.join(root, 'annotations', 'train.json'),
-                      '--scenario', 'd', '--n-det', sizes['n_det'], '--n-seg', n_seg, '--seed', str(seed),
-                      '-o', osp.join(root, split)])
+            run_tool([
+                sys.executable, 'tools/make_partial_split.py',
+                osp.join(root, 'annotations', 'train.json'), '--scenario', 'd', '--n-det', sizes['n_det'], '--n-seg',
+                n_seg, '--seed',
+                str(seed), '-o',
+                osp.join(root, split)
+            ])
             splits[(n_seg, seed)] = split
     return splits
 
 
 def run_tool(cmd: List[str]) -> None:
     print('$ ' + ' '.join(rel(c) for c in cmd), flush=True)
-    proc = subprocess.run(cmd, cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True)
+    proc = subprocess.run(cmd, cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip() and not ln.lstrip().startswith('[')]
     print('\n'.join('  ' + ln for ln in lines), flush=True)
     if proc.returncode:
@@ -230,18 +273,24 @@ def run_init(seed: int, ctx: dict) -> dict:
     shutil.rmtree(work_dir, ignore_errors=True)
     os.makedirs(work_dir)
     n = ctx['sizes']['init_iters']
-    args = [METHODS[0][1], '--work-dir', work_dir, '--cfg-options', *ctx['options'][seed],
-            f'train_cfg.max_iters={n}', f'train_cfg.val_interval={n}', f'param_scheduler.0.end={n}',
-            f'default_hooks.checkpoint.interval={n}', 'default_hooks.checkpoint.save_best=None',
-            f'default_hooks.logger.interval={max(1, min(25, n // 10))}']
+    args = [
+        METHODS[0][1], '--work-dir', work_dir, '--cfg-options', *ctx['options'][seed], f'train_cfg.max_iters={n}',
+        f'train_cfg.val_interval={n}', f'param_scheduler.0.end={n}', f'default_hooks.checkpoint.interval={n}',
+        'default_hooks.checkpoint.save_best=None', f'default_hooks.logger.interval={max(1, min(25, n // 10))}'
+    ]
     say(f'  [seed {seed}] init: {n} supervised iterations from random weights ...')
     wall = run_child('tools/train.py', args, osp.join(work_dir, 'train_stdout.log'), ctx['device'])
     val = [r for r in read_scalars(work_dir) if 'multitask/gmean' in r][-1]
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
     say(f'  [seed {seed}] init done in {wall:.0f} s: val ' + fmt(val))
-    return dict(checkpoint=checkpoint, iterations=n, wall_time_s=round(wall, 1), val={k: val[k] for k in KEYS},
-                command=command_line('tools/train.py', args))
+    return dict(
+        checkpoint=checkpoint,
+        iterations=n,
+        wall_time_s=round(wall, 1),
+        val={k: val[k]
+             for k in KEYS},
+        command=command_line('tools/train.py', args))
 
 
 def run_method(seed: int, key: str, config: str, init, ctx: dict) -> dict:
@@ -254,11 +303,15 @@ def run_method(seed: int, key: str, config: str, init, ctx: dict) -> dict:
     args = [config, '--work-dir', work_dir, '--cfg-options', *ctx['options'][seed], f'load_from={init["checkpoint"]}']
     if sizes['iters']:
         n, v = sizes['iters'], sizes['val_interval'] or sizes['iters']
-        args += [f'train_cfg.max_iters={n}', f'train_cfg.val_interval={v}', f'param_scheduler.0.end={n}',
-                 f'default_hooks.checkpoint.interval={v}', f'default_hooks.logger.interval={max(1, min(25, n // 10))}']
+        args += [
+            f'train_cfg.max_iters={n}', f'train_cfg.val_interval={v}', f'param_scheduler.0.end={n}',
+            f'default_hooks.checkpoint.interval={v}', f'default_hooks.logger.interval={max(1, min(25, n // 10))}'
+        ]
         if key in SEMI:  # pseudo-label quality twice per validation, the pictures at the end
-            args += [hook_option(config, 'PseudoLabelQualityHook', 'interval', max(1, v // 2)),
-                     hook_option(config, 'PseudoLabelVisHook', 'interval', n)]
+            args += [
+                hook_option(config, 'PseudoLabelQualityHook', 'interval', max(1, v // 2)),
+                hook_option(config, 'PseudoLabelVisHook', 'interval', n)
+            ]
     say(f'  [seed {seed}] {key}: training ...')
     wall = run_child('tools/train.py', args, osp.join(work_dir, 'train_stdout.log'), ctx['device'])
     scalars = read_scalars(work_dir)
@@ -271,12 +324,21 @@ def run_method(seed: int, key: str, config: str, init, ctx: dict) -> dict:
     metrics = test_metrics(test_dir)
     say(f'  [seed {seed}] {key} done in {wall + test_wall:.0f} s; best val at iteration {best_iter}; test ' +
         fmt(metrics))
-    return dict(seed=seed, test={k: metrics[k] for k in KEYS}, test_all=metrics, best_iter=best_iter,
-                val_curve=[dict(step=r['step'], **{k: r[k] for k in KEYS}) for r in vals],
-                wall_time_s=round(wall, 1), test_wall_time_s=round(test_wall, 1),
-                checkpoint=osp.relpath(best, ctx['out']), work_dir=osp.relpath(work_dir, ctx['out']),
-                scalars=osp.relpath(osp.join(latest_run_dir(work_dir), 'vis_data', 'scalars.json'), ctx['out']),
-                command=command_line('tools/train.py', args), test_command=command_line('tools/test.py', targs))
+    return dict(
+        seed=seed,
+        test={k: metrics[k]
+              for k in KEYS},
+        test_all=metrics,
+        best_iter=best_iter,
+        val_curve=[dict(step=r['step'], **{k: r[k]
+                                           for k in KEYS}) for r in vals],
+        wall_time_s=round(wall, 1),
+        test_wall_time_s=round(test_wall, 1),
+        checkpoint=osp.relpath(best, ctx['out']),
+        work_dir=osp.relpath(work_dir, ctx['out']),
+        scalars=osp.relpath(osp.join(latest_run_dir(work_dir), 'vis_data', 'scalars.json'), ctx['out']),
+        command=command_line('tools/train.py', args),
+        test_command=command_line('tools/test.py', targs))
 
 
 def hook_option(config: str, hook_type: str, key: str, value) -> str:
@@ -311,8 +373,11 @@ def train_all(ctx: dict, seeds: List[int], jobs: int):
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         inits = {s: pool.submit(run_init, s, ctx) for s in seeds}
         order = [m for m in METHODS if m[0] in SEMI][::-1] + [m for m in METHODS if m[0] not in SEMI]
-        futures = {(s, key): pool.submit(run_method, s, key, config, inits[s], ctx)
-                   for key, config, _ in order for s in seeds}
+        futures = {
+            (s, key): pool.submit(run_method, s, key, config, inits[s], ctx)
+            for key, config, _ in order
+            for s in seeds
+        }
         inits = {s: f.result() for s, f in inits.items()}
         runs = {key: [futures[(s, key)].result() for s in seeds] for key, _, _ in METHODS}
     return inits, runs
@@ -361,27 +426,38 @@ def main(argv=None) -> Dict:
     inits, runs = train_all(ctx, seeds, args.jobs)
 
     banner('5/5 results, qualitative predictions (test images, seed 0) and pseudo-label quality curves')
-    from demo_report import paired, pseudo_label_curves, plot_results, qualitative, summarise, write_results
+    from demo_report import paired, plot_results, pseudo_label_curves, qualitative, summarise, write_results
     configs = {key: config for key, config, _ in METHODS}
     names = {key: name for key, _, name in METHODS}
     curves = pseudo_label_curves(out, {k: runs[k] for k in SEMI}, names)
-    qualitative(out, {names[k]: dict(config=configs[k], checkpoint=osp.join(out, runs[k][0]['checkpoint']))
-                      for k in configs}, ctx['test_options'])
+    qualitative(
+        out, {names[k]: dict(config=configs[k], checkpoint=osp.join(out, runs[k][0]['checkpoint']))
+              for k in configs}, ctx['test_options'])
     n1 = sizes['iters'] or 600
-    results = {key: dict(name=names[key], config=configs[key], iterations=n1, **summarise(runs[key]), runs=runs[key])
-               for key in configs}
+    results = {
+        key: dict(name=names[key], config=configs[key], iterations=n1, **summarise(runs[key]), runs=runs[key])
+        for key in configs
+    }
     for key, diffs in paired(results).items():
         results[key]['paired'] = diffs
     meta = dict(
-        quick=args.quick, seeds=seeds, device=device, machine=machine(device),
+        quick=args.quick,
+        seeds=seeds,
+        device=device,
+        machine=machine(device),
         data=(f'{sizes["num_train"]} train / {sizes["num_val"]} val / {sizes["num_test"]} test generated {WIDTH}x'
               f'{HEIGHT} images (scene "simple", data seed {args.data_seed}); scenario (d) per seed: '
               f'{split_meta[0]["n_det"]} det-labeled train images, {split_meta[0]["n_seg"]} of them also '
               f'seg-labeled, {split_meta[0]["num_images"] - split_meta[0]["n_det"]} unlabeled'),
-        splits={s: split_meta[s] for s in seeds}, init={s: inits[s] for s in seeds},
-        init_iterations=sizes['init_iters'], iterations=n1,
+        splits={s: split_meta[s]
+                for s in seeds},
+        init={s: inits[s]
+              for s in seeds},
+        init_iterations=sizes['init_iters'],
+        iterations=n1,
         command=('python tools/demo.py ' + ' '.join(argv if argv is not None else sys.argv[1:])).strip(),
-        total_wall_time_s=round(time.time() - start, 1), pseudo_label_curves=curves)
+        total_wall_time_s=round(time.time() - start, 1),
+        pseudo_label_curves=curves)
     title = (f'make demo{" --quick (smoke test)" if args.quick else ""}: scenario (d), {split_meta[0]["n_seg"]} seg '
              f'within {split_meta[0]["n_det"]} det labels of {split_meta[0]["num_images"]} train images; '
              f'{sizes["init_iters"]} + {n1} iterations; {len(seeds)} seed(s); test split')
@@ -389,19 +465,24 @@ def main(argv=None) -> Dict:
     table = write_results(out, results, meta)
     print('\n' + ('QUICK SMOKE TEST (numbers mean nothing)\n' if args.quick else '') + table)
     print(f'\n{meta["data"]}\nmachine: {meta["machine"]}; total {time.time() - start:.0f} s')
-    print('written: ' + ', '.join(osp.join(args.out, f) for f in ('results.md', 'results.json', 'results.png',
-                                                                  'qualitative.png', 'pseudo_labels.png')))
+    print('written: ' + ', '.join(
+        osp.join(args.out, f)
+        for f in ('results.md', 'results.json', 'results.png', 'qualitative.png', 'pseudo_labels.png')))
     return dict(meta=meta, methods=results)
 
 
 def setting(out: str, data_root: str, splits: Dict[int, str], sizes: dict, device: str) -> dict:
     """The context of one experiment: its output folder, and per seed its split and training seed."""
-    common = [f'{k}.dataset.data_root={data_root}' for k in ('train_dataloader', 'val_dataloader',
-                                                             'test_dataloader')]
-    return dict(out=out, sizes=sizes, device=device,
-                options={s: common + [f'train_dataloader.dataset.split_file={split}', f'randomness.seed={s}']
-                         for s, split in splits.items()},
-                test_options=common + ['test_dataloader.dataset.ann_file=annotations/test.json'])
+    common = [f'{k}.dataset.data_root={data_root}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    return dict(
+        out=out,
+        sizes=sizes,
+        device=device,
+        options={
+            s: common + [f'train_dataloader.dataset.split_file={split}', f'randomness.seed={s}']
+            for s, split in splits.items()
+        },
+        test_options=common + ['test_dataloader.dataset.ann_file=annotations/test.json'])
 
 
 def label_count_study(args, sizes: dict, seeds: List[int], device: str, out: str, data_root: str, nproc: int,
@@ -425,14 +506,20 @@ def label_count_study(args, sizes: dict, seeds: List[int], device: str, out: str
         with open(osp.join(data_root, splits[(n, seeds[0])])) as f:
             split = json.load(f)['meta']
         settings[n] = dict(n_seg=split['n_seg'], n_det=split['n_det'], methods=results)
-    meta = dict(quick=args.quick, seeds=seeds, device=device, machine=machine(device), counts=counts,
-                data=(f'{sizes["num_train"]} train / {sizes["num_val"]} val / {sizes["num_test"]} test generated '
-                      f'{WIDTH}x{HEIGHT} images (scene "simple", data seed {args.data_seed}); scenario (d) per seed '
-                      f'and count: {settings[counts[0]]["n_det"]} det-labeled train images, the seg-labeled ones '
-                      'among them (nested across counts)'),
-                init_iterations=sizes['init_iters'], iterations=sizes['iters'] or 600,
-                command=('python tools/demo.py ' + ' '.join(argv if argv is not None else sys.argv[1:])).strip(),
-                total_wall_time_s=round(time.time() - start, 1))
+    meta = dict(
+        quick=args.quick,
+        seeds=seeds,
+        device=device,
+        machine=machine(device),
+        counts=counts,
+        data=(f'{sizes["num_train"]} train / {sizes["num_val"]} val / {sizes["num_test"]} test generated '
+              f'{WIDTH}x{HEIGHT} images (scene "simple", data seed {args.data_seed}); scenario (d) per seed '
+              f'and count: {settings[counts[0]]["n_det"]} det-labeled train images, the seg-labeled ones '
+              'among them (nested across counts)'),
+        init_iterations=sizes['init_iters'],
+        iterations=sizes['iters'] or 600,
+        command=('python tools/demo.py ' + ' '.join(argv if argv is not None else sys.argv[1:])).strip(),
+        total_wall_time_s=round(time.time() - start, 1))
     table = write_study(out, settings, meta)
     print('\n' + ('QUICK SMOKE TEST (numbers mean nothing)\n' if args.quick else '') + table)
     print(f'\nmachine: {meta["machine"]}; total {time.time() - start:.0f} s; written: ' +
@@ -444,6 +531,7 @@ def run_tool_in_process(argv: List[str]) -> None:
     """``--tool tools/x.py ARGS``: run that tool's ``__main__`` here with ``Config.pretty_text`` memoised (the
     Runner formats the same config with yapf five times at start-up; the text is the same each time)."""
     import runpy
+
     from mmengine.config import Config
 
     plain = Config.pretty_text

@@ -13,8 +13,8 @@ NUM_QUALITATIVE = 4
 # the pseudo-label quality scalars PseudoLabelQualityHook writes (title, key); REQUIRED must be in every
 # semi-supervised run (the others are not written in an interval without any pseudo box / withheld box)
 PL_PANELS = (('seg: pixel accuracy', 'seg.pl/acc'), ('seg: mIoU', 'seg.pl/mIoU'),
-             ('seg: strong-view pixels in the weak view', 'seg.pl/in_view'),
-             ('det: precision @ score 0.5 (sigma_det)', 'det.pl/precision@0.5'),
+             ('seg: strong-view pixels in the weak view', 'seg.pl/in_view'), ('det: precision @ score 0.5 (sigma_det)',
+                                                                              'det.pl/precision@0.5'),
              ('det: recall @ score 0.5', 'det.pl/recall@0.5'), ('det: pseudo boxes per image @ 0.5',
                                                                 'det.pl/boxes_per_img@0.5'))
 PL_REQUIRED = ('seg.pl/acc', 'seg.pl/mIoU', 'det.pl/boxes_per_img@0.5')
@@ -46,8 +46,12 @@ def paired(results: Dict, base: str = 'supervised') -> Dict[str, dict]:
         out[key] = {}
         for k in KEYS:
             diffs = np.array([run['test'][k] - ref[run['seed']][k] for run in r['runs']], float)
-            out[key][k] = dict(diffs=diffs.tolist(), mean=float(diffs.mean()), std=float(diffs.std()),
-                               improved=int((diffs > 0).sum()), seeds=len(diffs))
+            out[key][k] = dict(
+                diffs=diffs.tolist(),
+                mean=float(diffs.mean()),
+                std=float(diffs.std()),
+                improved=int((diffs > 0).sum()),
+                seeds=len(diffs))
     return out
 
 
@@ -69,19 +73,22 @@ def write_results(out: str, results: Dict, meta: Dict) -> str:
     with open(osp.join(out, 'results.json'), 'w') as f:
         json.dump(dict(meta=meta, methods=results), f, indent=2)
     n = len(meta['seeds'])
-    head = (f'| method | det mAP | seg mIoU (%) | gmean | per seed gmean | best val iteration per seed | '
-            f'wall time per seed (s) |\n|---|---|---|---|---|---|---|')
+    head = ('| method | det mAP | seg mIoU (%) | gmean | per seed gmean | best val iteration per seed | '
+            'wall time per seed (s) |\n|---|---|---|---|---|---|---|')
     rows = []
     for r in results.values():
-        cell = [f'{r[k]:.4f} ± {r[k + "_std"]:.4f}' if k != 'seg/mIoU' else f'{r[k]:.2f} ± {r[k + "_std"]:.2f}'
-                for k in KEYS]
-        rows.append(f'| {r["name"]} | ' + ' | '.join(cell) + ' | ' +
-                    ', '.join(f'{x["test"]["multitask/gmean"]:.4f}' for x in r['runs']) + ' | ' +
-                    ', '.join(str(x['best_iter']) for x in r['runs']) + ' | ' +
-                    ', '.join(f'{x["wall_time_s"] + x["test_wall_time_s"]:.0f}' for x in r['runs']) + ' |')
+        cell = [
+            f'{r[k]:.4f} ± {r[k + "_std"]:.4f}' if k != 'seg/mIoU' else f'{r[k]:.2f} ± {r[k + "_std"]:.2f}'
+            for k in KEYS
+        ]
+        rows.append(f'| {r["name"]} | ' + ' | '.join(cell) + ' | ' + ', '.join(f'{x["test"]["multitask/gmean"]:.4f}'
+                                                                               for x in r['runs']) + ' | ' +
+                    ', '.join(str(x['best_iter'])
+                              for x in r['runs']) + ' | ' + ', '.join(f'{x["wall_time_s"] + x["test_wall_time_s"]:.0f}'
+                                                                      for x in r['runs']) + ' |')
     table = '\n'.join([head] + rows)
-    paired_table = '\n'.join([PAIRED_HEAD] + [paired_line(r['name'], r['paired']) for r in results.values()
-                                               if 'paired' in r])
+    paired_table = '\n'.join([PAIRED_HEAD] +
+                             [paired_line(r['name'], r['paired']) for r in results.values() if 'paired' in r])
     init = meta['init']
     note = ('**Quick smoke test**: a few images and iterations; these numbers only show that the path runs.\n\n'
             if meta['quick'] else '')
@@ -97,17 +104,20 @@ def write_results(out: str, results: Dict, meta: Dict) -> str:
         'then mean ± population std over the seeds and (seeds that improve / seeds). The baseline gets what the '
         'methods get: the same initialisation, iterations, learning rate, EMA of the weights (decay 0.99, '
         'evaluated) and best-on-val selection.', '', paired_table, '',
-        'Initialisations (val): ' + '; '.join(
-            f'seed {s}: ' + ', '.join(f'{k} {v:.4f}' for k, v in init[s]['val'].items()) for s in init), '',
+        'Initialisations (val): ' + '; '.join(f'seed {s}: ' + ', '.join(f'{k} {v:.4f}'
+                                                                        for k, v in init[s]['val'].items())
+                                              for s in init), '',
         'Pseudo-label quality (`pseudo_labels.png`, PseudoLabelQualityHook against the labels the split withheld), '
-        'first → last measurement, mean over seeds:', '',
-        *[f'- {name}: ' + ', '.join(f'{k} {v[0]:.3f} → {v[1]:.3f}' for k, v in curve.items())
-          for name, curve in meta['pseudo_label_curves'].items()], '',
+        'first → last measurement, mean over seeds:', '', *[
+            f'- {name}: ' + ', '.join(f'{k} {v[0]:.3f} → {v[1]:.3f}' for k, v in curve.items())
+            for name, curve in meta['pseudo_label_curves'].items()
+        ], '',
         'Wall time per seed: tools/train.py + tools/test.py processes (start-up, training, validations, test); two '
-        'run at once, one thread each.', '', 'Commands (seed 0):', '',
-        *[f'- {r["name"]}: `{r["runs"][0]["command"]}`; test: `{r["runs"][0]["test_command"]}`'
-          for r in results.values()],
-        f'- initialisation: `{init[min(init)]["command"]}`']
+        'run at once, one thread each.', '', 'Commands (seed 0):', '', *[
+            f'- {r["name"]}: `{r["runs"][0]["command"]}`; test: `{r["runs"][0]["test_command"]}`'
+            for r in results.values()
+        ], f'- initialisation: `{init[min(init)]["command"]}`'
+    ]
     with open(osp.join(out, 'results.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
     return table + '\n\n' + paired_table
@@ -127,13 +137,16 @@ def write_study(out: str, settings: Dict, meta: Dict) -> str:
             if 'paired' in r:
                 prows.append(f'| {st["n_seg"]} ' + paired_line(r['name'], r['paired']))
     table = '\n'.join([head] + rows)
-    ptable = '\n'.join(['| seg labels | paired difference | det mAP | seg mIoU (points) | gmean |',
-                         '|---|---|---|---|---|'] + prows)
-    lines = ['# Label-count study', '', ('**Quick smoke test**: numbers mean nothing.\n' if meta['quick'] else '') +
-             f'Data: {meta["data"]}.', '', f'Command: `{meta["command"]}` on {meta["machine"]}; total '
-             f'{meta["total_wall_time_s"]:.0f} s.', '', f'Test split, mean ± population std over '
-             f'{len(meta["seeds"])} seed(s):', '', table, '', 'Paired differences to the supervised baseline (per seed, '
-             'then mean ± std and seeds improving / seeds):', '', ptable]
+    ptable = '\n'.join(
+        ['| seg labels | paired difference | det mAP | seg mIoU (points) | gmean |', '|---|---|---|---|---|'] + prows)
+    lines = [
+        '# Label-count study', '',
+        ('**Quick smoke test**: numbers mean nothing.\n' if meta['quick'] else '') + f'Data: {meta["data"]}.', '',
+        f'Command: `{meta["command"]}` on {meta["machine"]}; total '
+        f'{meta["total_wall_time_s"]:.0f} s.', '', f'Test split, mean ± population std over '
+        f'{len(meta["seeds"])} seed(s):', '', table, '', 'Paired differences to the supervised baseline (per seed, '
+        'then mean ± std and seeds improving / seeds):', '', ptable
+    ]
     with open(osp.join(out, 'study.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
     plot_study(out, settings, meta)
@@ -158,8 +171,11 @@ def plot_study(out: str, settings: Dict, meta: Dict) -> None:
             stds = np.array([r[k + '_std'] * scale for r in rs])
             axes[0, col].errorbar(counts, means, yerr=stds, marker='o', capsize=3, label=name, color=colors.get(key))
             for c, r in zip(counts, rs):
-                axes[0, col].scatter([c] * len(r['runs']), [x['test'][k] * scale for x in r['runs']], s=8,
-                                     color=colors.get(key), alpha=0.5)
+                axes[0, col].scatter(
+                    [c] * len(r['runs']), [x['test'][k] * scale for x in r['runs']],
+                    s=8,
+                    color=colors.get(key),
+                    alpha=0.5)
             if 'paired' in rs[0]:
                 d = np.array([r['paired'][k]['mean'] * scale for r in rs])
                 e = np.array([r['paired'][k]['std'] * scale for r in rs])
@@ -174,9 +190,10 @@ def plot_study(out: str, settings: Dict, meta: Dict) -> None:
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f'Label-count study: {len(meta["seeds"])} seed(s), {meta["init_iterations"]} + {meta["iterations"]} '
-                 'iterations, best val checkpoint tested' + (' (quick smoke test)' if meta['quick'] else ''),
-                 fontsize=9)
+    fig.suptitle(
+        f'Label-count study: {len(meta["seeds"])} seed(s), {meta["init_iterations"]} + {meta["iterations"]} '
+        'iterations, best val checkpoint tested' + (' (quick smoke test)' if meta['quick'] else ''),
+        fontsize=9)
     fig.tight_layout()
     fig.savefig(osp.join(out, 'study.png'))
     plt.close(fig)
@@ -188,8 +205,7 @@ def plot_results(out: str, results: Dict, title: str) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    groups = [('det/bbox_mAP', 'det mAP', 1.0), ('seg/mIoU', 'seg mIoU', 0.01), ('multitask/gmean', 'gmean',
-                                                                                         1.0)]
+    groups = [('det/bbox_mAP', 'det mAP', 1.0), ('seg/mIoU', 'seg mIoU', 0.01), ('multitask/gmean', 'gmean', 1.0)]
     fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
     n = len(results)
     width = 0.8 / n
@@ -201,8 +217,13 @@ def plot_results(out: str, results: Dict, title: str) -> None:
         ax.bar(xs, means, width, yerr=stds, capsize=3, label=r['name'], color=color, alpha=0.75)
         for x, (k, _, s) in zip(xs, groups):
             pts = [run['test'][k] * s for run in r['runs']]
-            ax.scatter(np.full(len(pts), x) + np.linspace(-width / 4, width / 4, len(pts)), pts, s=12, color='k',
-                       zorder=3, label='one seed' if i == 0 and k == groups[0][0] else None)
+            ax.scatter(
+                np.full(len(pts), x) + np.linspace(-width / 4, width / 4, len(pts)),
+                pts,
+                s=12,
+                color='k',
+                zorder=3,
+                label='one seed' if i == 0 and k == groups[0][0] else None)
         for x, m in zip(xs, means):
             ax.text(x, m, f'{m:.3f}', ha='center', va='bottom', fontsize=7)
     ax.set_xticks(np.arange(len(groups)), [g[1] for g in groups])
@@ -244,8 +265,13 @@ def pseudo_label_curves(out: str, runs: Dict[str, List[dict]], names: Dict[str, 
                 pts = [(r['step'], r[k]) for r in recs if k in r]
                 if pts:
                     xs, ys = zip(*pts)
-                    ax.plot(xs, ys, color=colors.get(key), alpha=0.8, lw=1.2,
-                            label=names[key] if run is seed_runs[0] else None)
+                    ax.plot(
+                        xs,
+                        ys,
+                        color=colors.get(key),
+                        alpha=0.8,
+                        lw=1.2,
+                        label=names[key] if run is seed_runs[0] else None)
                     firsts.setdefault(k, []).append(ys[0])
                     lasts.setdefault(k, []).append(ys[-1])
         ends[names[key]] = {k: (float(np.mean(firsts[k])), float(np.mean(lasts[k]))) for k in firsts}
@@ -255,9 +281,10 @@ def pseudo_label_curves(out: str, runs: Dict[str, List[dict]], names: Dict[str, 
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle('Pseudo-labels of the EMA teacher against the labels the split withheld (one line per seed; '
-                 'det.pl/precision and recall are not written in an interval without pseudo / withheld boxes)',
-                 fontsize=8)
+    fig.suptitle(
+        'Pseudo-labels of the EMA teacher against the labels the split withheld (one line per seed; '
+        'det.pl/precision and recall are not written in an interval without pseudo / withheld boxes)',
+        fontsize=8)
     fig.tight_layout()
     fig.savefig(osp.join(out, 'pseudo_labels.png'))
     plt.close(fig)
@@ -280,8 +307,8 @@ def qualitative(out: str, runs: Dict[str, dict], cfg_options: List[str], scale: 
     repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
     init_default_scope('mmdet')
     options = dict(o.split('=', 1) for o in cfg_options if o.startswith('test_dataloader'))
-    vis = VISUALIZERS.build(dict(type='MultiTaskLocalVisualizer', name=f'demo_qualitative_{os.getpid()}',
-                                 alpha=0.45, line_width=1))
+    vis = VISUALIZERS.build(
+        dict(type='MultiTaskLocalVisualizer', name=f'demo_qualitative_{os.getpid()}', alpha=0.45, line_width=1))
     columns, samples, indices = [], None, None
     for name, run in runs.items():
         cfg = Config.fromfile(osp.join(repo, run['config']))
@@ -300,8 +327,10 @@ def qualitative(out: str, runs: Dict[str, dict], cfg_options: List[str], scale: 
         columns.append((name, panels))
     h, w = columns[0][1][0].shape[:2]
     header = 22
-    rows = [np.concatenate([np.pad(col[1][r], ((0, 2), (0, 2), (0, 0)), constant_values=255) for col in columns],
-                           axis=1) for r in range(len(indices))]
+    rows = [
+        np.concatenate([np.pad(col[1][r], ((0, 2), (0, 2), (0, 0)), constant_values=255) for col in columns], axis=1)
+        for r in range(len(indices))
+    ]
     grid = np.concatenate(rows, axis=0)
     top = np.full((header, grid.shape[1], 3), 255, np.uint8)
     for c, (title, _) in enumerate(columns):

@@ -1,4 +1,4 @@
-"""Export the EMA teacher (or the student) of a semi-supervised checkpoint as a ``MultiTaskDetSeg`` checkpoint.
+"""Export the EMA teacher (or the student) of a semi-supervised checkpoint as a ``MultiTaskModel`` checkpoint.
 
 A ``MultiTaskSemiSupervised`` checkpoint holds two models (keys ``student.*``, ``teacher.*``) and the training state
 (optimizer, message hub, schedulers, RNG state). The output holds one model, keys without prefix, and loads into
@@ -30,7 +30,7 @@ TRAINING_ONLY_META = ('torch_rng_state', 'cuda_rng_state', 'cfg')
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Export the EMA teacher (default) or the student of a '
-                                     'MultiTaskSemiSupervised checkpoint as a MultiTaskDetSeg checkpoint')
+                                     'MultiTaskSemiSupervised checkpoint as a MultiTaskModel checkpoint')
     parser.add_argument('checkpoint', help='semi-supervised checkpoint (keys student.*, teacher.*)')
     parser.add_argument('out', help='output file (.pth)')
     parser.add_argument('--student', action='store_true', help='export the student instead of the EMA teacher')
@@ -73,8 +73,8 @@ def export(checkpoint: str, out: str, branch: str = 'teacher') -> dict:
                          f'{list(ckpt)[:5] if isinstance(ckpt, dict) else type(ckpt).__name__})')
     state_dict = branch_state_dict(ckpt['state_dict'], branch, checkpoint)
     meta = {k: v for k, v in (ckpt.get('meta') or {}).items() if k not in TRAINING_ONLY_META}
-    meta['exported_from'] = dict(checkpoint=osp.abspath(checkpoint), branch=branch,
-                                 cfg=(ckpt.get('meta') or {}).get('cfg'))
+    meta['exported_from'] = dict(
+        checkpoint=osp.abspath(checkpoint), branch=branch, cfg=(ckpt.get('meta') or {}).get('cfg'))
     result = dict(state_dict=state_dict, meta=meta)
     if osp.dirname(out):
         os.makedirs(osp.dirname(out), exist_ok=True)

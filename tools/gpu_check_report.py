@@ -54,8 +54,13 @@ def junit(path: str) -> Optional[dict]:
             if node is not None:
                 failures.append(f"{case.get('name')}: {kind}: {(node.get('message') or '')[:500]}")
     passed = counts['tests'] - counts['failures'] - counts['errors'] - counts['skipped']
-    return dict(tests=counts['tests'], passed=passed, failed=counts['failures'], errors=counts['errors'],
-                skipped=counts['skipped'], failures=failures)
+    return dict(
+        tests=counts['tests'],
+        passed=passed,
+        failed=counts['failures'],
+        errors=counts['errors'],
+        skipped=counts['skipped'],
+        failures=failures)
 
 
 def dist_log(path: str) -> dict:
@@ -124,8 +129,11 @@ def stages(work: str) -> dict:
     with open(path) as f:
         for line in f:
             name, status, seconds, rc, limit, reason = (line.rstrip('\n').split('\t') + [''] * 6)[:6]
-            record = dict(status=status, seconds=float(seconds or 0), rc=int(rc) if rc not in ('', '-') else None,
-                          timeout_s=int(limit) if limit not in ('', '-') else None)
+            record = dict(
+                status=status,
+                seconds=float(seconds or 0),
+                rc=int(rc) if rc not in ('', '-') else None,
+                timeout_s=int(limit) if limit not in ('', '-') else None)
             if reason:
                 record['reason'] = reason
             if status in ('failed', 'timeout'):
@@ -137,8 +145,12 @@ def stages(work: str) -> dict:
 def main(argv=None) -> dict:
     work, out_path, budget, total = (argv or sys.argv[1:])[:4]
     st = stages(work)
-    report = dict(budget_s=float(budget), total_s=float(total),
-                  ok=bool(st) and all(s['status'] == 'ok' for s in st.values()), stages=st, figures=figures(work))
+    report = dict(
+        budget_s=float(budget),
+        total_s=float(total),
+        ok=bool(st) and all(s['status'] == 'ok' for s in st.values()),
+        stages=st,
+        figures=figures(work))
     with open(out_path, 'w') as f:
         json.dump(report, f, indent=2)
     return report

@@ -46,8 +46,8 @@ except ImportError:  # pip always vendors it
     from pip._vendor.packaging import tags  # type: ignore
     from pip._vendor.packaging.markers import default_environment  # type: ignore
     from pip._vendor.packaging.requirements import Requirement  # type: ignore
-    from pip._vendor.packaging.utils import (canonicalize_name, parse_sdist_filename,  # type: ignore
-                                             parse_wheel_filename)
+    from pip._vendor.packaging.utils import parse_sdist_filename  # type: ignore
+    from pip._vendor.packaging.utils import canonicalize_name, parse_wheel_filename
     from pip._vendor.packaging.version import Version  # type: ignore
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -56,8 +56,8 @@ IMAGE = osp.join(REPO, 'requirements', 'gpu_image.txt')
 PROJECT = [osp.join(REPO, 'requirements', f) for f in ('mmcv_deps.txt', 'runtime.txt')]
 PYTHON = (3, 12)
 # manylinux platforms a CPython 3.12 x86_64 Linux with a recent glibc installs (the image runs Python 3.12.3)
-PLATFORMS = [f'manylinux_2_{n}_x86_64' for n in range(39, 4, -1)] + ['manylinux2014_x86_64', 'manylinux2010_x86_64',
-                                                                     'manylinux1_x86_64', 'linux_x86_64']
+PLATFORMS = [f'manylinux_2_{n}_x86_64' for n in range(39, 4, -1)
+             ] + ['manylinux2014_x86_64', 'manylinux2010_x86_64', 'manylinux1_x86_64', 'linux_x86_64']
 # declared under one name, installed under another on the image: the same import (cv2)
 ALIASES = {'opencv-python': 'opencv-python-headless'}
 # PyPI backports of modules that Python 3.12 has itself (cityscapesscripts declares ``typing``)
@@ -67,9 +67,17 @@ STDLIB = {'typing'}
 def target_environment() -> Dict[str, str]:
     """Marker variables of the GPU machine's interpreter (CPython 3.12 on Linux x86_64), no extra."""
     env = dict(default_environment())
-    env.update(python_version='3.12', python_full_version='3.12.3', implementation_name='cpython',
-               implementation_version='3.12.3', platform_python_implementation='CPython', sys_platform='linux',
-               platform_system='Linux', platform_machine='x86_64', os_name='posix', extra='')
+    env.update(
+        python_version='3.12',
+        python_full_version='3.12.3',
+        implementation_name='cpython',
+        implementation_version='3.12.3',
+        platform_python_implementation='CPython',
+        sys_platform='linux',
+        platform_system='Linux',
+        platform_machine='x86_64',
+        os_name='posix',
+        extra='')
     return env
 
 
@@ -142,7 +150,8 @@ def sdist_requires(path: str) -> List[str]:
     return out
 
 
-def scan(folder: str, listed: List[Tuple[str, str, str]],
+def scan(folder: str,
+         listed: List[Tuple[str, str, str]],
          list_path: str = LIST) -> Tuple[Dict[str, Tuple[str, str]], List[str]]:
     """``{name: (version, path)}`` of the listed files found, and the problems with the folder's files."""
     problems, found = [], {}
@@ -213,7 +222,10 @@ def provider(req: Requirement, house: Dict[str, str], image: Dict[str, Optional[
     return False, 'MISSING'
 
 
-def check(folder: str, installed: bool = False, list_path: str = LIST, image_path: str = IMAGE,
+def check(folder: str,
+          installed: bool = False,
+          list_path: str = LIST,
+          image_path: str = IMAGE,
           project: Optional[List[str]] = None) -> Tuple[List[str], List[str]]:
     """The report lines and the problems (``project``: the project's requirement files, default ``PROJECT``)."""
     listed = read_list(list_path)
@@ -249,11 +261,16 @@ def check(folder: str, installed: bool = False, list_path: str = LIST, image_pat
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('folder', help='the wheelhouse (tools/gpu_wheelhouse.sh DIR)')
-    parser.add_argument('--installed', action='store_true',
-                        help="check requirements against this interpreter's distributions (on the GPU machine)")
+    parser.add_argument(
+        '--installed',
+        action='store_true',
+        help="check requirements against this interpreter's distributions (on the GPU machine)")
     parser.add_argument('--list', default=LIST, help='the package list (default requirements/gpu_wheelhouse.txt)')
-    parser.add_argument('--print', choices=['wheels', 'sdists'], dest='print_kind',
-                        help='print the paths of the listed wheels (sdists) in the folder instead of a report')
+    parser.add_argument(
+        '--print',
+        choices=['wheels', 'sdists'],
+        dest='print_kind',
+        help='print the paths of the listed wheels (sdists) in the folder instead of a report')
     args = parser.parse_args(argv)
     if args.print_kind:
         listed = read_list(args.list)

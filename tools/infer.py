@@ -31,10 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--score-thr', type=float, default=0.3, help='boxes scoring below it are left out')
     parser.add_argument('--tasks', nargs='+', help='predict only these tasks (e.g. --tasks det)')
     parser.add_argument('--no-vis', action='store_true', help='do not draw vis/ pictures')
-    parser.add_argument('--train-ids', action='store_true',
-                        help='write class indices (trainIds) to seg/ even where the config maps them to label ids')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value pairs')
+    parser.add_argument(
+        '--train-ids',
+        action='store_true',
+        help='write class indices (trainIds) to seg/ even where the config maps them to label ids')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='override settings of the config, key=value pairs')
     return parser
 
 
@@ -73,8 +75,8 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    inferencer = MultiTaskInferencer(cfg, args.checkpoint, device=args.device, tasks=args.tasks,
-                                     score_thr=args.score_thr, train_ids=args.train_ids)
+    inferencer = MultiTaskInferencer(
+        cfg, args.checkpoint, device=args.device, tasks=args.tasks, score_thr=args.score_thr, train_ids=args.train_ids)
     with warnings.catch_warnings():  # a skipped image: one line naming it, as it happens
         show = warnings.showwarning
 
@@ -89,13 +91,16 @@ def main(argv=None):
         results = inferencer(images, batch_size=args.batch_size, out_dir=args.out_dir, no_save_vis=args.no_vis)
     n = len(results['predictions'])
     boxes = sum(len(p.get('boxes', ())) for p in results['predictions'])
-    written = ['preds/'] + (['seg/'] if 'seg' in inferencer.predict_tasks else []) + ([] if args.no_vis else
-                                                                                       ['vis/'])
+    written = ['preds/'] + (['seg/'] if 'seg' in inferencer.predict_tasks else []) + ([] if args.no_vis else ['vis/'])
     print(f'{n} images, {boxes} boxes with score >= {args.score_thr}; wrote {", ".join(written)} in {args.out_dir}')
     skipped = results['skipped']
     if skipped:
-        print(f'{parser.prog}: {len(skipped)} of {n + len(skipped)} images could not be read and were skipped (no '
-              'output for them):', *skipped, sep='\n  ', file=sys.stderr)
+        print(
+            f'{parser.prog}: {len(skipped)} of {n + len(skipped)} images could not be read and were skipped (no '
+            'output for them):',
+            *skipped,
+            sep='\n  ',
+            file=sys.stderr)
         raise SystemExit(1)
     return results
 

@@ -113,7 +113,10 @@ def draw(rng: np.random.Generator, pool: Sequence[str], n: int) -> List[str]:
     return sorted(pool[i] for i in rng.permutation(len(pool))[:n])
 
 
-def make_split(data_list: Sequence[dict], scenario: str, n_det: Optional[str] = None, n_seg: Optional[str] = None,
+def make_split(data_list: Sequence[dict],
+               scenario: str,
+               n_det: Optional[str] = None,
+               n_seg: Optional[str] = None,
                seed: int = 0) -> Dict[str, List[str]]:
     """The labeled images of each task for ``scenario``.
 
@@ -167,8 +170,10 @@ def make_split(data_list: Sequence[dict], scenario: str, n_det: Optional[str] = 
                                   f'must be <= --n-det ({nd})')
         det = draw(rng, det_pool, nd)
         seg_in_det = sorted(set(det) & set(seg_pool))
-        return dict(det=det, seg=draw(rng, seg_in_det, check_n(ns, len(seg_in_det), '--n-seg',
-                                                                  'labeled for seg among the drawn det images')))
+        return dict(
+            det=det,
+            seg=draw(rng, seg_in_det,
+                     check_n(ns, len(seg_in_det), '--n-seg', 'labeled for seg among the drawn det images')))
     ns = check_n(ns, len(seg_pool), '--n-seg', 'labeled for seg')
     det = draw(rng, det_pool, nd)
     return dict(det=det, seg=draw(rng, seg_pool, ns))
@@ -220,11 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
         description='Write a seeded low-data split file for MultiTaskDataset\'s split_file option, from a labeled '
         'annotation file: per-task counts (--n TASK=N) for any tasks, or the scenarios a-e of section 4.1.')
     parser.add_argument('ann_file', help='annotation file written by tools/dataset_converters/* (e.g. train.json)')
-    parser.add_argument('--n', action='append', metavar='TASK=N', dest='counts',
-                        help='images labeled for TASK: a count or 1/k (repeatable; tasks without one keep all)')
-    parser.add_argument('--scenario', default=None, choices=SCENARIOS,
-                        help='a: all det, N seg; b: N both (full overlap); c: N each, random overlap; '
-                        'd: N_seg within N_det; e: N_det and N_seg, random overlap')
+    parser.add_argument(
+        '--n',
+        action='append',
+        metavar='TASK=N',
+        dest='counts',
+        help='images labeled for TASK: a count or 1/k (repeatable; tasks without one keep all)')
+    parser.add_argument(
+        '--scenario',
+        default=None,
+        choices=SCENARIOS,
+        help='a: all det, N seg; b: N both (full overlap); c: N each, random overlap; '
+        'd: N_seg within N_det; e: N_det and N_seg, random overlap')
     parser.add_argument('--n-det', default=None, help='images labeled for detection: a count or 1/k')
     parser.add_argument('--n-seg', default=None, help='images labeled for segmentation: a count or 1/k')
     parser.add_argument('--seed', type=int, default=0, help='seed of the random draws (default: 0)')
@@ -277,8 +289,17 @@ def write_split(args: argparse.Namespace) -> dict:
     kept = {t: pool for t, pool in task_pools(ann['data_list']).items() if t not in labeled}
     labeled.update(kept)
     overlap = len(set.intersection(*(set(labeled[t]) for t in drawn)))
-    meta = dict(scenario=args.scenario, counts={t: len(v) for t, v in labeled.items()}, drawn=drawn, overlap=overlap,
-                seed=args.seed, ann_file=args.ann_file, num_images=len(ann['data_list']))
+    meta = dict(
+        scenario=args.scenario,
+        counts={
+            t: len(v)
+            for t, v in labeled.items()
+        },
+        drawn=drawn,
+        overlap=overlap,
+        seed=args.seed,
+        ann_file=args.ann_file,
+        num_images=len(ann['data_list']))
     if args.scenario is not None:
         meta.update(n_det=len(labeled['det']), n_seg=len(labeled['seg']))
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)

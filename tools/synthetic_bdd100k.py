@@ -51,8 +51,12 @@ def scene(rng: np.random.Generator, height: int, width: int) -> Tuple[np.ndarray
         y1 = int(rng.integers(horizon - h // 2, height - h))
         train_id, bgr = OBJECTS[category]
         img[y1:y1 + h, x1:x1 + w], mask[y1:y1 + h, x1:x1 + w] = bgr, train_id
-        labels.append(dict(id=str(i), category=category, attributes=dict(occluded=False, truncated=False),
-                           box2d=dict(x1=float(x1), y1=float(y1), x2=float(x1 + w - 1), y2=float(y1 + h - 1))))
+        labels.append(
+            dict(
+                id=str(i),
+                category=category,
+                attributes=dict(occluded=False, truncated=False),
+                box2d=dict(x1=float(x1), y1=float(y1), x2=float(x1 + w - 1), y2=float(y1 + h - 1))))
     noise = rng.integers(-12, 13, img.shape)
     img = np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
     return img, mask, labels
@@ -64,8 +68,14 @@ def write(path: str, arr: np.ndarray) -> None:
         raise OSError(f'cannot write {path}')
 
 
-def write_synthetic_bdd100k(root: str, num_det: int = 4, num_seg: int = 2, num_both: int = 4, num_val: int = 2,
-                            height: int = 720, width: int = 1280, seed: int = 0) -> Dict[str, int]:
+def write_synthetic_bdd100k(root: str,
+                            num_det: int = 4,
+                            num_seg: int = 2,
+                            num_both: int = 4,
+                            num_val: int = 2,
+                            height: int = 720,
+                            width: int = 1280,
+                            seed: int = 0) -> Dict[str, int]:
     """Write the tree under ``root`` (see the module docstring).
 
     Args:
@@ -129,8 +139,8 @@ def main(argv=None) -> Dict[str, int]:
     for flag in ('num_det', 'num_seg', 'num_both', 'num_val'):
         if getattr(args, flag) < 0:
             fail(f'--{flag.replace("_", "-")} must be >= 0, got {getattr(args, flag)}')
-    counts = write_synthetic_bdd100k(args.root, args.num_det, args.num_seg, args.num_both, args.num_val, height,
-                                     width, args.seed)
+    counts = write_synthetic_bdd100k(args.root, args.num_det, args.num_seg, args.num_both, args.num_val, height, width,
+                                     args.seed)
     print(f'[synthetic_bdd100k] {args.root}: ' + ', '.join(f'{k} {v}' for k, v in sorted(counts.items())))
     return counts
 

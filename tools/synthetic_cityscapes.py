@@ -53,8 +53,8 @@ FRAME = 19  # Cityscapes' annotated frame is the 20th of each 30-frame snippet
 SPLIT_CODES = {'train': 0, 'val': 1, 'test': 2}
 # the labels a scene uses, checked against cityscapesscripts' table at import (a group label is its class
 # name + 'group', as in the official polygon files)
-SCENE_LABELS = ('sky', 'building', 'vegetation', 'sidewalk', 'road', 'pole', 'traffic sign', 'person', 'rider',
-                'car', 'truck', 'bus', 'motorcycle', 'bicycle')
+SCENE_LABELS = ('sky', 'building', 'vegetation', 'sidewalk', 'road', 'pole', 'traffic sign', 'person', 'rider', 'car',
+                'truck', 'bus', 'motorcycle', 'bicycle')
 for _name in SCENE_LABELS:
     assert _name in name2label, f'cityscapesscripts has no label {_name!r}'
 GROUP_LABELS = ('persongroup', 'cargroup', 'bicyclegroup')
@@ -104,8 +104,7 @@ def put(tex: np.ndarray, mask: np.ndarray, rgb) -> None:
 def clip_polygon(points: Sequence[Sequence[float]], width: int, height: int) -> Polygon:
     """Clip a polygon to the image (Sutherland-Hodgman) and round it to integer pixels."""
     pts = [tuple(map(float, p)) for p in points]
-    for axis, limit, keep_below in ((0, 0.0, False), (0, width - 1.0, True), (1, 0.0, False),
-                                    (1, height - 1.0, True)):
+    for axis, limit, keep_below in ((0, 0.0, False), (0, width - 1.0, True), (1, 0.0, False), (1, height - 1.0, True)):
         if not pts:
             break
         inside = (lambda p: p[axis] <= limit) if keep_below else (lambda p: p[axis] >= limit)
@@ -134,8 +133,15 @@ def _cross(a, b, axis, limit):
     return tuple(a[k] + t * (b[k] - a[k]) for k in range(2))
 
 
-def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 14, a0: float = 0.0, a1: float = 2 * np.pi,
-            rng: Optional[np.random.Generator] = None, wobble: float = 0.0) -> List[Tuple[float, float]]:
+def ellipse(cx: float,
+            cy: float,
+            rx: float,
+            ry: float,
+            n: int = 14,
+            a0: float = 0.0,
+            a1: float = 2 * np.pi,
+            rng: Optional[np.random.Generator] = None,
+            wobble: float = 0.0) -> List[Tuple[float, float]]:
     """Points on an ellipse arc from angle ``a0`` to ``a1`` (image coordinates: y down), radius jittered."""
     angles = np.linspace(a0, a1, n, endpoint=(a1 - a0) < 2 * np.pi - 1e-6)
     r = 1.0 + (rng.uniform(-wobble, wobble, n) if rng is not None and wobble else 0.0)
@@ -256,8 +262,7 @@ def paint_sidewalks(c: Canvas, st: Street) -> List[Tuple[str, Polygon, Texture]]
     out = []
     for side in (-1, 1):
         edge = 0.0 if side < 0 else w - 1.0
-        poly = [[edge, st.yh], [st.vx + side * st.half_far, st.yh],
-                [st.road_x(h - 1, side), h - 1], [edge, h - 1]]
+        poly = [[edge, st.yh], [st.vx + side * st.half_far, st.yh], [st.road_x(h - 1, side), h - 1], [edge, h - 1]]
         base = c.color(((0.62, 0.6, 0.58), (0.66, 0.55, 0.52), (0.55, 0.56, 0.6))[rng.integers(3)], 0.06)
         tex = c.fill(base) * (1 + 0.06 * c.smooth(6)[..., None])
         s = np.maximum((c.yy - st.yh) / (h - st.yh), 0.02)  # paving slabs shrink with distance
@@ -297,8 +302,8 @@ def paint_road(c: Canvas, st: Street) -> Tuple[str, Polygon, Texture]:
 # Each returns a list of (label, polygon, texture) for an object standing at (x, y_foot) with pixel height h.
 CAR_COLORS = [(0.75, 0.1, 0.1), (0.1, 0.2, 0.6), (0.8, 0.8, 0.82), (0.08, 0.08, 0.1), (0.95, 0.95, 0.95),
               (0.5, 0.52, 0.55), (0.2, 0.45, 0.25), (0.85, 0.6, 0.1)]
-CLOTHES = [(0.1, 0.1, 0.12), (0.2, 0.25, 0.5), (0.6, 0.1, 0.12), (0.85, 0.85, 0.8), (0.45, 0.4, 0.3),
-           (0.2, 0.45, 0.3), (0.9, 0.6, 0.1), (0.5, 0.5, 0.55)]
+CLOTHES = [(0.1, 0.1, 0.12), (0.2, 0.25, 0.5), (0.6, 0.1, 0.12), (0.85, 0.85, 0.8), (0.45, 0.4, 0.3), (0.2, 0.45, 0.3),
+           (0.9, 0.6, 0.1), (0.5, 0.5, 0.55)]
 SKIN = [(0.92, 0.75, 0.6), (0.75, 0.55, 0.4), (0.45, 0.3, 0.2), (0.25, 0.18, 0.12)]
 
 
@@ -315,8 +320,7 @@ def car(c: Canvas, x: float, y: float, h: float, label: str = 'car', color=None,
     body = c.color(color if color is not None else CAR_COLORS[rng.integers(len(CAR_COLORS))], 0.05)
     if side_view:
         w = h * rng.uniform(2.1, 2.6)
-        shape = [(0, 1), (0, 0.5), (0.1, 0.42), (0.27, 0.05), (0.7, 0.05), (0.86, 0.42), (1, 0.5), (1, 0.92),
-                 (0.97, 1)]
+        shape = [(0, 1), (0, 0.5), (0.1, 0.42), (0.27, 0.05), (0.7, 0.05), (0.86, 0.42), (1, 0.5), (1, 0.92), (0.97, 1)]
     else:
         w = h * rng.uniform(1.15, 1.35)
         shape = [(0, 1), (0, 0.45), (0.12, 0.4), (0.2, 0.06), (0.8, 0.06), (0.88, 0.4), (1, 0.45), (1, 1)]
@@ -396,10 +400,9 @@ def person_shape(rng: np.random.Generator, stride: float) -> List[Tuple[float, f
     """Silhouette of a standing person in box coordinates, legs apart by ``stride``."""
     a = rng.uniform(0.0, 0.08)  # arm swing
     s = stride
-    return [(0.4, 0), (0.6, 0), (0.64, 0.08), (0.58, 0.14), (0.86, 0.18), (0.95 + a, 0.5), (0.84, 0.52),
-            (0.8, 0.32), (0.78, 0.56), (0.62 + s, 1.0), (0.5 + s * 0.2, 1.0), (0.5, 0.66), (0.5 - s * 0.2, 1.0),
-            (0.38 - s, 1.0), (0.22, 0.56), (0.2, 0.32), (0.16, 0.52), (0.05 - a, 0.5), (0.14, 0.18), (0.42, 0.14),
-            (0.36, 0.08)]
+    return [(0.4, 0), (0.6, 0), (0.64, 0.08), (0.58, 0.14), (0.86, 0.18), (0.95 + a, 0.5), (0.84, 0.52), (0.8, 0.32),
+            (0.78, 0.56), (0.62 + s, 1.0), (0.5 + s * 0.2, 1.0), (0.5, 0.66), (0.5 - s * 0.2, 1.0), (0.38 - s, 1.0),
+            (0.22, 0.56), (0.2, 0.32), (0.16, 0.52), (0.05 - a, 0.5), (0.14, 0.18), (0.42, 0.14), (0.36, 0.08)]
 
 
 def person_texture(c: Canvas, box, seated: bool = False) -> np.ndarray:
@@ -455,9 +458,9 @@ def two_wheeler(c: Canvas, x: float, y: float, h: float, kind: str, rider: bool)
     if rider:
         rh, rw = h * 0.78, h * 0.36
         rx0, ry0 = x - rw / 2 + (0.05 if flip else -0.05) * w, y - hv * 0.55 - rh
-        shape = [(0.4, 0), (0.6, 0), (0.64, 0.08), (0.58, 0.14), (0.85, 0.2), (1.0, 0.45), (0.88, 0.5),
-                 (0.8, 0.36), (0.8, 0.7), (0.9, 1.0), (0.72, 1.0), (0.52, 0.8), (0.3, 0.8), (0.22, 0.55),
-                 (0.14, 0.18), (0.42, 0.14), (0.36, 0.08)]
+        shape = [(0.4, 0), (0.6, 0), (0.64, 0.08), (0.58, 0.14), (0.85, 0.2), (1.0, 0.45), (0.88, 0.5), (0.8, 0.36),
+                 (0.8, 0.7), (0.9, 1.0), (0.72, 1.0), (0.52, 0.8), (0.3, 0.8), (0.22, 0.55), (0.14, 0.18), (0.42, 0.14),
+                 (0.36, 0.08)]
         if flip:
             shape = [(1 - a, b) for a, b in shape]
         poly = [[rx0 + a * rw, ry0 + b * rh] for a, b in shape]
@@ -836,8 +839,8 @@ def write_synthetic_cityscapes(root: str,
     summary = {}
     for split, n in sizes:
         part = [s for j, s in zip(jobs, stats) if j[2] == split]
-        summary[split] = dict(images=n, instances=sum(s['instances'] for s in part),
-                              crowd_groups=sum(s['crowd_groups'] for s in part))
+        summary[split] = dict(
+            images=n, instances=sum(s['instances'] for s in part), crowd_groups=sum(s['crowd_groups'] for s in part))
     return summary
 
 
@@ -856,10 +859,19 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     for flag, least in (('height', 1), ('width', 1), ('num_train', 0), ('num_val', 0), ('num_test', 0)):
         if getattr(args, flag) < least:  # bad command-line input: one line and exit status 2, no traceback
-            parser.exit(2, f'{parser.prog}: error: --{flag.replace("_", "-")} must be >= {least}, got '
-                        f'{getattr(args, flag)}\n')
-    summary = write_synthetic_cityscapes(args.root, args.num_train, args.num_val, args.height, args.width, args.seed,
-                                         args.nproc, num_test=args.num_test, scene=args.scene)
+            parser.exit(
+                2, f'{parser.prog}: error: --{flag.replace("_", "-")} must be >= {least}, got '
+                f'{getattr(args, flag)}\n')
+    summary = write_synthetic_cityscapes(
+        args.root,
+        args.num_train,
+        args.num_val,
+        args.height,
+        args.width,
+        args.seed,
+        args.nproc,
+        num_test=args.num_test,
+        scene=args.scene)
     print(json.dumps(summary))
     return summary
 

@@ -20,9 +20,11 @@ def parse_args(argv=None):
     parser.add_argument('--show', action='store_true', help='show each prediction in a window (needs a display)')
     parser.add_argument('--show-dir', help='directory where painted images are saved (under work_dir/timestamp)')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds each image is shown with --show')
-    parser.add_argument('--tta', action='store_true',
-                        help='flip test-time augmentation for every task (cfg.tta_model, cfg.tta_pipeline or one '
-                        'built from the test pipeline)')
+    parser.add_argument(
+        '--tta',
+        action='store_true',
+        help='flip test-time augmentation for every task (cfg.tta_model, cfg.tta_pipeline or one '
+        'built from the test pipeline)')
     add_launch_args(parser)  # --cfg-options, --launcher, --local_rank
     return parse_launch_args(parser, argv)
 

@@ -11,12 +11,15 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a multi-task model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument('--amp', action='store_true', default=False,
-                        help='enable automatic-mixed-precision training')
+    parser.add_argument('--amp', action='store_true', default=False, help='enable automatic-mixed-precision training')
     parser.add_argument('--auto-scale-lr', action='store_true', help='enable automatically scaling LR.')
-    parser.add_argument('--resume', nargs='?', type=str, const='auto',
-                        help='resume from this checkpoint, or (no value) from the latest checkpoint in the '
-                        'work directory')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from this checkpoint, or (no value) from the latest checkpoint in the '
+        'work directory')
     add_launch_args(parser)  # --cfg-options, --launcher, --local_rank
     return parse_launch_args(parser, argv)
 

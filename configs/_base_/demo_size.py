@@ -32,8 +32,13 @@ demo_optim_wrapper = dict(optimizer=dict(lr=0.01), clip_grad=dict(max_norm=10, n
 demo_default_hooks = dict(
     logger=dict(interval=25, log_metric_by_epoch=False),  # validation scalars at their iteration
     # the checkpoint with the best val multitask/gmean is kept (the paper's selection); tools/demo.py tests it
-    checkpoint=dict(interval=150, max_keep_ckpts=1, save_best='multitask/gmean', rule='greater',
-                    save_optimizer=False, save_last=True),
+    checkpoint=dict(
+        interval=150,
+        max_keep_ckpts=1,
+        save_best='multitask/gmean',
+        rule='greater',
+        save_optimizer=False,
+        save_last=True),
     visualization=dict(draw=False))
 demo_log_processor = dict(window_size=25)
 demo_env_cfg = dict(mp_cfg=dict(mp_start_method='fork', opencv_num_threads=1))

@@ -9,5 +9,7 @@ _base_ = [
 # 16 images per step: 8 GPUs x 2 drawn uniformly (Table 10: 16)
 # Table 10 marks the weak view's horizontal flip *, "disabled for invariant only FixMatch": FixMatch* trains
 # without it (Dense FixMatch configs put train_pipeline, which keeps it, back)
-train_dataloader = dict(batch_size=2, dataset=dict(filter_cfg=None, pipeline=[step for step in _base_.train_pipeline if step['type'] != 'RandomFlip']))
+train_dataloader = dict(
+    batch_size=2,
+    dataset=dict(filter_cfg=None, pipeline=[step for step in _base_.train_pipeline if step['type'] != 'RandomFlip']))
 model = dict(semi_train_cfg=dict(unsup_on='all', rampup_ratio=0.1))

@@ -1,4 +1,5 @@
-# FixMatch*, Cityscapes train + train_extra (4.2), implicit sampling, unsupervised loss on the samples unlabeled for each task.
+# FixMatch*, Cityscapes train + train_extra (4.2), implicit sampling, unsupervised loss on the samples unlabeled for
+# each task.
 _base_ = [
     '../_base_/methods/fixmatch.py',
     '../_base_/datasets/cityscapes_train_extra.py',
@@ -10,6 +11,8 @@ _base_ = [
 # Table 10 marks the weak view's horizontal flip *, "disabled for invariant only FixMatch": FixMatch* trains
 # without it (Dense FixMatch configs put train_pipeline, which keeps it, back)
 photometric_pipeline = [step for step in _base_.train_pipeline if step['type'] != 'RandomFlip']
-train_dataloader = dict(batch_size=2, dataset=dict(datasets=[
-    dict(part, pipeline=photometric_pipeline) for part in _base_.train_dataloader.dataset.datasets]))
+train_dataloader = dict(
+    batch_size=2,
+    dataset=dict(
+        datasets=[dict(part, pipeline=photometric_pipeline) for part in _base_.train_dataloader.dataset.datasets]))
 model = dict(semi_train_cfg=dict(unsup_on='unlabeled', rampup_ratio=0.1))

@@ -1,4 +1,5 @@
-# Supervised multi-task baseline, Cityscapes low-data regime (4.1; split file via --cfg-options), on all partially labeled samples: a sample labeled for one
+# Supervised multi-task baseline, Cityscapes low-data regime (4.1; split file via --cfg-options), on all partially
+# labeled samples: a sample labeled for one
 # task only gets a zero loss for the other (the "zeroed loss" baseline of section 4).
 _base_ = [
     '../_base_/methods/supervised.py',

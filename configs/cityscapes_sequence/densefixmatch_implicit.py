@@ -1,6 +1,8 @@
-# Dense FixMatch, Cityscapes train + train_extra + sequence (4.2), implicit sampling, unsupervised loss on the samples unlabeled for each task.
+# Dense FixMatch, Cityscapes train + train_extra + sequence (4.2), implicit sampling, unsupervised loss on the samples
+# unlabeled for each task.
 _base_ = './fixmatch_implicit.py'
 model = dict(strong_aug=dict(geometric=True))  # + affine ops and the strong flip, pseudo-labels warped
 # + the weak view's horizontal flip (Table 10)
-train_dataloader = dict(dataset=dict(datasets=[
-    dict(part, pipeline=_base_.train_pipeline) for part in _base_.train_dataloader.dataset.datasets]))
+train_dataloader = dict(
+    dataset=dict(
+        datasets=[dict(part, pipeline=_base_.train_pipeline) for part in _base_.train_dataloader.dataset.datasets]))

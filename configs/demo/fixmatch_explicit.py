@@ -11,8 +11,12 @@ _base_ = ['../cityscapes_lowdata/fixmatch_explicit.py', '../_base_/demo_size.py'
 model = dict(detector=_base_.demo_model)
 train_pipeline = _base_.demo_train_pipeline  # with the weak flip, which densefixmatch_explicit.py puts back
 # as the real config: no weak flip for FixMatch* (Table 10)
-train_dataloader = dict(_base_.demo_loader, batch_size=4, pin_memory=False, sampler=dict(batch_size=4),
-                        dataset=dict(pipeline=[step for step in train_pipeline if step['type'] != 'RandomFlip']))
+train_dataloader = dict(
+    _base_.demo_loader,
+    batch_size=4,
+    pin_memory=False,
+    sampler=dict(batch_size=4),
+    dataset=dict(pipeline=[step for step in train_pipeline if step['type'] != 'RandomFlip']))
 val_dataloader = dict(_base_.demo_loader, batch_size=4)
 test_dataloader = val_dataloader
 max_iters = _base_.demo_max_iters

@@ -7,8 +7,7 @@ _base_ = ['../cityscapes_lowdata/supervised_partial.py', '../_base_/demo_size.py
 model = _base_.demo_model
 max_iters = _base_.demo_max_iters
 train_pipeline = _base_.demo_train_pipeline
-train_dataloader = dict(_base_.demo_loader, batch_size=2, pin_memory=False,
-                        dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(_base_.demo_loader, batch_size=2, pin_memory=False, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(_base_.demo_loader, batch_size=4)
 test_dataloader = val_dataloader
 train_cfg = _base_.demo_train_cfg

@@ -20,7 +20,11 @@ train_pipeline = [
     dict(type='PackMultiTaskInputs'),
 ]
 train_dataloader = dict(  # CPU: no worker processes, nothing to pin
-    batch_size=2, num_workers=0, persistent_workers=False, pin_memory=False, dataset=dict(pipeline=train_pipeline))
+    batch_size=2,
+    num_workers=0,
+    persistent_workers=False,
+    pin_memory=False,
+    dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(num_workers=0, persistent_workers=False)
 test_dataloader = val_dataloader
 
@@ -30,8 +34,6 @@ param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_
 # from random initialisation, a larger step than Table 10's 1e-3 (tiny runs), kept stable by clipping
 optim_wrapper = dict(optimizer=dict(lr=0.01), clip_grad=dict(max_norm=10, norm_type=2))
 default_hooks = dict(
-    logger=dict(interval=1),
-    checkpoint=dict(interval=2, max_keep_ckpts=-1),
-    visualization=dict(draw=False))
+    logger=dict(interval=1), checkpoint=dict(interval=2, max_keep_ckpts=-1), visualization=dict(draw=False))
 log_processor = dict(window_size=1)
 env_cfg = dict(mp_cfg=dict(mp_start_method='fork', opencv_num_threads=1))

@@ -36,7 +36,7 @@ class UnreadableImageWarning(UserWarning):
 class MultiTaskInferencer(BaseInferencer):
     """Boxes and segmentation of a multi-task model on any images, as mmdet's ``DetInferencer``.
 
-    Works with supervised (:class:`MultiTaskDetSeg`) and semi-supervised (:class:`MultiTaskSemiSupervised`,
+    Works with supervised (:class:`MultiTaskModel`) and semi-supervised (:class:`MultiTaskSemiSupervised`,
     which predicts with its EMA teacher) configs and their checkpoints. Images need no label files: the
     pipeline is the config's test pipeline without its annotation loader (:func:`inference_pipeline`).
 
@@ -217,13 +217,12 @@ class MultiTaskInferencer(BaseInferencer):
         items = self._inputs_to_list(inputs)
         names = self._names(items)
         if out_dir and not no_save_pred:
-            for sub in ('preds', 'seg') if 'seg' in self.predict_tasks else ('preds', ):
-                os.makedirs(osp.join(out_dir, sub), exist_ok=True)
+            os.makedirs(osp.join(out_dir, 'preds'), exist_ok=True)  # tasks make their own folders as they write
         if out_dir and not no_save_vis:
             os.makedirs(osp.join(out_dir, 'vis'), exist_ok=True)
         results = dict(predictions=[], visualization=[], skipped=[])
-        with Progress(*Progress.get_default_columns(), MofNCompleteColumn(),
-                      disable=not self.show_progress) as progress:
+        with Progress(
+                *Progress.get_default_columns(), MofNCompleteColumn(), disable=not self.show_progress) as progress:
             bar = progress.add_task('Inference', total=len(items))
             for start in range(0, len(items), batch_size):
                 chunk, chunk_names = items[start:start + batch_size], names[start:start + batch_size]
@@ -236,10 +235,20 @@ class MultiTaskInferencer(BaseInferencer):
                 preds = self.forward(data)
                 for pred, path in zip(preds, paths):  # read here, the pipeline got the array
                     pred.set_metainfo(dict(img_path=path))
-                vis = self.visualize(chunk, preds, return_vis=return_vis, no_save_vis=no_save_vis,
-                                     img_out_dir=out_dir, names=chunk_names)
-                out = self.postprocess(preds, vis, return_datasamples=return_datasamples,
-                                       no_save_pred=no_save_pred, pred_out_dir=out_dir, names=chunk_names)
+                vis = self.visualize(
+                    chunk,
+                    preds,
+                    return_vis=return_vis,
+                    no_save_vis=no_save_vis,
+                    img_out_dir=out_dir,
+                    names=chunk_names)
+                out = self.postprocess(
+                    preds,
+                    vis,
+                    return_datasamples=return_datasamples,
+                    no_save_pred=no_save_pred,
+                    pred_out_dir=out_dir,
+                    names=chunk_names)
                 results['predictions'].extend(out['predictions'])
                 if return_vis:
                     results['visualization'].extend(out['visualization'])
@@ -296,8 +305,14 @@ class MultiTaskInferencer(BaseInferencer):
         pred.pred_instances = pred.pred_instances[pred.pred_instances.scores >= self.score_thr]
         return pred
 
-    def visualize(self, inputs: list, preds: list, return_vis: bool = False, no_save_vis: bool = False,
-                  img_out_dir: str = '', names: Optional[Sequence[str]] = None, **kwargs) -> Optional[list]:
+    def visualize(self,
+                  inputs: list,
+                  preds: list,
+                  return_vis: bool = False,
+                  no_save_vis: bool = False,
+                  img_out_dir: str = '',
+                  names: Optional[Sequence[str]] = None,
+                  **kwargs) -> Optional[list]:
         """Draw boxes (score >= ``score_thr``) and segmentation over each original image.
 
         Returns:
@@ -311,18 +326,29 @@ class MultiTaskInferencer(BaseInferencer):
             image = mmcv.imread(item, channel_order='rgb') if isinstance(item, str) else item[..., ::-1]
             out_file = osp.join(img_out_dir, 'vis', f'{name}.jpg') if save else None
             # boxes were filtered above: draw every one left (DetLocalVisualizer keeps scores > pred_score_thr)
-            self.visualizer.add_datasample(name, np.ascontiguousarray(image), self._kept_boxes(pred),
-                                           draw_gt=False, draw_pred=True, pred_score_thr=-1.0,
-                                           out_file=out_file)
+            self.visualizer.add_datasample(
+                name,
+                np.ascontiguousarray(image),
+                self._kept_boxes(pred),
+                draw_gt=False,
+                draw_pred=True,
+                pred_score_thr=-1.0,
+                out_file=out_file)
             pictures.append(self.visualizer.get_image())
         return pictures
 
-    def postprocess(self, preds: list, visualization: Optional[list] = None, return_datasamples: bool = False,
-                    no_save_pred: bool = False, pred_out_dir: str = '', names: Optional[Sequence[str]] = None,
+    def postprocess(self,
+                    preds: list,
+                    visualization: Optional[list] = None,
+                    return_datasamples: bool = False,
+                    no_save_pred: bool = False,
+                    pred_out_dir: str = '',
+                    names: Optional[Sequence[str]] = None,
                     **kwargs) -> dict:
         out_dir = '' if no_save_pred else pred_out_dir
         predictions = preds if return_datasamples else [
-            self.pred2dict(pred, name, out_dir) for pred, name in zip(preds, names)]
+            self.pred2dict(pred, name, out_dir) for pred, name in zip(preds, names)
+        ]
         if return_datasamples and out_dir:
             for pred, name in zip(preds, names):
                 self.pred2dict(pred, name, out_dir)
@@ -340,8 +366,11 @@ class MultiTaskInferencer(BaseInferencer):
             ``sem_seg`` ((H, W) uint8 array, not JSON); attributes ``attributes`` (label and score per attribute).
         """
         height, width = pred.ori_shape[:2]
-        result = dict(img_path=pred.metainfo.get('img_path'), height=int(height), width=int(width),
-                      tasks=list(self.predict_tasks))
+        result = dict(
+            img_path=pred.metainfo.get('img_path'),
+            height=int(height),
+            width=int(width),
+            tasks=list(self.predict_tasks))
         options = self._options(out_dir, name)
         for task in self.predict_tasks:
             entries = TASK_DATA[task].prediction_to_json(pred, self.dataset_meta, options)

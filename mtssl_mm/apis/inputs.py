@@ -47,8 +47,7 @@ def collect_images(inputs: Iterable[str]) -> List[str]:
         elif glob.has_magic(item):
             found = []
             for match in sorted(glob.glob(item, recursive=True)):
-                found.extend(images_in_folder(match) if osp.isdir(match) else
-                             [match] if is_image_file(match) else [])
+                found.extend(images_in_folder(match) if osp.isdir(match) else [match] if is_image_file(match) else [])
         else:
             raise FileNotFoundError(f'input {item!r}: no such file or folder')
         if not found:

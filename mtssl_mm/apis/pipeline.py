@@ -66,8 +66,8 @@ def inference_pipeline(test_pipeline: Sequence[Union[dict, object]], source: str
         if name in ANNOTATION_LOADERS:
             continue
         if name == 'LoadImageFromFile':
-            step = dict(step, type='mmdet.InferencerLoader') if isinstance(step, dict) else dict(
-                type='mmdet.InferencerLoader')
+            step = dict(
+                step, type='mmdet.InferencerLoader') if isinstance(step, dict) else dict(type='mmdet.InferencerLoader')
         if i == packs[-1]:
             steps.append(InferenceDefaults())
             if isinstance(step, dict) and step.get('meta_keys') is not None:

@@ -120,12 +120,12 @@ def _warp_boxes_per_box(boxes: Tensor, matrices: Tensor, out_size: Tuple[int, in
     h_out, w_out = out_size
     m = to_box_coordinates(matrices.to(device=boxes.device, dtype=torch.float32))  # (N, 3, 3)
     x1, y1, x2, y2 = boxes.float().unbind(-1)
-    corners = torch.stack([
-        torch.stack([x1, y1], -1),
-        torch.stack([x2, y1], -1),
-        torch.stack([x1, y2], -1),
-        torch.stack([x2, y2], -1)
-    ], dim=1)  # (N, 4, 2)
+    corners = torch.stack(
+        [torch.stack([x1, y1], -1),
+         torch.stack([x2, y1], -1),
+         torch.stack([x1, y2], -1),
+         torch.stack([x2, y2], -1)],
+        dim=1)  # (N, 4, 2)
     corners = torch.cat([corners, torch.ones_like(corners[..., :1])], dim=-1) @ m.transpose(1, 2)  # (N, 4, 3)
     corners = corners[..., :2] / corners[..., 2:]
     lo, hi = corners.amin(dim=1), corners.amax(dim=1)  # (N, 2)
@@ -162,8 +162,9 @@ def warp_boxes(boxes: Tensor,
         >>> warp_boxes(torch.tensor([[1., 2., 4., 6.], [9.5, 0., 10., 5.]]), flip, (8, 10))
         (tensor([[6., 2., 9., 6.]]), tensor([ True, False]))
     """
-    warped, keep = _warp_boxes_per_box(boxes.reshape(-1, 4), matrix.reshape(1, 3, 3).expand(boxes.shape[0], 3, 3),
-                                       out_size, min_size)
+    warped, keep = _warp_boxes_per_box(
+        boxes.reshape(-1, 4),
+        matrix.reshape(1, 3, 3).expand(boxes.shape[0], 3, 3), out_size, min_size)
     return warped[keep], keep
 
 

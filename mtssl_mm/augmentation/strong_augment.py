@@ -284,8 +284,13 @@ class StrongAugment(nn.Module):
         floats = floats.to(device, non_blocking=True)
         order_d, cutout_d, warp_d = longs.split([num_ops * batch, 4 * batch, warp_idx.numel()])
         mags_d, matrices_d = floats.split([batch * num_ops, batch * 9])
-        return dict(order=order_d.view(num_ops, batch), cutout=cutout_d.view(batch, 4), warp_idx=warp_d,
-                    magnitudes=mags_d.view(batch, num_ops), matrices=matrices_d.view(batch, 3, 3), groups=groups)
+        return dict(
+            order=order_d.view(num_ops, batch),
+            cutout=cutout_d.view(batch, 4),
+            warp_idx=warp_d,
+            magnitudes=mags_d.view(batch, num_ops),
+            matrices=matrices_d.view(batch, 3, 3),
+            groups=groups)
 
     def _photometric(self, x: Tensor, plan: Dict) -> Tensor:
         """Apply each slot's photometric op to the sub-batch that drew it, in place on the float32 ``x``."""
@@ -307,8 +312,12 @@ class StrongAugment(nn.Module):
         if idx.numel() == 0:
             return x
         fill = self._fill(x)
-        warped = warp_affine(x.index_select(0, idx) - fill, matrices.index_select(0, idx)[:, :2].to(x.dtype),
-                             (x.shape[-2], x.shape[-1]), mode='bilinear', padding_mode='zeros', align_corners=True)
+        warped = warp_affine(
+            x.index_select(0, idx) - fill,
+            matrices.index_select(0, idx)[:, :2].to(x.dtype), (x.shape[-2], x.shape[-1]),
+            mode='bilinear',
+            padding_mode='zeros',
+            align_corners=True)
         return x.index_copy_(0, idx, (warped + fill).clamp_(0.0, 1.0))
 
     def _cutout(self, x: Tensor, boxes: Tensor) -> Tensor:

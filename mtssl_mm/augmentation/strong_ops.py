@@ -66,7 +66,8 @@ PHOTOMETRIC_FNS: Dict[str, Callable[[Tensor, Tensor], Tensor]] = dict(
     Equalize=lambda x, m: KE.equalize(x),
     Invert=lambda x, m: KE.invert(x),
     Solarize=lambda x, m: KE.solarize(x, m),  # invert the pixels >= threshold m (per sample)
-    Posterize=lambda x, m: KE.posterize(x, m.round().long()),  # keep m bits of the 8-bit level
+    Posterize=lambda x, m: KE.posterize(x,
+                                        m.round().long()),  # keep m bits of the 8-bit level
     # PIL ImageEnhance.Color: blend with the luma image (kornia's adjust_saturation scales HSV saturation instead)
     Saturation=lambda x, m: KE.adjust_saturation_with_gray_subtraction(x, m),
     # PIL ImageEnhance.Contrast: blend with the image's mean luma

@@ -61,8 +61,9 @@ class MultiTaskDataset(BaseDetDataset):
             file already has (with another value) is an error naming both files.
         withheld_labels (bool): Also hand the pipeline the labels that ``split_file`` took away, as
             ``withheld_tasks`` (per sample: the tasks of ``tasks`` the annotation file labels but the split
-            does not). They are loaded and moved by the pipeline like real labels and packed apart
-            (each task's ``TaskData.withheld_field``, e.g. ``withheld_instances``; :class:`PackMultiTaskInputs`); nothing trains on them:
+            does not). They are loaded and moved by the pipeline like real labels and packed apart (each
+            task's ``TaskData.withheld_field``, e.g. ``withheld_instances``; :class:`PackMultiTaskInputs`); nothing
+            trains on them:
             :class:`~mtssl_mm.engine.PseudoLabelQualityHook` measures the teacher's pseudo-labels against them.
             Defaults to False (data without a split withholds nothing). The pipeline must not make a random draw
             depend on the boxes (``RandomCrop(allow_negative_crop=False)`` retries crops without boxes,
@@ -92,6 +93,7 @@ class MultiTaskDataset(BaseDetDataset):
 
     def _check_pipeline(self) -> None:
         """Refuse transforms whose draws or outcome depend on the boxes (withheld boxes would change them)."""
+
         def walk(transforms):  # nested wrappers too: RandomChoice, RandomApply, KeyMapper, TestTimeAug hold Composes
             for transform in transforms:
                 yield transform

@@ -8,7 +8,7 @@ from .onnx_export import (ATOL, INPUT_NAME, RTOL, MultiTaskOnnxWrapper, build_mo
                           load_predictor_checkpoint, task_extras)
 
 __all__ = [
-    'ATOL', 'INPUT_NAME', 'RTOL', 'MultiTaskOnnxWrapper', 'build_model', 'compare_with_onnxruntime',
-    'export_metadata', 'export_model_config', 'export_onnx', 'format_stats', 'input_channel_order',
-    'load_predictor_checkpoint', 'task_extras'
+    'ATOL', 'INPUT_NAME', 'RTOL', 'MultiTaskOnnxWrapper', 'build_model', 'compare_with_onnxruntime', 'export_metadata',
+    'export_model_config', 'export_onnx', 'format_stats', 'input_channel_order', 'load_predictor_checkpoint',
+    'task_extras'
 ]

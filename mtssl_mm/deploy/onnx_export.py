@@ -158,8 +158,8 @@ class MultiTaskOnnxWrapper(nn.Module):
             if implements(task, 'export_outputs'):
                 self.tasks.append(name)
             else:
-                print_log(lacks_hook_message(task, 'export_outputs', 'it has no output in the graph'), 'current',
-                          level=30)
+                print_log(
+                    lacks_hook_message(task, 'export_outputs', 'it has no output in the graph'), 'current', level=30)
         if not self.tasks:
             raise ValueError(f'export: no task of the model ({list(model.tasks)}) has export_outputs()')
         self._names = None
@@ -171,7 +171,9 @@ class MultiTaskOnnxWrapper(nn.Module):
         if not getattr(pre, '_enable_normalize', False):
             raise ValueError('export: the data preprocessor does not normalise (no mean/std); nothing to put '
                              'in the graph')
-        return cls(model, pre.mean.flatten().tolist(), pre.std.flatten().tolist(), pre._channel_conversion,
+        return cls(model,
+                   pre.mean.flatten().tolist(),
+                   pre.std.flatten().tolist(), pre._channel_conversion,
                    max(int(getattr(pre, 'pad_size_divisor', 1)), 1))
 
     def task_outputs(self, img: torch.Tensor) -> Dict[str, Dict[str, torch.Tensor]]:
@@ -261,12 +263,18 @@ def export_onnx(wrapper: MultiTaskOnnxWrapper,
         if exporter == 'dynamo':
             import onnxscript  # noqa: F401
             dynamic = {INPUT_NAME: {0: torch.export.Dim('batch', min=1)}} if dynamic_batch else None
-            torch.onnx.export(wrapper, (example, ), out_file, dynamo=True, dynamic_shapes=dynamic,
-                              external_data=False, verbose=False, **kwargs)
+            torch.onnx.export(
+                wrapper, (example, ),
+                out_file,
+                dynamo=True,
+                dynamic_shapes=dynamic,
+                external_data=False,
+                verbose=False,
+                **kwargs)
         else:
             axes = {n: {0: 'batch'} for n in [INPUT_NAME] + names} if dynamic_batch else None
-            torch.onnx.export(wrapper, (example, ), out_file, dynamo=False, dynamic_axes=axes,
-                              do_constant_folding=True, **kwargs)
+            torch.onnx.export(
+                wrapper, (example, ), out_file, dynamo=False, dynamic_axes=axes, do_constant_folding=True, **kwargs)
     written = onnx_opset(out_file)
     if opset is not None and written != opset:
         raise RuntimeError(f'{out_file}: asked for opset {opset}, the {exporter} exporter wrote opset {written}')
@@ -312,7 +320,10 @@ def input_channel_order(cfg) -> str:
     return 'unchanged'
 
 
-def export_metadata(wrapper: MultiTaskOnnxWrapper, shape: Tuple[int, int], meta: dict, input_order: str = 'bgr',
+def export_metadata(wrapper: MultiTaskOnnxWrapper,
+                    shape: Tuple[int, int],
+                    meta: dict,
+                    input_order: str = 'bgr',
                     task_metadata: Optional[Dict[str, object]] = None) -> Dict[str, str]:
     """What a consumer of the file needs to know, as ``metadata_props`` strings (JSON values; plain strings as
     they are).
@@ -328,7 +339,7 @@ def export_metadata(wrapper: MultiTaskOnnxWrapper, shape: Tuple[int, int], meta:
         task_metadata = task_extras(wrapper, shape, meta.get('dataset_meta') or {})[0]
     data = {
         'mtssl_mm.input': f'{INPUT_NAME}: (B, 3, H, W) float32 0..255, channel order {input_order}; the graph '
-                          f'{"flips the channels and " if wrapper.flip_channels else ""}subtracts mean, divides by std',
+        f'{"flips the channels and " if wrapper.flip_channels else ""}subtracts mean, divides by std',
         'mtssl_mm.input_channel_order': input_order,
         'mtssl_mm.mean': json.dumps(wrapper.mean.flatten().tolist()),
         'mtssl_mm.std': json.dumps(wrapper.std.flatten().tolist()),
@@ -366,21 +377,35 @@ def compare_with_onnxruntime(wrapper: MultiTaskOnnxWrapper,
     stats = []
     for name, got, ref in zip(got_names, ort_outs, ref_outs):
         if got.shape != ref.shape:
-            stats.append(dict(name=name, shape=tuple(got.shape), ref_shape=tuple(ref.shape), max_abs=float('inf'),
-                              scale=float(np.abs(ref).max()), rel=float('inf'), ok=False))
+            stats.append(
+                dict(
+                    name=name,
+                    shape=tuple(got.shape),
+                    ref_shape=tuple(ref.shape),
+                    max_abs=float('inf'),
+                    scale=float(np.abs(ref).max()),
+                    rel=float('inf'),
+                    ok=False))
             continue
         max_abs = float(np.abs(got.astype(np.float64) - ref).max())
         scale = float(np.abs(ref).max())
-        stats.append(dict(name=name, shape=tuple(got.shape), max_abs=max_abs, scale=scale,
-                          rel=max_abs / scale if scale > 0 else float('inf') if max_abs > 0 else 0.0,
-                          ok=bool(max_abs <= atol + rtol * scale)))
+        stats.append(
+            dict(
+                name=name,
+                shape=tuple(got.shape),
+                max_abs=max_abs,
+                scale=scale,
+                rel=max_abs / scale if scale > 0 else float('inf') if max_abs > 0 else 0.0,
+                ok=bool(max_abs <= atol + rtol * scale)))
     return stats
 
 
 def format_stats(stats: List[dict], atol: float, rtol: float) -> str:
     """One line per output, then the criterion."""
-    lines = [f'{s["name"]:<16} shape {str(s["shape"]):<20} max|ort-torch| {s["max_abs"]:.3e}  '
-             f'max|torch| {s["scale"]:.3e}  relative {s["rel"]:.3e}  {"ok" if s["ok"] else "FAIL"}'
-             + (f' (PyTorch shape {s["ref_shape"]})' if 'ref_shape' in s else '') for s in stats]
+    lines = [
+        f'{s["name"]:<16} shape {str(s["shape"]):<20} max|ort-torch| {s["max_abs"]:.3e}  '
+        f'max|torch| {s["scale"]:.3e}  relative {s["rel"]:.3e}  {"ok" if s["ok"] else "FAIL"}' +
+        (f' (PyTorch shape {s["ref_shape"]})' if 'ref_shape' in s else '') for s in stats
+    ]
     lines.append(f'criterion: max|ort - torch| <= {atol:g} + {rtol:g} * max|torch| per output')
     return '\n'.join(lines)

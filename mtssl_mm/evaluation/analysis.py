@@ -109,14 +109,17 @@ def confusion_matrix(pairs: Sequence[Tuple[dict, dict]], task: str, num_classes:
     return task_analysis(task, 'confusion_matrix').confusion_matrix(labeled_for(pairs, task), num_classes, **options)
 
 
-def det_confusion_matrix(pairs: Sequence[Tuple[dict, dict]], num_classes: int, score_thr: float = 0.3,
+def det_confusion_matrix(pairs: Sequence[Tuple[dict, dict]],
+                         num_classes: int,
+                         score_thr: float = 0.3,
                          tp_iou_thr: float = 0.5) -> np.ndarray:
     """``confusion_matrix(pairs, 'det', ...)`` (:func:`~mtssl_mm.tasks.detection.data.box_confusion_matrix`), the
     name ``tools/analysis/confusion_matrix.py`` uses: ``(K + 1, K + 1)`` float64, index K the background."""
     return confusion_matrix(pairs, 'det', num_classes, score_thr=score_thr, tp_iou_thr=tp_iou_thr)
 
 
-def seg_confusion_matrix(pairs: Sequence[Tuple[dict, dict]], num_classes: int,
+def seg_confusion_matrix(pairs: Sequence[Tuple[dict, dict]],
+                         num_classes: int,
                          ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     """``confusion_matrix(pairs, 'seg', ...)`` (:func:`~mtssl_mm.tasks.segmentation.data.pixel_confusion_matrix`),
     the name ``tools/analysis/confusion_matrix.py`` uses: ``[gt, pred]`` pixel counts, (K, K) int64."""
@@ -124,8 +127,7 @@ def seg_confusion_matrix(pairs: Sequence[Tuple[dict, dict]], num_classes: int,
 
 
 # ----------------------------------------------------------------------------------- per-image scores
-def image_scores(pairs: Sequence[Tuple[dict, dict]], task: str, num_classes: int,
-                 score_thr: float = 0.0) -> List[Dict]:
+def image_scores(pairs: Sequence[Tuple[dict, dict]], task: str, num_classes: int, score_thr: float = 0.0) -> List[Dict]:
     """Per-image score of ``task`` over the images labeled for it: ``[{'img_path', 'score'}]`` in dataset order.
 
     The score is the task's (:meth:`~mtssl_mm.tasks.TaskData.image_score`): ``det`` AP@[.5:.95] of the image
@@ -158,8 +160,11 @@ def normalise_rows(cm: np.ndarray) -> np.ndarray:
     return np.divide(cm * 100.0, sums, out=np.zeros(cm.shape, dtype=np.float64), where=sums > 0)
 
 
-def plot_confusion_matrix(cm: np.ndarray, labels: Sequence[str], out_file: Optional[str] = None,
-                          title: str = 'Normalized confusion matrix (%)', show: bool = False) -> None:
+def plot_confusion_matrix(cm: np.ndarray,
+                          labels: Sequence[str],
+                          out_file: Optional[str] = None,
+                          title: str = 'Normalized confusion matrix (%)',
+                          show: bool = False) -> None:
     """Row-normalised matrix as an image (rows: ground truth, columns: prediction), values in each cell."""
     import matplotlib
     if not show:
@@ -178,8 +183,14 @@ def plot_confusion_matrix(cm: np.ndarray, labels: Sequence[str], out_file: Optio
     for i in range(n):
         for j in range(n):
             if norm[i, j] >= 0.5:
-                ax.text(j, i, f'{norm[i, j]:.0f}', ha='center', va='center', fontsize=6,
-                        color='w' if norm[i, j] < 50 else 'k')
+                ax.text(
+                    j,
+                    i,
+                    f'{norm[i, j]:.0f}',
+                    ha='center',
+                    va='center',
+                    fontsize=6,
+                    color='w' if norm[i, j] < 50 else 'k')
     fig.tight_layout()
     if out_file:
         fig.savefig(out_file)

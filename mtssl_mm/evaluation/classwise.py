@@ -34,8 +34,12 @@ def class_mean_std(values: Sequence[float]) -> Tuple[float, float, int]:
     return float(finite.mean()), float(finite.std(ddof=0)), int(finite.size)
 
 
-def format_class_table(title: str, value_name: str, class_names: Sequence[str], values: Dict[str, float],
-                       shares: Optional[np.ndarray] = None, share_name: str = '% gt',
+def format_class_table(title: str,
+                       value_name: str,
+                       class_names: Sequence[str],
+                       values: Dict[str, float],
+                       shares: Optional[np.ndarray] = None,
+                       share_name: str = '% gt',
                        notes: Optional[Dict[str, str]] = None) -> str:
     """A markdown table: one row per class (value, share of the ground truth), then mean ± std across classes.
 

@@ -163,8 +163,11 @@ class MultiTaskMetric(BaseMetric):
         for task, metric in self.task_metrics.items():
             task_results = [r[task] for r in results if task in r]
             if not task_results:
-                print_log(f'MultiTaskMetric: no validation image is labeled for {task!r}; {task} not evaluated '
-                          'and not part of multitask/gmean', 'current', level=30)
+                print_log(
+                    f'MultiTaskMetric: no validation image is labeled for {task!r}; {task} not evaluated '
+                    'and not part of multitask/gmean',
+                    'current',
+                    level=30)
                 continue
             values = metric.compute_metrics(task_results)
             per_class = self._classwise(task, metric, task_results, values) if self.classwise else {}
@@ -172,8 +175,11 @@ class MultiTaskMetric(BaseMetric):
             if not values:
                 # CocoMetric returns nothing when the model made no prediction at all (early training):
                 # nothing detected means an AP of 0, not a failed evaluation.
-                print_log(f'MultiTaskMetric: {type(metric).__name__} returned no result (no prediction for '
-                          f'any {task} image); {task}/{key} = 0', 'current', level=30)
+                print_log(
+                    f'MultiTaskMetric: {type(metric).__name__} returned no result (no prediction for '
+                    f'any {task} image); {task}/{key} = 0',
+                    'current',
+                    level=30)
                 values = {key: 0.0}
             elif key not in values:
                 raise KeyError(f'MultiTaskMetric: {type(metric).__name__} returned no {key!r} '

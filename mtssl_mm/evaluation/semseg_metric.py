@@ -1,7 +1,6 @@
 """mmdet's ``SemSegMetric`` with the pixel accuracy that its name promises."""
 from collections import OrderedDict
 
-import numpy as np
 from mmdet.evaluation import SemSegMetric
 from mmdet.registry import METRICS
 

@@ -67,8 +67,8 @@ class MultiTaskModel(BaseDetector):
         if dropped:
             keep = [name for name, cfg in tasks.items() if cfg is not None]
             raise ValueError(f'MultiTaskModel: task(s) {dropped} set to None. Select the tasks to train by name '
-                             'instead of removing the others, e.g. model = dict(tasks=dict(_delete_=True, '
-                             + ', '.join(f'{t}=_base_.model.tasks.{t}' for t in keep) + ')) (semi-supervised: '
+                             'instead of removing the others, e.g. model = dict(tasks=dict(_delete_=True, ' +
+                             ', '.join(f'{t}=_base_.model.tasks.{t}' for t in keep) + ')) (semi-supervised: '
                              'model.detector.tasks), and the datasets\' tasks=(...) likewise')
         if not tasks:
             raise ValueError('MultiTaskModel: `tasks` is empty')

@@ -174,8 +174,10 @@ class MultiTaskSemiSupervised(BaseDetector):
         tasks = self.student.tasks
         batch = len(batch_data_samples)
         labeled = {name: task.labeled_mask(batch_data_samples) for name, task in tasks.items()}
-        unsup_idx = {name: [i for i, lab in enumerate(mask) if self.unsup_on == 'all' or not lab]
-                     for name, mask in labeled.items()}
+        unsup_idx = {
+            name: [i for i, lab in enumerate(mask) if self.unsup_on == 'all' or not lab]
+            for name, mask in labeled.items()
+        }
         union = sorted(set().union(*unsup_idx.values()))
         if self.student_views == 'all':
             weak_idx = strong_idx = list(range(batch))
@@ -195,17 +197,19 @@ class MultiTaskSemiSupervised(BaseDetector):
             strong, matrices = self.strong_views(plan.rows(batch_inputs, plan.strong_idx))
             matrices = plan.union_rows(matrices) if plan.union else None
             with section(self, 'pseudo_label_warp'):
-                pseudo = {t: self.student.tasks[t].warp_pseudo_labels(lab, matrices, out_size)
-                          for t, lab in pseudo_weak.items()}
+                pseudo = {
+                    t: self.student.tasks[t].warp_pseudo_labels(lab, matrices, out_size)
+                    for t, lab in pseudo_weak.items()
+                }
             if self.keep_pseudo_batch and plan.union:
                 taught = [tuple(t for t in pseudo if i in plan.unsup_idx[t]) for i in plan.union]
                 self.pseudo_batch = PseudoBatch(weak_u, plan.union_rows(strong), pseudo_weak, pseudo, taught,
                                                 [ds.metainfo.get('img_path') for ds in samples_u])
             if self.measure_pseudo_quality:
-                self.pseudo_quality_counts = self._quality_counts(batch_data_samples, plan, outs_t, pseudo,
-                                                                  matrices, out_size)
-        return self.student_losses(torch.cat([plan.rows(batch_inputs, plan.weak_idx), strong]), batch_data_samples,
-                                   plan, pseudo)
+                self.pseudo_quality_counts = self._quality_counts(batch_data_samples, plan, outs_t, pseudo, matrices,
+                                                                  out_size)
+        return self.student_losses(
+            torch.cat([plan.rows(batch_inputs, plan.weak_idx), strong]), batch_data_samples, plan, pseudo)
 
     def teacher_pseudo_labels(self, weak_u: torch.Tensor, samples_u, plan: ViewPlan) -> Tuple[dict, dict]:
         """The teacher on the weak views of the union U, and sigma_t of each task with a non-empty B^u_t.
@@ -329,8 +333,13 @@ class MultiTaskSemiSupervised(BaseDetector):
         teacher; keys that do not fit raise :class:`CheckpointKeysError`."""
         found = own_keys(state_dict, prefix)
         if found and not is_semi_supervised(found) and not any(k.startswith('strong_aug.') for k in found):
-            check_keys(type(self).__name__, found, expected_keys(self.student), prefix, local_metadata,
-                       what=' (a MultiTaskModel checkpoint, for student and teacher)')
+            check_keys(
+                type(self).__name__,
+                found,
+                expected_keys(self.student),
+                prefix,
+                local_metadata,
+                what=' (a MultiTaskModel checkpoint, for student and teacher)')
             for rest in found:
                 value = state_dict.pop(prefix + rest)
                 state_dict[f'{prefix}student.{rest}'] = value

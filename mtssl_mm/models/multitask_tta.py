@@ -83,8 +83,10 @@ class MultiTaskTTAModel(BaseTTAModel):
                 task.merge_views(views, base, self.tta_cfg, self.keep_logits)
             elif name not in self._warned:
                 self._warned.add(name)
-                print_log(lacks_hook_message(task, 'merge_views', 'its prediction is the un-flipped view\'s'),
-                          'current', level=30)
+                print_log(
+                    lacks_hook_message(task, 'merge_views', 'its prediction is the un-flipped view\'s'),
+                    'current',
+                    level=30)
         return base
 
 

@@ -82,9 +82,8 @@ def branch_state_dict(state_dict, branch: str, source: str) -> OrderedDict:
                          'MultiTaskSemiSupervised as this package knows it')
     metadata = getattr(state_dict, '_metadata', None)
     if metadata is not None:  # module versions (BN), re-rooted at the branch
-        out._metadata = OrderedDict(
-            (k[len(prefix):] if k != branch else '', v) for k, v in metadata.items()
-            if k == branch or k.startswith(prefix))
+        out._metadata = OrderedDict((k[len(prefix):] if k != branch else '', v) for k, v in metadata.items()
+                                    if k == branch or k.startswith(prefix))
     return out
 
 

@@ -39,8 +39,12 @@ def _listing(kind: str, keys: Sequence[str]) -> str:
     return f'{len(keys)} {kind} ({", ".join(keys[:SHOWN])}{more})'
 
 
-def check_keys(model: str, found: Sequence[str], expected: Sequence[str], prefix: str = '',
-               local_metadata: Optional[dict] = None, what: str = '') -> None:
+def check_keys(model: str,
+               found: Sequence[str],
+               expected: Sequence[str],
+               prefix: str = '',
+               local_metadata: Optional[dict] = None,
+               what: str = '') -> None:
     """Raise if ``found`` (checkpoint keys) and ``expected`` (model keys) differ, both without ``prefix``.
 
     A missing BN ``num_batches_tracked`` is accepted, as mmengine does (checkpoints from before torch 0.4.1).

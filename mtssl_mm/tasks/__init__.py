@@ -16,6 +16,5 @@ for _module in pkgutil.iter_modules(__path__):
 
 __all__ = [
     'BaseTask', 'TaskData', 'TASK_DATA', 'register_task_data', 'task_data', 'check_tasks', 'DetectionTask',
-    'DetectionData', 'CachedAnchorGenerator', 'SegmentationTask', 'SegmentationData', 'AttributesTask',
-    'AttributesData'
+    'DetectionData', 'CachedAnchorGenerator', 'SegmentationTask', 'SegmentationData', 'AttributesTask', 'AttributesData'
 ]

@@ -273,8 +273,10 @@ class BaseTask(BaseModule, metaclass=ABCMeta):
             if self.name not in ds.metainfo.get('labeled_tasks', ()):
                 continue
             result = self.subset_loss(outs, [i], lambda o, _ds=ds: self.loss(o, [_ds]))
-            entry = {k: float(sum(v) if isinstance(v, (list, tuple)) else v)
-                     for k, v in result.sums.items() if 'loss' in k}
+            entry = {
+                k: float(sum(v) if isinstance(v, (list, tuple)) else v)
+                for k, v in result.sums.items() if 'loss' in k
+            }
             entry['count'] = float(result.normaliser)
             recorded = dict(ds.get('task_losses', None) or {})
             recorded[self.name] = entry

@@ -52,8 +52,10 @@ class TaskLoss:
     def mean(self) -> Dict[str, LossValue]:
         """The losses of this rank alone, each sum divided by ``max(normaliser, 1)`` (no communication)."""
         denom = self.normaliser.float().clamp(min=1.0)
-        return {k: ([x / denom for x in v] if isinstance(v, (list, tuple)) else v / denom) if 'loss' in k else v
-                for k, v in self.sums.items()}
+        return {
+            k: ([x / denom for x in v] if isinstance(v, (list, tuple)) else v / denom) if 'loss' in k else v
+            for k, v in self.sums.items()
+        }
 
 
 def _total(value: LossValue) -> torch.Tensor:
@@ -99,8 +101,9 @@ def normalise_globally(terms: Dict[str, TaskLoss]) -> Dict[str, Dict[str, LossVa
             values.append(_total(term.sums[key]))
         for key in sorted(term.ratios):
             layout.append((name, key, 'ratio'))
-            values += [torch.as_tensor(v, dtype=torch.float32, device=values[0].device).reshape(())
-                       for v in term.ratios[key]]
+            values += [
+                torch.as_tensor(v, dtype=torch.float32, device=values[0].device).reshape(()) for v in term.ratios[key]
+            ]
     vec = torch.stack([v.to(values[0].device) for v in values])
     world_size = get_world_size()
     if world_size > 1:

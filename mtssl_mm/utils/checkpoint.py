@@ -75,8 +75,8 @@ def history_buffer_method(obj, name: str):
                                  'mmengine HistoryBuffer may be looked up in a checkpoint')
 
 
-NUMPY_DTYPES = (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
-                np.float16, np.float32, np.float64)
+NUMPY_DTYPES = (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64, np.float16,
+                np.float32, np.float64)
 
 SAFE_GLOBALS = [
     np.ndarray,
@@ -218,8 +218,8 @@ def load_from_http(filename: str, map_location=None, model_dir: Optional[str] = 
     def load():
         with allowlist():
             try:
-                return torch.hub.load_state_dict_from_url(filename, model_dir=model_dir, map_location=map_location,
-                                                          progress=progress, weights_only=True)
+                return torch.hub.load_state_dict_from_url(
+                    filename, model_dir=model_dir, map_location=map_location, progress=progress, weights_only=True)
             except pickle.UnpicklingError as error:
                 raise refusal(filename, [], unpickler_reason(error)) from error
 

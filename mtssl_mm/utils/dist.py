@@ -79,9 +79,10 @@ def destroy_distributed():
     C++ ends in ``terminate called without an active exception`` (SIGABRT) - after a run that had succeeded.
     Seen in the 2-process BDD100K test (about 1 run in 10 under CPU load) and in a bare gloo all_reduce script;
     the same mechanism is described in pytorch/pytorch#179291 (an abandoned atexit fix in torch itself), and
-    pytorch/torchtitan#1342 likewise destroys the group only after a successful run. ``destroy_process_group`` alone does not stop those threads while the DDP model's reducer still
-    holds the group: the group (and its threads, joined by its destructor) goes only when nothing references
-    it, hence ``del runner`` before and ``gc.collect()`` here (the Runner sits in reference cycles).
+    pytorch/torchtitan#1342 likewise destroys the group only after a successful run. ``destroy_process_group``
+    alone does not stop those threads while the DDP model's reducer still holds the group: the group (and its
+    threads, joined by its destructor) goes only when nothing references it, hence ``del runner`` before and
+    ``gc.collect()`` here (the Runner sits in reference cycles).
 
     Not to be called after an exception: a rank blocked in a collective would never reach the barrier, and
     destroying NCCL groups while other ranks use them can hang.

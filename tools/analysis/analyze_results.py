@@ -23,8 +23,8 @@ from mmengine.config import Config, DictAction
 from mmengine.structures import InstanceData, PixelData
 
 import mtssl_mm  # noqa: F401
-from mtssl_mm.evaluation.analysis import (build_test_dataset, gt_boxes, image_scores, load_predictions,
-                                          load_seg_map, match_to_dataset, worst_and_best)
+from mtssl_mm.evaluation.analysis import (build_test_dataset, gt_boxes, image_scores, load_predictions, load_seg_map,
+                                          match_to_dataset, worst_and_best)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +57,7 @@ def load_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace):
     Raises:
         SystemExit: (status 2) on bad input, as above.
     """
+
     def fail(message):
         parser.exit(2, f'{parser.prog}: error: {message}\n')
 
@@ -67,8 +68,9 @@ def load_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace):
         preds = load_predictions(args.prediction_path)
     except Exception as e:  # noqa: BLE001 - unpickling a bad file raises anything (EOFError, UnpicklingError, ...)
         message = ' '.join(str(e).splitlines())  # load_predictions' own check names the file: a pickle of another thing
-        fail(message if message.startswith(f'{args.prediction_path}: ') else
-             f'{args.prediction_path}: cannot read the predictions pickle ({type(e).__name__}: {message})')
+        fail(
+            message if message.startswith(f'{args.prediction_path}: ') else
+            f'{args.prediction_path}: cannot read the predictions pickle ({type(e).__name__}: {message})')
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -112,8 +114,14 @@ def main(argv=None):
         scores = image_scores(pairs, task, num_classes, args.show_score_thr)
         worst, best = worst_and_best(scores, args.topk)
         with open(osp.join(args.show_dir, f'{task}_scores.json'), 'w') as f:
-            json.dump(dict(task=task, num_images=len(scores), mean=float(np.mean([s['score'] for s in scores]))
-                           if scores else None, images=sorted(scores, key=lambda s: s['score'])), f, indent=1)
+            json.dump(
+                dict(
+                    task=task,
+                    num_images=len(scores),
+                    mean=float(np.mean([s['score'] for s in scores])) if scores else None,
+                    images=sorted(scores, key=lambda s: s['score'])),
+                f,
+                indent=1)
         for kind, entries in (('worst', worst), ('best', best)):
             out_dir = osp.join(args.show_dir, task, kind)
             os.makedirs(out_dir, exist_ok=True)
@@ -121,9 +129,15 @@ def main(argv=None):
                 info, pred = by_path[entry['img_path']]
                 img = mmcv.imconvert(mmcv.imread(info['img_path']), 'bgr', 'rgb')
                 name = f'{rank:02d}_{entry["score"]:.3f}_{osp.splitext(osp.basename(info["img_path"]))[0]}'
-                visualizer.add_datasample(name, img, to_data_sample(info, pred), draw_gt=True, draw_pred=True,
-                                          show=False, pred_score_thr=args.show_score_thr,
-                                          out_file=osp.join(out_dir, name + '.png'))
+                visualizer.add_datasample(
+                    name,
+                    img,
+                    to_data_sample(info, pred),
+                    draw_gt=True,
+                    draw_pred=True,
+                    show=False,
+                    pred_score_thr=args.show_score_thr,
+                    out_file=osp.join(out_dir, name + '.png'))
         print(f'{task}: {len(scores)} images labeled for {task} scored; {len(worst)} worst and {len(best)} best '
               f'drawn under {osp.join(args.show_dir, task)}')
 

@@ -17,8 +17,8 @@ import numpy as np
 from mmengine.config import Config, DictAction
 
 import mtssl_mm  # noqa: F401
-from mtssl_mm.evaluation.analysis import (build_test_dataset, det_confusion_matrix, iou_from_confusion,
-                                          labeled_for, load_predictions, match_to_dataset, plot_confusion_matrix,
+from mtssl_mm.evaluation.analysis import (build_test_dataset, det_confusion_matrix, iou_from_confusion, labeled_for,
+                                          load_predictions, match_to_dataset, plot_confusion_matrix,
                                           seg_confusion_matrix)
 
 
@@ -53,6 +53,7 @@ def load_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace):
     Raises:
         SystemExit: (status 2) on bad input, as above.
     """
+
     def fail(message):
         parser.exit(2, f'{parser.prog}: error: {message}\n')
 
@@ -63,8 +64,9 @@ def load_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace):
         preds = load_predictions(args.prediction_path)
     except Exception as e:  # noqa: BLE001 - unpickling a bad file raises anything (EOFError, UnpicklingError, ...)
         message = ' '.join(str(e).splitlines())  # load_predictions' own check names the file: a pickle of another thing
-        fail(message if message.startswith(f'{args.prediction_path}: ') else
-             f'{args.prediction_path}: cannot read the predictions pickle ({type(e).__name__}: {message})')
+        fail(
+            message if message.startswith(f'{args.prediction_path}: ') else
+            f'{args.prediction_path}: cannot read the predictions pickle ({type(e).__name__}: {message})')
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -95,16 +97,29 @@ def main(argv=None):
             names = list(dataset.metainfo['seg_classes'])
             cm = seg_confusion_matrix(pairs, len(names))
             iou, miou = iou_from_confusion(cm)
-            extra = dict(iou={n: (None if v != v else float(v)) for n, v in zip(names, iou)},
-                         miou=None if miou != miou else miou)
+            extra = dict(
+                iou={
+                    n: (None if v != v else float(v))
+                    for n, v in zip(names, iou)
+                },
+                miou=None if miou != miou else miou)
         stem = osp.join(args.save_dir, f'{task}_confusion_matrix')
         np.save(stem + '.npy', cm)
         with open(stem + '.json', 'w') as f:
-            json.dump(dict(task=task, classes=names, rows='ground truth', columns='prediction',
-                           num_images=used, num_images_skipped=len(pairs) - used, matrix=cm.tolist(), **extra),
-                      f, indent=1)
-        plot_confusion_matrix(cm, names, stem + '.png', title=f'{task}: normalized confusion matrix (%)',
-                              show=args.show)
+            json.dump(
+                dict(
+                    task=task,
+                    classes=names,
+                    rows='ground truth',
+                    columns='prediction',
+                    num_images=used,
+                    num_images_skipped=len(pairs) - used,
+                    matrix=cm.tolist(),
+                    **extra),
+                f,
+                indent=1)
+        plot_confusion_matrix(
+            cm, names, stem + '.png', title=f'{task}: normalized confusion matrix (%)', show=args.show)
         print(f'{task}: {used} images labeled for {task} ({len(pairs) - used} skipped), total count '
               f'{int(cm.sum())} -> {stem}.{{npy,json,png}}')
 

@@ -16,7 +16,7 @@ Reads (paths relative to ``ROOT``; the official layout)::
 Writes ``train.json`` and ``val.json`` into ``OUT`` (default ``ROOT/annotations``), paths relative to ``ROOT``,
 and ``attributes_train.json`` / ``attributes_val.json``: the image attributes (``weather``, ``scene``,
 ``timeofday``) of every detection frame that has them, for ``MultiTaskDataset(task_ann_files=dict(attr=...))``
-(task ``attr``, ``mtssl_mm/tasks/attributes.py``; an image without an entry is unlabeled for it; ``undefined``
+(task ``attr``, ``mtssl_mm/tasks/attributes/``; an image without an entry is unlabeled for it; ``undefined``
 values are kept and mean "no target")::
 
     {"metainfo": {"attr_classes": {"weather": [...], "scene": [...], "timeofday": [...]}},
@@ -66,8 +66,8 @@ from collections import Counter
 from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # the converters' shared helpers
-from common import InputFileNotFoundError, InputValueError, exit_on_input_error  # noqa: E402
-from common import dump, image_size, load_json, rel, run_tasks  # noqa: E402
+from common import (InputFileNotFoundError, InputValueError, dump, exit_on_input_error, image_size, load_json, rel,
+                    run_tasks)
 
 DET_CLASSES = ('pedestrian', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle', 'traffic light',
                'traffic sign')
@@ -191,7 +191,9 @@ def convert_attributes(frame: dict, json_path: str) -> Optional[dict]:
     return out
 
 
-def convert_det(json_path: str, images: Dict[str, str], stats: dict,
+def convert_det(json_path: str,
+                images: Dict[str, str],
+                stats: dict,
                 attributes: Optional[dict] = None) -> Dict[str, List[dict]]:
     """``{stem: instances}`` of the frames with a ``labels`` list; counts into ``stats``; each frame's image
     attributes into ``attributes`` (``{stem: {attribute: value}}``) when given.
@@ -256,15 +258,21 @@ def measure_all(tasks: List[Tuple[str, Optional[str]]], nproc: int, desc: str) -
 
 def with_size(entry: dict, hw: Tuple[int, int]) -> dict:
     """``entry`` with ``height`` and ``width`` after ``img_path`` (the key order of the format)."""
-    return dict(img_path=entry['img_path'], height=hw[0], width=hw[1],
-                **{k: v for k, v in entry.items() if k != 'img_path'})
+    return dict(
+        img_path=entry['img_path'], height=hw[0], width=hw[1], **{
+            k: v
+            for k, v in entry.items() if k != 'img_path'
+        })
 
 
 def new_stats() -> dict:
     return dict(boxes=Counter(), ignore=Counter(), boxless=Counter(), frames_without_labels=0)
 
 
-def convert(root: str, out_dir: Optional[str] = None, nproc: int = 1, det_dir: str = 'labels/det_20',
+def convert(root: str,
+            out_dir: Optional[str] = None,
+            nproc: int = 1,
+            det_dir: str = 'labels/det_20',
             seg_dir: str = 'labels/sem_seg/masks') -> dict:
     """Merge the sets under ``root``; write ``train.json`` and ``val.json`` into ``out_dir``.
 
@@ -287,14 +295,21 @@ def convert(root: str, out_dir: Optional[str] = None, nproc: int = 1, det_dir: s
     if not osp.isdir(root):
         raise InputFileNotFoundError(f'{root} does not exist (expected the BDD100K root)')
     out_dir = osp.abspath(out_dir or osp.join(root, 'annotations'))
-    img = {(s, sp): list_dir(osp.join(root, 'images', s, sp), IMG_EXTS, f'{s} {sp} images')
-           for s in ('100k', '10k') for sp in ('train', 'val')}
-    masks = {sp: list_dir(osp.join(root, seg_dir, sp), ('.png', ), f'{sp} segmentation masks')
-             for sp in ('train', 'val')}
+    img = {
+        (s, sp): list_dir(osp.join(root, 'images', s, sp), IMG_EXTS, f'{s} {sp} images')
+        for s in ('100k', '10k')
+        for sp in ('train', 'val')
+    }
+    masks = {
+        sp: list_dir(osp.join(root, seg_dir, sp), ('.png', ), f'{sp} segmentation masks')
+        for sp in ('train', 'val')
+    }
     stats = {sp: new_stats() for sp in ('train', 'val')}
     attributes = {sp: {} for sp in ('train', 'val')}
-    det = {sp: convert_det(osp.join(root, det_dir, f'det_{sp}.json'), img[('100k', sp)], stats[sp], attributes[sp])
-           for sp in ('train', 'val')}
+    det = {
+        sp: convert_det(osp.join(root, det_dir, f'det_{sp}.json'), img[('100k', sp)], stats[sp], attributes[sp])
+        for sp in ('train', 'val')
+    }
     check_masks(masks['train'], img[('10k', 'train')])
     check_masks(masks['val'], img[('10k', 'val')])
     summary = dict(files={})
@@ -323,8 +338,12 @@ def convert(root: str, out_dir: Optional[str] = None, nproc: int = 1, det_dir: s
     entries = [with_size(e, hw) for e, hw in zip(entries, measure_all(tasks, nproc, 'train'))]
     kinds = Counter(tuple(e['labeled_tasks']) for e in entries)
     summary['train'] = dict(
-        images=len(entries), det=kinds[('det', )] + kinds[('det', 'seg')], seg=kinds[('seg', )] + kinds[('det', 'seg')],
-        both=kinds[('det', 'seg')], unlabeled=kinds[()], **stats['train'],
+        images=len(entries),
+        det=kinds[('det', )] + kinds[('det', 'seg')],
+        seg=kinds[('seg', )] + kinds[('det', 'seg')],
+        both=kinds[('det', 'seg')],
+        unlabeled=kinds[()],
+        **stats['train'],
         masks_of_removed_images=sum(k in masks['train'] for k in removed))
     summary['removed_10k_train_in_100k_val'] = len(removed)
     path = osp.join(out_dir, 'train.json')
@@ -339,12 +358,18 @@ def convert(root: str, out_dir: Optional[str] = None, nproc: int = 1, det_dir: s
         tasks.append((path, None))
     for key in sorted(masks['val']):
         path = img[('10k', 'val')][key]
-        val_entries.append(dict(img_path=rel(path, root), labeled_tasks=['seg'],
-                                seg_map_path=rel(masks['val'][key], root), instances=[]))
+        val_entries.append(
+            dict(
+                img_path=rel(path, root),
+                labeled_tasks=['seg'],
+                seg_map_path=rel(masks['val'][key], root),
+                instances=[]))
         tasks.append((path, masks['val'][key]))
     val_entries = [with_size(e, hw) for e, hw in zip(val_entries, measure_all(tasks, nproc, 'val'))]
     summary['val'] = dict(
-        images=len(val_entries), det=len(det['val']), seg=len(masks['val']),
+        images=len(val_entries),
+        det=len(det['val']),
+        seg=len(masks['val']),
         names_in_both_subsets=len(set(det['val']) & set(masks['val'])),
         unlabeled_100k_val_images_left_out=len(set(img[('100k', 'val')]) - set(det['val'])),
         unlabeled_10k_val_images_left_out=len(set(img[('10k', 'val')]) - set(masks['val'])),
@@ -373,21 +398,22 @@ def write_attributes(attributes: Dict[str, dict], entries: List[dict], root: str
 
 def format_summary(summary: dict) -> str:
     t, v = summary['train'], summary['val']
-    lines = ['', 'BDD100K merge summary', '=' * 21,
-             f'train: {t["images"]} images -> {summary["files"]["train"]}',
-             f'  labeled for det {t["det"]}, for seg {t["seg"]}, for both {t["both"]}, for none {t["unlabeled"]}',
-             f'  removed: {summary["removed_10k_train_in_100k_val"]} 10k-train images whose name is in the 100k '
-             f'val split ({t["masks_of_removed_images"]} of them had a mask)',
-             f'val: {v["images"]} images -> {summary["files"]["val"]}',
-             f'  det subset {v["det"]} (100k val), seg subset {v["seg"]} (10k val), '
-             f'names in both {v["names_in_both_subsets"]}',
-             f'  unlabeled val images left out: 100k {v["unlabeled_100k_val_images_left_out"]}, '
-             f'10k {v["unlabeled_10k_val_images_left_out"]}']
+    lines = [
+        '', 'BDD100K merge summary', '=' * 21, f'train: {t["images"]} images -> {summary["files"]["train"]}',
+        f'  labeled for det {t["det"]}, for seg {t["seg"]}, for both {t["both"]}, for none {t["unlabeled"]}',
+        f'  removed: {summary["removed_10k_train_in_100k_val"]} 10k-train images whose name is in the 100k '
+        f'val split ({t["masks_of_removed_images"]} of them had a mask)',
+        f'val: {v["images"]} images -> {summary["files"]["val"]}',
+        f'  det subset {v["det"]} (100k val), seg subset {v["seg"]} (10k val), '
+        f'names in both {v["names_in_both_subsets"]}',
+        f'  unlabeled val images left out: 100k {v["unlabeled_100k_val_images_left_out"]}, '
+        f'10k {v["unlabeled_10k_val_images_left_out"]}'
+    ]
     for split, s in (('train', t), ('val', v)):
         lines.append(f'{split} boxes per class:        ' + ', '.join(f'{c} {s["boxes"][c]}' for c in DET_CLASSES) +
                      f' (total {sum(s["boxes"].values())})')
-        lines.append(f'{split} ignore regions per class: ' + ', '.join(f'{c} {s["ignore"][c]}' for c in DET_CLASSES)
-                     + f' (total {sum(s["ignore"].values())})')
+        lines.append(f'{split} ignore regions per class: ' + ', '.join(f'{c} {s["ignore"][c]}' for c in DET_CLASSES) +
+                     f' (total {sum(s["ignore"].values())})')
         lines.append(f'{split} labels without box2d (skipped): ' +
                      (', '.join(f'{c} {n}' for c, n in sorted(s['boxless'].items())) or 'none'))
         lines.append(f'{split} frames without a labels list (not labeled for det): {s["frames_without_labels"]}')
@@ -403,10 +429,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('root', help='BDD100K root (holds images/ and labels/)')
     parser.add_argument('-o', '--out-dir', default=None, help='output folder (default: ROOT/annotations)')
     parser.add_argument('--nproc', type=int, default=1, help='worker processes (default: 1)')
-    parser.add_argument('--det-dir', default='labels/det_20',
-                        help='folder of det_train.json / det_val.json, relative to ROOT (default: labels/det_20)')
-    parser.add_argument('--seg-dir', default='labels/sem_seg/masks',
-                        help='folder of the train/ and val/ masks, relative to ROOT (default: labels/sem_seg/masks)')
+    parser.add_argument(
+        '--det-dir',
+        default='labels/det_20',
+        help='folder of det_train.json / det_val.json, relative to ROOT (default: labels/det_20)')
+    parser.add_argument(
+        '--seg-dir',
+        default='labels/sem_seg/masks',
+        help='folder of the train/ and val/ masks, relative to ROOT (default: labels/sem_seg/masks)')
     return parser
 
 

@@ -64,8 +64,8 @@ from cityscapesscripts.helpers.labels import id2label, labels
 from PIL import Image
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # the converters' shared helpers
-from common import InputFileNotFoundError, InputValueError, exit_on_input_error  # noqa: E402
-from common import dump, image_size, read_png, rel, run_tasks  # noqa: E402
+from common import (InputFileNotFoundError, InputValueError, dump, exit_on_input_error, image_size, read_png, rel,
+                    run_tasks)
 
 IMG_SUFFIX = '_leftImg8bit.png'
 LABEL_IDS_SUFFIX = '_gtFine_labelIds.png'
@@ -103,8 +103,7 @@ LUT = id_to_train_id_lut()
 
 def metainfo() -> dict:
     """The ``metainfo`` of every annotation file (class names and RGB palettes of the official table)."""
-    return dict(classes=list(DET_CLASSES), palette=DET_PALETTE, seg_classes=list(SEG_CLASSES),
-                seg_palette=SEG_PALETTE)
+    return dict(classes=list(DET_CLASSES), palette=DET_PALETTE, seg_classes=list(SEG_CLASSES), seg_palette=SEG_PALETTE)
 
 
 def instances_from_instance_ids(inst: np.ndarray, path: str = '') -> Tuple[List[dict], Counter, Counter]:
@@ -203,8 +202,13 @@ def convert_labeled(task: Tuple[str, str, str, bool]) -> Tuple[dict, dict]:
                                   f'{img_path} ({w}x{h})')
     instances, skipped, crowd = instances_from_instance_ids(inst, instance_ids_path)
     train_ids_path, written = write_train_ids(label_ids_path, label_ids, overwrite)
-    entry = dict(img_path=rel(img_path, root), height=h, width=w, labeled_tasks=['det', 'seg'],
-                 seg_map_path=rel(train_ids_path, root), instances=instances)
+    entry = dict(
+        img_path=rel(img_path, root),
+        height=h,
+        width=w,
+        labeled_tasks=['det', 'seg'],
+        seg_map_path=rel(train_ids_path, root),
+        instances=instances)
     boxes = Counter(i['label'] for i in instances if not i['ignore_flag'])
     return entry, dict(boxes=boxes, ignore=crowd, skipped=skipped, written=written)
 
@@ -245,9 +249,11 @@ def check_labels_have_images(gt_split_dir: str, img_split_dir: str, images: Sequ
 
 def find_train_extra(root: str) -> Optional[str]:
     """The train_extra folder (one of the layouts the official zip gives), or None."""
-    candidates = [osp.join(root, 'leftImg8bit', 'train_extra'),
-                  osp.join(root, 'leftImg8bit_trainextra', 'leftImg8bit', 'train_extra'),
-                  osp.join(root, 'leftImg8bit_trainextra', 'train_extra')]
+    candidates = [
+        osp.join(root, 'leftImg8bit', 'train_extra'),
+        osp.join(root, 'leftImg8bit_trainextra', 'leftImg8bit', 'train_extra'),
+        osp.join(root, 'leftImg8bit_trainextra', 'train_extra')
+    ]
     found = [c for c in candidates if osp.isdir(c)]
     if len(found) > 1:
         raise InputValueError(f'{root}: train_extra found twice: {found}; keep one')
@@ -267,7 +273,10 @@ def find_sequence(root: str) -> Optional[str]:
     return osp.join(seq, 'train')
 
 
-def convert(root: str, out_dir: Optional[str] = None, nproc: int = 1, overwrite: bool = False,
+def convert(root: str,
+            out_dir: Optional[str] = None,
+            nproc: int = 1,
+            overwrite: bool = False,
             splits: Sequence[str] = LABELED_SPLITS) -> dict:
     """Convert the tree under ``root``; write the annotation files into ``out_dir``.
 
@@ -319,8 +328,14 @@ def convert(root: str, out_dir: Optional[str] = None, nproc: int = 1, overwrite:
     for split, (images, other, gt_dir) in jobs.items():
         tasks = [(root, p, osp.join(gt_dir, osp.basename(osp.dirname(p))), overwrite) for p in images]
         results = run_tasks(convert_labeled, tasks, nproc, f'{split}')
-        stats = dict(images=len(results), boxes=Counter(), ignore=Counter(), skipped_instances=Counter(),
-                     train_id_maps_written=0, train_id_maps_kept=0, other_files=other)
+        stats = dict(
+            images=len(results),
+            boxes=Counter(),
+            ignore=Counter(),
+            skipped_instances=Counter(),
+            train_id_maps_written=0,
+            train_id_maps_kept=0,
+            other_files=other)
         for _, s in results:
             stats['boxes'].update(s['boxes'])
             stats['ignore'].update(s['ignore'])
@@ -349,8 +364,8 @@ def format_summary(summary: dict) -> str:
         lines.append(f'{split}: {s["images"]} images -> {summary["files"][split]}')
         if 'boxes' in s:
             for key, title in (('boxes', 'boxes per class:         '), ('ignore', 'crowd (ignore) regions:  ')):
-                lines.append(f'  {title} ' + ', '.join(f'{c} {s[key][c]}' for c in DET_CLASSES) +
-                             f' (total {sum(s[key].values())})')
+                lines.append(f'  {title} ' + ', '.join(f'{c} {s[key][c]}'
+                                                       for c in DET_CLASSES) + f' (total {sum(s[key].values())})')
             lines.append('  instances without a box:  ' +
                          (', '.join(f'{c} {n}' for c, n in sorted(s['skipped_instances'].items())) or 'none') +
                          ' (classes ignored in evaluation)')
@@ -375,11 +390,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('root', help='Cityscapes root (holds leftImg8bit/ and gtFine/)')
     parser.add_argument('-o', '--out-dir', default=None, help='output folder (default: ROOT/annotations)')
     parser.add_argument('--nproc', type=int, default=1, help='worker processes (default: 1)')
-    parser.add_argument('--splits', nargs='+', default=list(LABELED_SPLITS), choices=LABELED_SPLITS + ('test', ),
-                        help='labeled splits to convert (default: train val; test only where its labels exist, '
-                        'as in the generated demo data)')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='rewrite _labelTrainIds.png maps even when an up-to-date one exists')
+    parser.add_argument(
+        '--splits',
+        nargs='+',
+        default=list(LABELED_SPLITS),
+        choices=LABELED_SPLITS + ('test', ),
+        help='labeled splits to convert (default: train val; test only where its labels exist, '
+        'as in the generated demo data)')
+    parser.add_argument(
+        '--overwrite', action='store_true', help='rewrite _labelTrainIds.png maps even when an up-to-date one exists')
     return parser
 
 

@@ -31,25 +31,38 @@ from mtssl_mm.models import CheckpointKeysError
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Export a multi-task model to ONNX and check it with onnxruntime')
     parser.add_argument('config', help='config file (supervised, or semi-supervised: its model.detector is exported)')
-    parser.add_argument('checkpoint', help='checkpoint of the config\'s model (of a semi-supervised run: its EMA '
-                        'teacher is exported, or the student with semi_test_cfg.predict_on=student)')
+    parser.add_argument(
+        'checkpoint',
+        help='checkpoint of the config\'s model (of a semi-supervised run: its EMA '
+        'teacher is exported, or the student with semi_test_cfg.predict_on=student)')
     parser.add_argument('out', help='output .onnx file')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'), default=[1024, 2048],
-                        help='input height and width, multiples of 32, fixed in the graph (default: 1024 2048, '
-                        'Cityscapes at the full resolution the test pipeline keeps; BDD100K 720x1280 padded: 736 1280)')
-    parser.add_argument('--opset', type=int, default=None,
-                        help="ONNX opset (default: torch's for the exporter, 20 for dynamo in torch 2.13); "
-                        f'the dynamo exporter needs >= {ox.DYNAMO_MIN_OPSET}, use --exporter torchscript below')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        metavar=('H', 'W'),
+        default=[1024, 2048],
+        help='input height and width, multiples of 32, fixed in the graph (default: 1024 2048, '
+        'Cityscapes at the full resolution the test pipeline keeps; BDD100K 720x1280 padded: 736 1280)')
+    parser.add_argument(
+        '--opset',
+        type=int,
+        default=None,
+        help="ONNX opset (default: torch's for the exporter, 20 for dynamo in torch 2.13); "
+        f'the dynamo exporter needs >= {ox.DYNAMO_MIN_OPSET}, use --exporter torchscript below')
     parser.add_argument('--dynamic-batch', action='store_true', help='make the batch axis dynamic')
     parser.add_argument('--no-check', action='store_true', help='skip the onnxruntime-vs-PyTorch comparison')
-    parser.add_argument('--exporter', choices=ox.EXPORTERS, default='dynamo',
-                        help="'dynamo' (torch.export-based, torch's default; needs onnxscript) or 'torchscript' "
-                        '(legacy tracer, deprecated since torch 2.9)')
+    parser.add_argument(
+        '--exporter',
+        choices=ox.EXPORTERS,
+        default='dynamo',
+        help="'dynamo' (torch.export-based, torch's default; needs onnxscript) or 'torchscript' "
+        '(legacy tracer, deprecated since torch 2.9)')
     parser.add_argument('--atol', type=float, default=ox.ATOL, help=f'absolute tolerance (default {ox.ATOL:g})')
-    parser.add_argument('--rtol', type=float, default=ox.RTOL,
-                        help=f'tolerance relative to max|PyTorch output| (default {ox.RTOL:g})')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value pairs')
+    parser.add_argument(
+        '--rtol', type=float, default=ox.RTOL, help=f'tolerance relative to max|PyTorch output| (default {ox.RTOL:g})')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='override settings of the config, key=value pairs')
     return parser, parser.parse_args(argv)
 
 
@@ -80,9 +93,15 @@ def run(args, model, meta, wrapper, shape, input_order) -> int:
     task_metadata, arrays = ox.task_extras(wrapper, shape, meta.get('dataset_meta') or {})
     start = time.perf_counter()
     # a batch of 2 in the example keeps torch.export from specialising the dynamic axis to 1
-    ox.export_onnx(wrapper, args.out, shape, batch_size=2 if args.dynamic_batch else 1, opset=args.opset,
-                   dynamic_batch=args.dynamic_batch, exporter=args.exporter,
-                   metadata=ox.export_metadata(wrapper, shape, meta, input_order, task_metadata))
+    ox.export_onnx(
+        wrapper,
+        args.out,
+        shape,
+        batch_size=2 if args.dynamic_batch else 1,
+        opset=args.opset,
+        dynamic_batch=args.dynamic_batch,
+        exporter=args.exporter,
+        metadata=ox.export_metadata(wrapper, shape, meta, input_order, task_metadata))
     print(f'exported {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB, {args.exporter} exporter, '
           f'opset {ox.onnx_opset(args.out)}, {time.perf_counter() - start:.1f} s): input {ox.INPUT_NAME} '
           f'({"B" if args.dynamic_batch else 1}, 3, {shape[0]}, {shape[1]}), outputs {wrapper.output_names}')

@@ -26,8 +26,9 @@ num_det_classes = len(det_classes)
 metainfo = dict(classes=det_classes, palette=det_palette, seg_label_ids=None)
 
 # Table 10: resize scale 0.5-2 of BDD100K's 1280x720 (Cityscapes' pipeline, only the base scale differs)
-train_pipeline = [dict(step, scale=(1280, 720)) if step['type'] == 'RandomResize' else step
-                  for step in _base_.train_pipeline]
+train_pipeline = [
+    dict(step, scale=(1280, 720)) if step['type'] == 'RandomResize' else step for step in _base_.train_pipeline
+]
 train_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo))
 test_dataloader = val_dataloader

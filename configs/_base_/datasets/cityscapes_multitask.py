@@ -4,21 +4,23 @@ dataset_type = 'MultiTaskDataset'
 data_root = 'data/cityscapes/'
 
 det_classes = ('person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle')
-det_palette = [(220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100),
-               (0, 0, 230), (119, 11, 32)]
-seg_classes = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign',
-               'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train',
-               'motorcycle', 'bicycle')
-seg_palette = [(128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
-               (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
-               (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
-               (0, 80, 100), (0, 0, 230), (119, 11, 32)]
+det_palette = [(220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230),
+               (119, 11, 32)]
+seg_classes = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign', 'vegetation',
+               'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle')
+seg_palette = [(128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
+               (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
+               (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32)]
 # The Cityscapes label id of each trainId above (cityscapesscripts' table, trainId -> id): tools/infer.py writes
 # its segmentation PNGs in these ids, the format of Cityscapes' evaluation scripts and benchmark server. A
 # dataset whose maps are trainIds in its own evaluation (BDD100K) sets seg_label_ids=None.
 seg_label_ids = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
-metainfo = dict(classes=det_classes, palette=det_palette, seg_classes=seg_classes, seg_palette=seg_palette,
-                seg_label_ids=seg_label_ids)
+metainfo = dict(
+    classes=det_classes,
+    palette=det_palette,
+    seg_classes=seg_classes,
+    seg_palette=seg_palette,
+    seg_label_ids=seg_label_ids)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -32,9 +34,9 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadMultiTaskAnnotations'),
-    dict(type='PackMultiTaskInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'labeled_tasks',
-                    'instances')),
+    dict(
+        type='PackMultiTaskInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'labeled_tasks', 'instances')),
 ]
 
 train_dataloader = dict(

@@ -60,9 +60,7 @@ model = dict(
                     strides=[8, 16, 16, 32, 64],
                     base_sizes=[8, 16, 32, 64, 128]),
                 bbox_coder=dict(
-                    type='DeltaXYWHBBoxCoder',
-                    target_means=[.0, .0, .0, .0],
-                    target_stds=[1.0, 1.0, 1.0, 1.0]),
+                    type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0], target_stds=[1.0, 1.0, 1.0, 1.0]),
                 reg_decoded_bbox=True,
                 loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
                 # classification : regression = 1 : 1, as mmdet's RetinaNet and torchvision's (the paper gives no
@@ -76,17 +74,14 @@ model = dict(
                 # the assignment and serve only COCO evaluation (iscrowd). With ignore_iof_thr > 0 and
                 # min_pos_iou=0, a box whose overlapping anchors all fall in an ignore region keeps a best IoU of 0
                 # and takes every anchor with IoU 0 as a positive (gt_max_assign_all): hundreds of garbage targets
-                assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0,
-                              ignore_iof_thr=-1),
+                assigner=dict(
+                    type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0, ignore_iof_thr=-1),
                 sampler=dict(type='PseudoSampler'),
                 allowed_border=-1,
                 pos_weight=-1,
                 debug=False),
             test_cfg=dict(
-                nms_pre=1000,
-                min_bbox_size=0,
-                score_thr=0.05,
-                nms=dict(type='nms', iou_threshold=0.5),
+                nms_pre=1000, min_bbox_size=0, score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5),
                 max_per_img=100)),
         seg=dict(
             type='SegmentationTask',
@@ -104,5 +99,5 @@ model = dict(
                 norm_cfg=norm_cfg,
                 align_corners=False,
                 ignore_index=255,
-                loss_decode=dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
-                                 avg_non_ignore=True)))))
+                loss_decode=dict(
+                    type='mmseg.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0, avg_non_ignore=True)))))

@@ -4,8 +4,8 @@ from mmdet.registry import TRANSFORMS
 
 from ...tasks.task_data import task_data
 
-DEFAULT_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
-                     'flip_direction', 'labeled_tasks')
+DEFAULT_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip', 'flip_direction',
+                     'labeled_tasks')
 
 
 @TRANSFORMS.register_module()
@@ -15,8 +15,9 @@ class PackMultiTaskInputs(PackDetInputs):
     Outputs ``inputs`` (3, H, W) uint8 and a ``DetDataSample`` with what mmdet packs (``gt_instances``
     (non-ignored boxes), ``ignored_instances`` (crowd / ignore boxes), ``gt_sem_seg.sem_seg`` (1, H, W)), the
     fields each task of ``results['tasks']`` packs itself (:meth:`TaskData.pack`, e.g. ``gt_attributes``) and
-    the metainfo ``labeled_tasks`` (tuple of task names) and ``tasks`` (the dataset's tasks, when it set them). Add ``'instances'`` to ``meta_keys`` in validation
-    pipelines: COCO evaluation reads the original-resolution boxes from there.
+    the metainfo ``labeled_tasks`` (tuple of task names) and ``tasks`` (the dataset's tasks, when it set them).
+    Add ``'instances'`` to ``meta_keys`` in validation pipelines: COCO evaluation reads the original-resolution
+    boxes from there.
 
     Withheld labels (``results['withheld_tasks']``, see ``MultiTaskDataset(withheld_labels=True)``) arrive in the
     training keys, moved by the pipeline like real labels. Each withheld task's data side *moves* them out of

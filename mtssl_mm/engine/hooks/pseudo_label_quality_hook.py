@@ -2,10 +2,10 @@
 from typing import Dict
 
 import torch
+from mmdet.registry import HOOKS
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 
-from mmdet.registry import HOOKS
 from .semi_model import semi_model
 
 Counts = Dict[str, Dict[str, torch.Tensor]]

@@ -3,11 +3,11 @@ from typing import Dict, Optional
 
 import cv2
 import numpy as np
+from mmdet.registry import HOOKS
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
-from mmdet.registry import HOOKS
 from ...tasks.base import implements, lacks_hook_message
 from .semi_model import semi_model
 
@@ -23,8 +23,12 @@ def _titled(image: np.ndarray, title: str) -> np.ndarray:
     return np.concatenate([band, image], axis=0)
 
 
-def draw_labels(visualizer, image: np.ndarray, labels: Dict[str, object], tasks: Dict[str, object],
-                scale: int = 1, warned: Optional[set] = None) -> np.ndarray:
+def draw_labels(visualizer,
+                image: np.ndarray,
+                labels: Dict[str, object],
+                tasks: Dict[str, object],
+                scale: int = 1,
+                warned: Optional[set] = None) -> np.ndarray:
     """Draw one view's labels: each task's ``draw_labels`` in the order of its ``draw_layer`` (maps, then boxes,
     then captions); a task without it is left out of the picture with one warning.
 
@@ -47,8 +51,7 @@ def draw_labels(visualizer, image: np.ndarray, labels: Dict[str, object], tasks:
             image = task.draw_labels(visualizer, image, labels[name], scale)
         elif name not in warned:
             warned.add(name)
-            print_log(lacks_hook_message(task, 'draw_labels', 'its pseudo-labels are not drawn'), 'current',
-                      level=30)
+            print_log(lacks_hook_message(task, 'draw_labels', 'its pseudo-labels are not drawn'), 'current', level=30)
     return image
 
 
@@ -108,6 +111,7 @@ class PseudoLabelVisHook(Hook):
         """The first ``num`` samples of a :class:`~mtssl_mm.models.multitask_semi.PseudoBatch`: ``weak`` and
         ``strong`` (H, W, 3) uint8 RGB, and per task the sample is taught its pseudo-labels on the weak view
         (``pseudo``) and warped into the strong one (``warped``), on the CPU, each in its task's format."""
+
         def to_uint8(img):  # (3, H, W) normalised RGB -> (H, W, 3) uint8
             unit = model.to_unit_range(img[None].float())[0]
             return (unit * 255).round().clamp(0, 255).byte().permute(1, 2, 0).cpu().numpy()
@@ -127,9 +131,9 @@ class PseudoLabelVisHook(Hook):
         ``s`` the smallest integer that makes the shorter side at least 256 px (1 for larger views); ``tasks``:
         name -> task module, which draws its labels."""
         scale = max(1, -(-MIN_SIDE // min(view['weak'].shape[:2])))
-        weak = _titled(draw_labels(visualizer, view['weak'], view['pseudo'], tasks, scale, warned),
-                       'weak + pseudo-labels')
-        strong = _titled(draw_labels(visualizer, view['strong'], view['warped'], tasks, scale, warned),
-                         'strong + warped')
+        weak = _titled(
+            draw_labels(visualizer, view['weak'], view['pseudo'], tasks, scale, warned), 'weak + pseudo-labels')
+        strong = _titled(
+            draw_labels(visualizer, view['strong'], view['warped'], tasks, scale, warned), 'strong + warped')
         gap = np.full((weak.shape[0], GAP, 3), 255, np.uint8)
         return np.concatenate([weak, gap, strong], axis=1)

@@ -1,8 +1,7 @@
 """Save torch's random state in checkpoints so that ``--resume`` continues the exact same run."""
 import torch
-from mmengine.hooks import Hook
-
 from mmdet.registry import HOOKS
+from mmengine.hooks import Hook
 
 
 @HOOKS.register_module()

@@ -73,5 +73,8 @@ class AttributesData(TaskData):
         if 'attr_classes' not in dataset_meta:
             raise KeyError('AttributesData: the metainfo has no "attr_classes" (the attribute class names)')
         labels, scores = data_sample.pred_attributes.tolist(), data_sample.pred_attribute_scores.tolist()
-        return dict(attributes={attr: dict(label=names[label], score=float(score)) for (attr, names), label, score
-                                in zip(dataset_meta['attr_classes'].items(), labels, scores)})
+        return dict(
+            attributes={
+                attr: dict(label=names[label], score=float(score))
+                for (attr, names), label, score in zip(dataset_meta['attr_classes'].items(), labels, scores)
+            })

@@ -47,8 +47,13 @@ class AttributesTask(BaseTask):
     data_type = AttributesData
     draw_layer = 2  # a caption over maps and boxes
 
-    def __init__(self, attributes: Dict[str, int], in_channels: int, in_index: int = -1, dropout: float = 0.0,
-                 pseudo_score_thr: float = 0.95, **kwargs) -> None:
+    def __init__(self,
+                 attributes: Dict[str, int],
+                 in_channels: int,
+                 in_index: int = -1,
+                 dropout: float = 0.0,
+                 pseudo_score_thr: float = 0.95,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         if not attributes:
             raise ValueError('AttributesTask: `attributes` is empty')
@@ -75,8 +80,10 @@ class AttributesTask(BaseTask):
             normaliser: the number of samples behind the sums.
         """
         targets = targets.to(next(iter(outs.values())).device)
-        sums = {f'loss_{a}': F.cross_entropy(outs[a].float(), targets[:, j], ignore_index=NO_LABEL, reduction='sum')
-                for j, a in enumerate(self.attributes)}
+        sums = {
+            f'loss_{a}': F.cross_entropy(outs[a].float(), targets[:, j], ignore_index=NO_LABEL, reduction='sum')
+            for j, a in enumerate(self.attributes)
+        }
         return TaskLoss(sums, targets.new_tensor(float(normaliser), dtype=torch.float32))
 
     def _targets(self, data_samples, field: str = 'gt_attributes') -> torch.Tensor:
@@ -203,8 +210,11 @@ class AttributesTask(BaseTask):
         pseudo = pseudo.to(device)
         defined = withheld != NO_LABEL
         confident = defined & (pseudo != NO_LABEL)
-        return dict(num_images=torch.tensor(len(data_samples), device=device), defined=defined.sum(0),
-                    confident=confident.sum(0), correct=(confident & (pseudo == withheld)).sum(0))
+        return dict(
+            num_images=torch.tensor(len(data_samples), device=device),
+            defined=defined.sum(0),
+            confident=confident.sum(0),
+            correct=(confident & (pseudo == withheld)).sum(0))
 
     def quality_metrics(self, counts) -> Dict[str, float]:
         """Per attribute: ``{a}_precision`` (correct among the confident), ``{a}_coverage`` (confident among the

@@ -5,5 +5,7 @@ from .data import DetectionData
 from .quality import box_counts, box_metrics
 from .task import DetectionTask, check_assigner, flatten_level
 
-__all__ = ['CachedAnchorGenerator', 'DetectionData', 'DetectionTask', 'box_counts', 'box_metrics', 'check_assigner',
-           'flatten_level']
+__all__ = [
+    'CachedAnchorGenerator', 'DetectionData', 'DetectionTask', 'box_counts', 'box_metrics', 'check_assigner',
+    'flatten_level'
+]

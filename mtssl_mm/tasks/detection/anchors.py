@@ -48,12 +48,14 @@ class CachedAnchorGenerator(AnchorGenerator):
                     device='cuda') -> List[Tensor]:
         """Per level ``(H_l * W_l * A, 4)`` anchors, ``x1y1x2y2`` in input pixels (see mmdet)."""
         key = (tuple(tuple(int(v) for v in s) for s in featmap_sizes), dtype, str(torch.device(device)))
-        return self._lookup(self._priors, key, lambda: super(CachedAnchorGenerator, self).grid_priors(
-            featmap_sizes, dtype=dtype, device=device))
+        return self._lookup(
+            self._priors, key,
+            lambda: super(CachedAnchorGenerator, self).grid_priors(featmap_sizes, dtype=dtype, device=device))
 
     def valid_flags(self, featmap_sizes: List[Tuple[int, int]], pad_shape: Tuple, device='cuda') -> List[Tensor]:
         """Per level ``(H_l * W_l * A,)`` bool: the anchor's centre cell lies inside ``pad_shape`` (see mmdet)."""
-        key = (tuple(tuple(int(v) for v in s) for s in featmap_sizes), tuple(int(v) for v in pad_shape[:2]),
-               str(torch.device(device)))
-        return self._lookup(self._flags, key, lambda: super(CachedAnchorGenerator, self).valid_flags(
-            featmap_sizes, pad_shape, device=device))
+        key = (tuple(tuple(int(v) for v in s)
+                     for s in featmap_sizes), tuple(int(v) for v in pad_shape[:2]), str(torch.device(device)))
+        return self._lookup(
+            self._flags, key,
+            lambda: super(CachedAnchorGenerator, self).valid_flags(featmap_sizes, pad_shape, device=device))

@@ -35,8 +35,8 @@ def boxes_to_json(pred_instances, classes: Sequence[str], score_thr: float) -> L
         label = int(labels[i])
         if not 0 <= label < len(classes):
             raise ValueError(f'predicted class index {label} is outside the {len(classes)} detection classes')
-        out.append(dict(bbox=[x1, y1, x2 - x1, y2 - y1], category=classes[label], category_id=label,
-                        score=float(scores[i])))
+        out.append(
+            dict(bbox=[x1, y1, x2 - x1, y2 - y1], category=classes[label], category_id=label, score=float(scores[i])))
     return out
 
 
@@ -90,8 +90,10 @@ class DetectionData(TaskData):
             if not (x2 > x1 and y2 > y1):
                 raise ValueError(f'{dataset.ann_file}: image {name}: degenerate box {inst["bbox"]} '
                                  f'(expected [x1, y1, x2, y2] with x2 > x1, y2 > y1)')
-            instances.append(dict(bbox=[x1, y1, x2, y2], bbox_label=classes.index(label),
-                                  ignore_flag=int(inst.get('ignore_flag', 0))))
+            instances.append(
+                dict(
+                    bbox=[x1, y1, x2, y2], bbox_label=classes.index(label), ignore_flag=int(inst.get('ignore_flag',
+                                                                                                     0))))
         info['instances'] = instances
 
     def load(self, results, loader, labeled) -> None:
@@ -109,8 +111,9 @@ class DetectionData(TaskData):
         boxes, labels, ignore = results['gt_bboxes'], results['gt_bboxes_labels'], results['gt_ignore_flags']
         keep = np.asarray(ignore) == 0
         tensor = boxes.tensor if hasattr(boxes, 'tensor') else torch.as_tensor(np.asarray(boxes))
-        withheld = InstanceData(bboxes=tensor[torch.from_numpy(keep)].float().reshape(-1, 4),
-                                labels=torch.as_tensor(np.asarray(labels)[keep], dtype=torch.long))
+        withheld = InstanceData(
+            bboxes=tensor[torch.from_numpy(keep)].float().reshape(-1, 4),
+            labels=torch.as_tensor(np.asarray(labels)[keep], dtype=torch.long))
         none = np.zeros(len(keep), dtype=bool)  # what an unlabeled sample carries: N = 0, same types
         results['gt_bboxes'], results['gt_bboxes_labels'] = boxes[none], labels[none]
         results['gt_ignore_flags'] = ignore[none]
@@ -139,8 +142,14 @@ class DetectionData(TaskData):
         gt = det_gt_counts(metric._coco_api, metric.cat_ids, metric.img_ids)
         title = (f'{self.name}: class-wise COCO AP@[.5:.95] on the {len(task_results)} images labeled for '
                  f'{self.name} (classes without ground-truth boxes: n/a, left out of mean ± std)')
-        return dict(name='AP', classes=classes, values=coco_classwise_ap(values, classes, gt), gt_counts=gt,
-                    title=title, share_name='% objects', notes={})
+        return dict(
+            name='AP',
+            classes=classes,
+            values=coco_classwise_ap(values, classes, gt),
+            gt_counts=gt,
+            title=title,
+            share_name='% objects',
+            notes={})
 
     # offline analysis of saved predictions (mtssl_mm/evaluation/analysis.py)
     def confusion_matrix(self, pairs, num_classes, score_thr: float = 0.3, tp_iou_thr: float = 0.5):
@@ -165,8 +174,8 @@ def det_gt_counts(coco_api, cat_ids: Sequence[int], img_ids: Sequence[int]) -> n
     Returns:
         np.ndarray: ``(num_classes,)`` int64 counts of boxes that are not crowd regions (COCO ignores those).
     """
-    return np.asarray([len(coco_api.getAnnIds(imgIds=list(img_ids), catIds=[cid], iscrowd=False))
-                       for cid in cat_ids], dtype=np.int64)
+    return np.asarray([len(coco_api.getAnnIds(imgIds=list(img_ids), catIds=[cid], iscrowd=False)) for cid in cat_ids],
+                      dtype=np.int64)
 
 
 def coco_classwise_ap(values: dict, class_names: Sequence[str], gt_counts: np.ndarray) -> Dict[str, float]:
@@ -216,8 +225,8 @@ def gt_boxes(info: dict) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     inst = info.get('instances', [])
     keep = [i for i in inst if not i.get('ignore_flag', 0)]
     ign = [i for i in inst if i.get('ignore_flag', 0)]
-    return (np.asarray([i['bbox'] for i in keep], dtype=np.float32).reshape(-1, 4),
-            np.asarray([i['bbox_label'] for i in keep], dtype=np.int64),
+    return (np.asarray([i['bbox'] for i in keep],
+                       dtype=np.float32).reshape(-1, 4), np.asarray([i['bbox_label'] for i in keep], dtype=np.int64),
             np.asarray([i['bbox'] for i in ign], dtype=np.float32).reshape(-1, 4))
 
 
@@ -234,7 +243,9 @@ def pred_boxes(pred: dict, score_thr: float = 0.0) -> Tuple[np.ndarray, np.ndarr
     return boxes[keep], scores[keep], labels[keep]
 
 
-def box_confusion_matrix(pairs: Sequence[Tuple[dict, dict]], num_classes: int, score_thr: float = 0.3,
+def box_confusion_matrix(pairs: Sequence[Tuple[dict, dict]],
+                         num_classes: int,
+                         score_thr: float = 0.3,
                          tp_iou_thr: float = 0.5) -> np.ndarray:
     """mmdet's detection confusion matrix over ``pairs`` (``(data info, prediction)`` of det-labeled images).
 

@@ -11,7 +11,6 @@ import torch
 from mmdet.structures.bbox import bbox_overlaps
 from torch import Tensor
 
-
 __all__ = ['box_counts', 'box_metrics', 'thr_name']
 
 
@@ -39,7 +38,10 @@ def _match_image(boxes: Tensor, scores: Tensor, labels: Tensor, gt_boxes: Tensor
     return tp
 
 
-def box_counts(pseudo: Sequence, withheld: Sequence, score_thrs: Sequence[float], iou_thr: float = 0.5,
+def box_counts(pseudo: Sequence,
+               withheld: Sequence,
+               score_thrs: Sequence[float],
+               iou_thr: float = 0.5,
                device=None) -> Dict[str, Tensor]:
     """Counts of pseudo boxes against withheld boxes, per score threshold.
 
@@ -71,9 +73,11 @@ def box_counts(pseudo: Sequence, withheld: Sequence, score_thrs: Sequence[float]
         num_pseudo += above.sum(dim=1).double()
         num_tp += (above & tp[None, :]).sum(dim=1).double()
         num_withheld += len(gt.bboxes)
-    out = dict(num_pseudo=num_pseudo, num_tp=num_tp,
-               num_withheld=torch.tensor(float(num_withheld), dtype=torch.float64),
-               num_images=torch.tensor(float(len(pseudo)), dtype=torch.float64))
+    out = dict(
+        num_pseudo=num_pseudo,
+        num_tp=num_tp,
+        num_withheld=torch.tensor(float(num_withheld), dtype=torch.float64),
+        num_images=torch.tensor(float(len(pseudo)), dtype=torch.float64))
     return {k: v.to(device) for k, v in out.items()} if device is not None else out
 
 

@@ -87,8 +87,8 @@ class DetectionTask(BaseTask):
         self.quality_score_thrs = tuple(sorted({float(t) for t in quality_score_thrs} | {self.pseudo_score_thr}))
         self.neck = MODELS.build(neck)
         head = dict(head)
-        head.update(train_cfg=ConfigDict(train_cfg) if train_cfg else None,
-                    test_cfg=ConfigDict(test_cfg) if test_cfg else None)
+        head.update(
+            train_cfg=ConfigDict(train_cfg) if train_cfg else None, test_cfg=ConfigDict(test_cfg) if test_cfg else None)
         self.head = MODELS.build(head)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> Tuple[list, list]:
@@ -135,9 +135,16 @@ class DetectionTask(BaseTask):
         num_level_anchors = [a.size(0) for a in anchors[0]]
         level_anchors = images_to_levels([cat_boxes(a) for a in anchors], num_level_anchors)
         # avg_factor=1: mmdet's losses return their sums (divided by 1 + float32 eps)
-        losses_cls, losses_bbox = multi_apply(head.loss_by_feat_single, cls_scores, bbox_preds, level_anchors,
-                                              labels_l, label_weights_l, bbox_targets_l, bbox_weights_l,
-                                              avg_factor=1.0)
+        losses_cls, losses_bbox = multi_apply(
+            head.loss_by_feat_single,
+            cls_scores,
+            bbox_preds,
+            level_anchors,
+            labels_l,
+            label_weights_l,
+            bbox_targets_l,
+            bbox_weights_l,
+            avg_factor=1.0)
         return TaskLoss(dict(loss_cls=losses_cls, loss_bbox=losses_bbox), normaliser)
 
     def predict(self, outs, data_samples, rescale: bool = True) -> None:
@@ -181,8 +188,9 @@ class DetectionTask(BaseTask):
         rows flattened as mmdet's ``predict_by_feat`` and mmdeploy do: level, row (y), column (x), anchor."""
         cls_scores, bbox_preds = outs
         k = self.head.cls_out_channels
-        return dict(cls_scores=torch.cat([flatten_level(s, k) for s in cls_scores], dim=1),
-                    bbox_deltas=torch.cat([flatten_level(b, 4) for b in bbox_preds], dim=1))
+        return dict(
+            cls_scores=torch.cat([flatten_level(s, k) for s in cls_scores], dim=1),
+            bbox_deltas=torch.cat([flatten_level(b, 4) for b in bbox_preds], dim=1))
 
     def anchors(self, outs) -> List[torch.Tensor]:
         """Per head level (N_l, 4) x1, y1, x2, y2 in input pixels: row ``n`` of :meth:`export_outputs`' level."""
@@ -192,11 +200,16 @@ class DetectionTask(BaseTask):
         """Classes, score function, box coder, the head's ``test_cfg`` and the rows of each level (``nms_pre``
         is applied per level)."""
         head, coder = self.head, self.head.bbox_coder
-        meta = dict(num_classes=head.num_classes, score='sigmoid' if head.use_sigmoid_cls else 'softmax',
-                    bbox_coder=dict(type=type(coder).__name__, target_means=list(map(float, coder.means)),
-                                    target_stds=list(map(float, coder.stds)),
-                                    clip_border=getattr(coder, 'clip_border', None)),
-                    test_cfg=_plain(head.test_cfg), level_rows=[int(len(a)) for a in self.anchors(outs)])
+        meta = dict(
+            num_classes=head.num_classes,
+            score='sigmoid' if head.use_sigmoid_cls else 'softmax',
+            bbox_coder=dict(
+                type=type(coder).__name__,
+                target_means=list(map(float, coder.means)),
+                target_stds=list(map(float, coder.stds)),
+                clip_border=getattr(coder, 'clip_border', None)),
+            test_cfg=_plain(head.test_cfg),
+            level_rows=[int(len(a)) for a in self.anchors(outs)])
         if dataset_meta.get('classes'):
             meta['classes'] = list(dataset_meta['classes'])
         return meta
@@ -228,10 +241,14 @@ class DetectionTask(BaseTask):
 
     def warp_pseudo_labels(self, labels, matrices, out_size) -> List[InstanceData]:
         """Boxes: four corners mapped, enclosing box, clipped to ``out_size``, small boxes dropped."""
-        boxes, keeps = warp_boxes_batch([res.bboxes for res in labels], matrices, out_size,
+        boxes, keeps = warp_boxes_batch([res.bboxes for res in labels],
+                                        matrices,
+                                        out_size,
                                         min_size=self.pseudo_min_box_size)
-        return [InstanceData(bboxes=b, labels=res.labels[k], scores=res.scores[k])
-                for b, k, res in zip(boxes, keeps, labels)]
+        return [
+            InstanceData(bboxes=b, labels=res.labels[k], scores=res.scores[k])
+            for b, k, res in zip(boxes, keeps, labels)
+        ]
 
     def unsup_loss(self, outs, data_samples, labels) -> TaskLoss:
         """Focal + GIoU loss sums over the anchors assigned to a pseudo box only; normaliser: the images of B^u_det
@@ -266,8 +283,10 @@ class DetectionTask(BaseTask):
         if not all(has):
             missing = [ds.metainfo.get('img_path') for ds, h in zip(data_samples, has) if not h]
             raise KeyError(f'DetectionTask.withheld_labels: samples {missing} have no withheld_instances')
-        return [InstanceData(bboxes=ds.withheld_instances.bboxes, labels=ds.withheld_instances.labels)
-                for ds in data_samples]
+        return [
+            InstanceData(bboxes=ds.withheld_instances.bboxes, labels=ds.withheld_instances.labels)
+            for ds in data_samples
+        ]
 
     def quality_counts(self, outs, pseudo, data_samples, matrices, out_size) -> Dict[str, torch.Tensor]:
         """Pseudo boxes vs withheld boxes in the strong views, at each of :attr:`quality_score_thrs`.

@@ -166,8 +166,15 @@ class SegmentationData(TaskData):
         per_class, no_gt, gt = semseg_classwise_iou(task_results, classes)
         title = (f'{self.name}: class-wise IoU on the {len(task_results)} images labeled for {self.name} (fraction; '
                  'classes with neither ground truth nor prediction: n/a, left out of mean ± std)')
-        report = dict(name='IoU', classes=classes, values=per_class, gt_counts=gt, title=title,
-                      share_name='% pixels', notes={c: 'no ground truth, predicted: counts as 0' for c in no_gt})
+        report = dict(
+            name='IoU',
+            classes=classes,
+            values=per_class,
+            gt_counts=gt,
+            title=title,
+            share_name='% pixels',
+            notes={c: 'no ground truth, predicted: counts as 0'
+                   for c in no_gt})
         if no_gt:
             report['warning'] = (f'{self.name} classes {no_gt} have no ground-truth pixels in the evaluated images '
                                  'but are predicted; their IoU is 0 and counts in the class mean (as in mIoU)')
@@ -189,8 +196,9 @@ def _default_loader() -> LoadAnnotations:
     return LoadAnnotations(with_bbox=False, with_label=False, with_seg=True)
 
 
-def load_seg_map(info: dict, shape: Optional[Sequence[int]] = None, loader: Optional[LoadAnnotations] = None
-                 ) -> np.ndarray:
+def load_seg_map(info: dict,
+                 shape: Optional[Sequence[int]] = None,
+                 loader: Optional[LoadAnnotations] = None) -> np.ndarray:
     """The label map of a seg-labeled image: the one loader of the package (training pipeline, offline analysis).
 
     Decoded as mmdet's ``LoadAnnotations`` decodes it (``loader``'s ``backend_args``, ``imdecode_backend``,
@@ -282,7 +290,10 @@ def pred_seg_map(pred: dict) -> np.ndarray:
     return seg.reshape(seg.shape[-2:])
 
 
-def seg_confusion_single(gt: np.ndarray, pred: np.ndarray, num_classes: int, ignore_index: int = IGNORE_INDEX,
+def seg_confusion_single(gt: np.ndarray,
+                         pred: np.ndarray,
+                         num_classes: int,
+                         ignore_index: int = IGNORE_INDEX,
                          name: str = 'image') -> np.ndarray:
     """(K, K) int64 ``[gt, pred]`` pixel counts of one image; ``gt == ignore_index`` pixels left out."""
     if gt.shape != pred.shape:
@@ -295,7 +306,8 @@ def seg_confusion_single(gt: np.ndarray, pred: np.ndarray, num_classes: int, ign
     return np.bincount(g * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def pixel_confusion_matrix(pairs: Sequence[Tuple[dict, dict]], num_classes: int,
+def pixel_confusion_matrix(pairs: Sequence[Tuple[dict, dict]],
+                           num_classes: int,
                            ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     """Pixel confusion matrix over ``pairs`` (``(data info, prediction)`` of seg-labeled images): ``[gt, pred]``
     pixel counts, (K, K) int64.
@@ -313,6 +325,6 @@ def pixel_confusion_matrix(pairs: Sequence[Tuple[dict, dict]], num_classes: int,
 def seg_image_score(info: dict, pred: dict, num_classes: int, ignore_index: int = IGNORE_INDEX) -> float:
     """mIoU (fraction) of one image over the classes present in its ground truth or its prediction
     (non-ignored pixels); NaN when the image has no labeled pixel."""
-    cm = seg_confusion_single(load_seg_map(info, _image_shape(info)), pred_seg_map(pred), num_classes, ignore_index,
-                              info['img_path'])
+    cm = seg_confusion_single(
+        load_seg_map(info, _image_shape(info)), pred_seg_map(pred), num_classes, ignore_index, info['img_path'])
     return iou_from_confusion(cm)[1]

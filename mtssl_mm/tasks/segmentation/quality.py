@@ -36,9 +36,11 @@ def seg_counts(pseudo: Tensor, withheld: Tensor, in_view: Tensor, num_classes: i
     idx = w[valid] * num_classes + p[valid]
     confusion = torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes)
     f64 = dict(dtype=torch.float64, device=pseudo.device)
-    return dict(confusion=confusion.to(torch.float64), num_in_view=torch.tensor(float(in_view.sum()), **f64),
-                num_pixels=torch.tensor(float(in_view.numel()), **f64),
-                num_images=torch.tensor(float(pseudo.shape[0]), **f64))
+    return dict(
+        confusion=confusion.to(torch.float64),
+        num_in_view=torch.tensor(float(in_view.sum()), **f64),
+        num_pixels=torch.tensor(float(in_view.numel()), **f64),
+        num_images=torch.tensor(float(pseudo.shape[0]), **f64))
 
 
 def seg_metrics(counts: Dict[str, Tensor]) -> Dict[str, float]:

@@ -113,8 +113,8 @@ class SegmentationTask(BaseTask):
             h, w = ds.img_shape[:2]
             logit = logits[i:i + 1, :, :h, :w]
             if rescale:
-                logit = F.interpolate(logit, size=tuple(ds.ori_shape[:2]), mode='bilinear',
-                                      align_corners=self.align_corners)
+                logit = F.interpolate(
+                    logit, size=tuple(ds.ori_shape[:2]), mode='bilinear', align_corners=self.align_corners)
             ds.pred_sem_seg = PixelData(sem_seg=logit.argmax(dim=1))
             if self.keep_logits:
                 ds.seg_logits = PixelData(data=logit[0])
