@@ -127,7 +127,7 @@ class PseudoLabelVisHook(Hook):
 
     @staticmethod
     def draw(visualizer, view: dict, tasks: Dict[str, object], warned: Optional[set] = None) -> np.ndarray:
-        """One recorded view (``MultiTaskSemiSupervised.pseudo_views`` entry) -> (s H + 16, 2 s W + 4, 3) uint8 RGB,
+        """One view of :meth:`views` -> (s H + 16, 2 s W + 4, 3) uint8 RGB,
         ``s`` the smallest integer that makes the shorter side at least 256 px (1 for larger views); ``tasks``:
         name -> task module, which draws its labels."""
         scale = max(1, -(-MIN_SIDE // min(view['weak'].shape[:2])))
