@@ -80,14 +80,20 @@ class SegmentationTask(BaseTask):
         """Cross-entropy sums against ``gt_sem_seg``; normaliser: the labeled (non-ignored) pixels."""
         # mmdet's packing gives uint8 ``gt_sem_seg.sem_seg`` (1, H, W); training batches are padded to the batch
         # input by the data preprocessor (pad_seg), validation ones are not: pad here, as it does
-        pad_h, pad_w = data_samples[0].metainfo.get('batch_input_shape', data_samples[0].gt_sem_seg.shape)[:2]
-        first = data_samples[0].gt_sem_seg.sem_seg
-        labels = first.new_full((len(data_samples), pad_h, pad_w), self.ignore_index, dtype=torch.long)
+        shape = data_samples[0].metainfo.get('batch_input_shape', data_samples[0].gt_sem_seg.shape)
+        return self._ce_loss(outs, self._padded_maps(data_samples, 'gt_sem_seg', shape))
+
+    def _padded_maps(self, data_samples, field: str, shape) -> torch.Tensor:
+        """The (1, H, W) maps ``ds.<field>.sem_seg`` as one (B, H_p, W_p) int64 tensor of ``shape[:2]``, padded
+        with ``ignore_index`` (cut where a map is larger)."""
+        pad_h, pad_w = shape[:2]
+        first = getattr(data_samples[0], field).sem_seg
+        out = first.new_full((len(data_samples), pad_h, pad_w), self.ignore_index, dtype=torch.long)
         for i, ds in enumerate(data_samples):
-            seg = ds.gt_sem_seg.sem_seg[0]
+            seg = getattr(ds, field).sem_seg[0]
             h, w = min(seg.shape[0], pad_h), min(seg.shape[1], pad_w)
-            labels[i, :h, :w] = seg[:h, :w]
-        return self._ce_loss(outs, labels)
+            out[i, :h, :w] = seg[:h, :w]
+        return out
 
     def _ce_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> TaskLoss:
         """Per-pixel cross-entropy summed over the non-ignored pixels of ``labels``.
@@ -206,14 +212,8 @@ class SegmentationTask(BaseTask):
         if not all(has):
             missing = [ds.metainfo.get('img_path') for ds, h in zip(data_samples, has) if not h]
             raise KeyError(f'SegmentationTask.withheld_labels: samples {missing} have no withheld_sem_seg')
-        pad_h, pad_w = data_samples[0].metainfo.get('batch_input_shape', data_samples[0].img_shape)[:2]
-        first = data_samples[0].withheld_sem_seg.sem_seg
-        out = first.new_full((len(data_samples), pad_h, pad_w), self.ignore_index, dtype=torch.long)
-        for i, ds in enumerate(data_samples):
-            seg = ds.withheld_sem_seg.sem_seg[0]
-            h, w = min(seg.shape[0], pad_h), min(seg.shape[1], pad_w)
-            out[i, :h, :w] = seg[:h, :w]
-        return out
+        shape = data_samples[0].metainfo.get('batch_input_shape', data_samples[0].img_shape)
+        return self._padded_maps(data_samples, 'withheld_sem_seg', shape)
 
     def quality_counts(self, outs, pseudo, data_samples, matrices, out_size) -> Dict[str, torch.Tensor]:
         """Warped pseudo-labels (``pseudo``, what the student is taught) vs the withheld maps warped the same way
