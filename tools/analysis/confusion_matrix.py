@@ -14,12 +14,11 @@ import os
 import os.path as osp
 
 import numpy as np
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 import mtssl_mm  # noqa: F401
-from mtssl_mm.evaluation.analysis import (build_test_dataset, det_confusion_matrix, iou_from_confusion, labeled_for,
-                                          load_predictions, match_to_dataset, plot_confusion_matrix,
-                                          seg_confusion_matrix)
+from mtssl_mm.evaluation.analysis import (det_confusion_matrix, iou_from_confusion, labeled_for, load_inputs,
+                                          plot_confusion_matrix, seg_confusion_matrix)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,48 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv=None):
     return build_parser().parse_args(argv)
-
-
-def load_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace):
-    """The config's test dataset and its ``(data_info, prediction)`` pairs.
-
-    Bad input ends the command with one line ``<prog>: error: <file>: <what>`` and exit status 2 (no traceback): a
-    missing config or pickle, a pickle that cannot be read (truncated, not a pickle) or is not the list that
-    ``tools/test.py --out`` writes, a test set whose files are missing, predictions of other images than the test
-    set's.
-
-    Returns:
-        tuple: The config, the dataset and the pairs.
-
-    Raises:
-        SystemExit: (status 2) on bad input, as above.
-    """
-
-    def fail(message):
-        parser.exit(2, f'{parser.prog}: error: {message}\n')
-
-    for path, what in ((args.config, 'config file'), (args.prediction_path, 'predictions pickle')):
-        if not osp.isfile(path):
-            fail(f'{path} does not exist (the {what})')
-    try:
-        preds = load_predictions(args.prediction_path)
-    except Exception as e:  # noqa: BLE001 - unpickling a bad file raises anything (EOFError, UnpicklingError, ...)
-        message = ' '.join(str(e).splitlines())  # load_predictions' own check names the file: a pickle of another thing
-        fail(
-            message if message.startswith(f'{args.prediction_path}: ') else
-            f'{args.prediction_path}: cannot read the predictions pickle ({type(e).__name__}: {message})')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    try:
-        dataset = build_test_dataset(cfg)
-    except FileNotFoundError as e:
-        fail(f'{args.config}: test dataset: {e}')
-    try:
-        pairs = match_to_dataset(preds, dataset)
-    except KeyError as e:  # predictions of other images than the config's test set
-        fail(f'{args.prediction_path}: {e.args[0]}')
-    return cfg, dataset, pairs
 
 
 def main(argv=None):
